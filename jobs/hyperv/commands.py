@@ -1,0 +1,214 @@
+"""The registry of every cmdlet and parameter hvbot may send, and the typed commands built from it.
+
+Only what is in ``REGISTRY`` can be sent: anything else is a programming error (``CommandNotAllowed``).
+The registry also drives the JEA role capability (``jobs.hyperv.jea``) and the preview text. ``-ErrorAction
+Stop`` is added to every command and ``-Confirm:$false`` to mutating ones when the pipeline is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ParamKind = Literal["value", "switch"]
+
+
+class CommandNotAllowed(ValueError):
+    """A cmdlet or parameter outside the registry: a bug in hvbot, never a user error."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: ParamKind = "value"
+    accepted: tuple[str, ...] = ()  # the reference's accepted values; becomes a JEA ValidateSet
+
+
+@dataclass(frozen=True)
+class Form:
+    """One way hvbot calls a cmdlet: parameters it always/optionally passes, and the one bound from input."""
+
+    required: frozenset[str] = frozenset()
+    optional: frozenset[str] = frozenset()
+    pipeline: str | None = None
+
+    def accepts(self, names: frozenset[str], piped: bool) -> bool:
+        if piped != (self.pipeline is not None):
+            return False
+        return self.required <= names <= self.required | self.optional
+
+
+@dataclass(frozen=True)
+class CmdletSpec:
+    name: str
+    mutating: bool
+    params: Mapping[str, Param]
+    forms: tuple[Form, ...]
+    module: str = "Hyper-V"
+
+
+def _spec(name: str, mutating: bool, params: Sequence[Param], *forms: Form) -> CmdletSpec:
+    return CmdletSpec(name, mutating, {p.name: p for p in params}, tuple(forms))
+
+
+def _f(required: Sequence[str] = (), optional: Sequence[str] = (), pipeline: str | None = None) -> Form:
+    return Form(frozenset(required), frozenset(optional), pipeline)
+
+
+SNAPSHOT_TYPES = ("Standard", "Recovery", "Planned", "Missing", "Replica", "AppConsistentReplica", "SyncedReplica")
+
+REGISTRY: dict[str, CmdletSpec] = {
+    s.name: s
+    for s in (
+        _spec("Get-VM", False, [Param("Name")], _f(optional=["Name"])),
+        _spec(
+            "Get-VMNetworkAdapter", False, [Param("VMName"), Param("Name")],
+            _f(required=["VMName"], optional=["Name"]),
+            _f(optional=["Name"], pipeline="VM"),
+        ),
+        _spec("Get-VMMemory", False, [Param("VMName")], _f(required=["VMName"]), _f(pipeline="VM")),
+        _spec(
+            "Get-VMSnapshot", False,
+            [Param("VMName"), Param("Name"), Param("SnapshotType", accepted=SNAPSHOT_TYPES)],
+            _f(required=["VMName"], optional=["Name", "SnapshotType"]),
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    cmdlet: str
+    parameters: tuple[tuple[str, Any], ...] = ()
+    mutating: bool = False
+
+    def render(self) -> str:
+        """Preview text, as an admin would type it (display only, never sent as script)."""
+        parts = [self.cmdlet]
+        for name, value in self.parameters:
+            parts.append(f"-{name}" if value is None else f"-{name} {_ps_literal(value)}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    commands: tuple[Command, ...] = field(default_factory=tuple)
+
+    @property
+    def mutating(self) -> bool:
+        return any(c.mutating for c in self.commands)
+
+    def render(self) -> str:
+        return " | ".join(c.render() for c in self.commands)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def command(cmdlet: str, *, piped: bool = False, registry: Mapping[str, CmdletSpec] = REGISTRY,
+            **params: Any) -> Command:
+    """A checked command: ``command("Get-VM", Name=["web*"])``. ``None`` values are left out; a switch is True."""
+    spec = registry.get(cmdlet)
+    if spec is None:
+        raise CommandNotAllowed(f"cmdlet {cmdlet} is not in the registry")
+    given = {k: v for k, v in params.items() if v is not None and v is not False}
+    unknown = sorted(set(given) - set(spec.params))
+    if unknown:
+        raise CommandNotAllowed(f"{cmdlet}: parameters not in the registry: {', '.join(unknown)}")
+    if not any(f.accepts(frozenset(given), piped) for f in spec.forms):
+        raise CommandNotAllowed(f"{cmdlet}: no registered form takes {sorted(given)} (piped={piped})")
+    parameters: list[tuple[str, Any]] = []
+    for name, value in given.items():
+        p = spec.params[name]
+        if p.kind == "switch":
+            if value is not True:
+                raise CommandNotAllowed(f"{cmdlet}: switch -{name} takes True")
+            parameters.append((name, None))
+            continue
+        _check_accepted(cmdlet, p, value)
+        parameters.append((name, value))
+    return Command(cmdlet, tuple(parameters), spec.mutating)
+
+
+def pipeline(*commands: Command) -> Pipeline:
+    if not commands:
+        raise CommandNotAllowed("empty pipeline")
+    return Pipeline(tuple(commands))
+
+
+def single(cmdlet: str, **params: Any) -> Pipeline:
+    return pipeline(command(cmdlet, **params))
+
+
+def _check_accepted(cmdlet: str, p: Param, value: Any) -> None:
+    if not p.accepted:
+        return
+    values = value if isinstance(value, (list, tuple)) else [value]
+    bad = [v for v in values if str(v) not in p.accepted]
+    if bad:
+        raise CommandNotAllowed(f"{cmdlet}: -{p.name} accepts {', '.join(p.accepted)}")
+
+
+def _ps_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "$true" if value else "$false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return ",".join(_ps_literal(v) for v in value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sent_parameters(cmd: Command) -> tuple[tuple[str, Any], ...]:
+    """What goes on the wire: the command's parameters plus -ErrorAction Stop (and -Confirm:$false)."""
+    extra: tuple[tuple[str, Any], ...] = (("ErrorAction", "Stop"),)
+    if cmd.mutating:
+        extra += (("Confirm", False),)
+    return cmd.parameters + extra
+
+
+def check_against_reference(spec: CmdletSpec, reference: Mapping[str, Any]) -> list[str]:
+    """Problems of one registry entry against a hyperv-cmdlets.json ``cmdlets`` mapping (empty = valid).
+
+    Each form must fit inside one documented parameter set that has no mandatory parameter the form
+    leaves out; every parameter must exist; accepted values must be among the documented ones.
+    """
+    doc = reference.get(spec.name)
+    if doc is None:
+        return [f"{spec.name}: not in the reference"]
+    problems: list[str] = []
+    doc_params: Mapping[str, Any] = doc["parameters"]
+    for p in spec.params.values():
+        d = doc_params.get(p.name)
+        if d is None:
+            problems.append(f"{spec.name}: parameter -{p.name} not in the reference")
+            continue
+        is_switch = d["type"] == "SwitchParameter"
+        if is_switch != (p.kind == "switch"):
+            problems.append(f"{spec.name}: -{p.name} kind {p.kind} but reference type is {d['type']}")
+        if p.accepted and not set(p.accepted) <= set(d.get("accepted_values") or ()):
+            problems.append(f"{spec.name}: -{p.name} accepted values not all documented")
+    for form in spec.forms:
+        if not _form_fits(form, doc_params, doc["parameter_sets"]):
+            problems.append(f"{spec.name}: form {sorted(form.required | form.optional)} "
+                            f"(pipeline={form.pipeline}) fits no parameter set")
+    return problems
+
+
+def _form_fits(form: Form, doc_params: Mapping[str, Any], sets: Mapping[str, Sequence[str]]) -> bool:
+    used = form.required | form.optional | ({form.pipeline} if form.pipeline else set())
+    for set_name, members in sets.items():
+        if not used <= set(members):
+            continue
+        mandatory = {n for n in members if doc_params.get(n, {}).get("sets", {}).get(set_name, {}).get("required")}
+        supplied = form.required | ({form.pipeline} if form.pipeline else set())
+        if mandatory <= supplied and _pipeline_ok(form, doc_params):
+            return True
+    return False
+
+
+def _pipeline_ok(form: Form, doc_params: Mapping[str, Any]) -> bool:
+    if form.pipeline is None:
+        return True
+    return "ByValue" in str(doc_params.get(form.pipeline, {}).get("pipeline", ""))

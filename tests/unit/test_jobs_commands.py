@@ -1,0 +1,76 @@
+"""The command registry: every entry checked against the official Hyper-V cmdlet syntax."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jobs.hyperv.commands import (
+    REGISTRY, CmdletSpec, CommandNotAllowed, Param, check_against_reference, command, pipeline,
+    sent_parameters, _f,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "reference" / "hyperv-cmdlets.json"
+LOCAL = ROOT / "lab" / "data" / "hyperv-cmdlets.json"
+
+
+def _problems(path: Path) -> list[str]:
+    reference = json.loads(path.read_text(encoding="utf-8"))["cmdlets"]
+    return [p for spec in REGISTRY.values() for p in check_against_reference(spec, reference)]
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not SHARED.exists(), reason=f"shared reference {SHARED} is absent (outside the project)")
+def test_registry_matches_shared_reference() -> None:
+    assert _problems(SHARED) == []
+
+
+def test_registry_matches_project_copy() -> None:
+    assert _problems(LOCAL) == []
+
+
+def test_checker_rejects_bad_entries() -> None:
+    reference = json.loads(LOCAL.read_text(encoding="utf-8"))["cmdlets"]
+    bogus = CmdletSpec("Get-VMBogus", False, {}, ())
+    missing_param = CmdletSpec("Get-VM", False, {"Nope": Param("Nope")}, (_f(optional=["Nope"]),))
+    # Get-VMMemory without -VMName leaves the VMName set's mandatory parameter out.
+    no_mandatory = CmdletSpec("Get-VMMemory", False, {}, (_f(),))
+    # -Name and -Id live in different parameter sets of Get-VM.
+    mixed_sets = CmdletSpec("Get-VM", False, {"Name": Param("Name"), "Id": Param("Id")},
+                            (_f(required=["Name", "Id"]),))
+    bad_values = CmdletSpec("Get-VMSnapshot", False, {"VMName": Param("VMName"),
+                            "SnapshotType": Param("SnapshotType", accepted=("Weekly",))},
+                            (_f(required=["VMName"], optional=["SnapshotType"]),))
+    for spec in (bogus, missing_param, no_mandatory, mixed_sets, bad_values):
+        assert check_against_reference(spec, reference), spec.name
+
+
+def test_only_registered_cmdlets_and_parameters() -> None:
+    with pytest.raises(CommandNotAllowed):
+        command("Remove-VM", Name="x")
+    with pytest.raises(CommandNotAllowed):
+        command("Get-VM", ComputerName="other-host")
+    with pytest.raises(CommandNotAllowed):
+        command("Get-VMMemory")  # -VMName is required when not piped
+    with pytest.raises(CommandNotAllowed):
+        command("Get-VMSnapshot", VMName="a", SnapshotType="Weekly")
+    with pytest.raises(CommandNotAllowed):
+        pipeline()
+
+
+def test_error_action_and_confirm_added_from_registry() -> None:
+    ro = command("Get-VM", Name=["a"])
+    assert sent_parameters(ro) == (("Name", ["a"]), ("ErrorAction", "Stop"))
+    registry = {"Stop-VM": CmdletSpec("Stop-VM", True, {"Name": Param("Name"), "Force": Param("Force", "switch")},
+                                      (_f(required=["Name"], optional=["Force"]),))}
+    rw = command("Stop-VM", registry=registry, Name=["a"], Force=True)
+    assert sent_parameters(rw) == (("Name", ["a"]), ("Force", None), ("ErrorAction", "Stop"), ("Confirm", False))
+    assert rw.render() == "Stop-VM -Name 'a' -Force"
+
+
+def test_render_quotes_values_literally() -> None:
+    p = pipeline(command("Get-VM", Name=["x'; Remove-VM *; '"]), command("Get-VMNetworkAdapter", piped=True))
+    assert p.render() == "Get-VM -Name 'x''; Remove-VM *; ''' | Get-VMNetworkAdapter"
