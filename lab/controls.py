@@ -1,0 +1,96 @@
+"""Model-level control actions behind ``Fleet.apply_control`` (called with the fleet lock held).
+
+Each action takes plain JSON-able args and returns a JSON-able summary; bad input raises ValueError with a
+sentence saying what was wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable
+
+from lab import replication
+from lab.model import Fleet, check_enum
+
+
+def _require(args: dict[str, Any], *names: str) -> None:
+    missing = [n for n in names if n not in args]
+    if missing:
+        raise ValueError(f"missing argument(s): {', '.join(missing)}")
+
+
+def _vm_state(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
+    _require(args, "host", "vm", "state")
+    vm = fleet.vm(args["host"], args["vm"])
+    state = check_enum("VMState", str(args["state"]))
+    if state in ("Running", "Paused") and not vm.running:
+        vm.started_at = fleet.clock()
+    if state not in ("Running", "Paused"):
+        vm.started_at = None
+        vm.broken = False
+    vm.state = state
+    return {"host": args["host"], "vm": vm.name, "state": vm.state}
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def _replication(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
+    _require(args, "host", "vm")
+    vm = fleet.vm(args["host"], args["vm"])
+    rep = vm.replication
+    if rep is None:
+        raise ValueError(f"VM {vm.name!r} on {args['host']} is not replicated")
+    if "state" in args:
+        rep.state = check_enum("VMReplicationState", str(args["state"]))
+    if "health" in args:
+        rep.health = check_enum("VMReplicationHealthState", str(args["health"]))
+    if "mode" in args:
+        rep.mode = check_enum("VMReplicationMode", str(args["mode"]))
+    for key in ("last_replication_time", "last_applied_log_time"):
+        if key in args:
+            setattr(rep, key, _time(args[key]))
+    if "health_details" in args:
+        rep.health_details = [str(x) for x in args["health_details"]]
+    known = {"host", "vm", "state", "health", "mode", "last_replication_time", "last_applied_log_time",
+             "health_details"}
+    unknown = sorted(set(args) - known)
+    if unknown:
+        raise ValueError(f"unknown replication field(s): {', '.join(unknown)}")
+    return {"host": args["host"], "vm": vm.name, "mode": rep.mode, "state": rep.state, "health": rep.health}
+
+
+def _power_loss(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
+    _require(args, "host")
+    return replication.power_loss(fleet, fleet.host(args["host"]))
+
+
+def _recover(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
+    _require(args, "host")
+    return replication.recover(fleet, fleet.host(args["host"]), broken=list(args.get("broken", [])))
+
+
+def _broken(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
+    _require(args, "host", "vm")
+    vm = fleet.vm(args["host"], args["vm"])
+    replication.mark_broken(fleet, vm, bool(args.get("broken", True)))
+    return {"host": args["host"], "vm": vm.name, "broken": vm.broken, "state": vm.state}
+
+
+ACTIONS: dict[str, Callable[[Fleet, dict[str, Any]], dict[str, Any]]] = {
+    "vm_state": _vm_state,
+    "replication": _replication,
+    "power_loss": _power_loss,
+    "recover": _recover,
+    "broken": _broken,
+}
+
+
+def apply(fleet: Fleet, action: str, args: dict[str, Any]) -> dict[str, Any]:
+    handler = ACTIONS.get(action)
+    if handler is None:
+        raise ValueError(f"unknown control action {action!r} (known: {', '.join(sorted(ACTIONS))})")
+    return handler(fleet, args)

@@ -1,0 +1,215 @@
+"""Fleet state of the simulated Hyper-V hosts: hosts, VMs, adapters, checkpoints, replication.
+
+Enum-valued fields hold the real enum member names of ``hyperv-types.json`` (``VMState``,
+``VMReplicationState``, ``VMReplicationHealthState``, ``VMReplicationMode``, ``SnapshotType``, ``OnOffState``).
+One ``threading.RLock`` per ``Fleet`` guards everything; protocol threads run many pipelines at once.
+Replica relationships (and their state machine) live in ``lab.replication``.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from lab import hvdata
+
+MIB = 1024 * 1024
+RUNNING_LIKE = ("Running", "Paused")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def check_enum(enum_name: str, value: str) -> str:
+    """Canonical member name, or ValueError naming the enum and its members."""
+    try:
+        return hvdata.enum_name_for(enum_name, value)
+    except ValueError:
+        members = ", ".join(hvdata.enum_members(enum_name))
+        raise ValueError(f"{value!r} is not a valid {enum_name} (one of: {members})") from None
+
+
+@dataclass
+class Memory:
+    dynamic: bool
+    startup: int  # bytes
+    minimum: int
+    maximum: int
+    buffer: int = 20  # percent
+    priority: int = 50
+
+
+@dataclass
+class NetAdapter:
+    name: str
+    mac: str
+    switch_name: str | None
+    ipv4: list[str] = field(default_factory=list)
+    ipv6: list[str] = field(default_factory=list)
+    allow_teaming: str = "Off"  # OnOffState
+    adapter_guid: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass
+class Checkpoint:
+    id: uuid.UUID
+    name: str
+    type: str  # SnapshotType
+    creation_time: datetime
+    parent_id: uuid.UUID | None = None
+
+
+@dataclass
+class Replication:
+    """One side's view of a Hyper-V Replica relationship (the primary VM or the replica VM)."""
+
+    mode: str  # VMReplicationMode
+    state: str  # VMReplicationState (PowerShell names, §3.2)
+    health: str  # VMReplicationHealthState
+    primary_server: str  # FQDN
+    replica_server: str  # FQDN
+    frequency_sec: int = 300
+    replica_port: int = 80
+    auth_type: str = "Kerberos"
+    recovery_history: int = 0
+    vss_frequency_hour: int = 0
+    compression: bool = True
+    last_replication_time: datetime | None = None
+    last_applied_log_time: datetime | None = None
+    monitoring_start: datetime | None = None
+    successful_count: int = 0
+    missed_count: int = 0
+    errors: int = 0
+    pending_size: int = 0
+    average_size: int = 0
+    maximum_size: int = 0
+    average_latency: timedelta | None = None
+    health_details: list[str] = field(default_factory=list)
+    test_vm_id: uuid.UUID | None = None
+    last_test_failover_time: datetime | None = None
+    relationship_type: str = "Simple"
+
+
+@dataclass
+class VM:
+    id: uuid.UUID
+    name: str
+    memory: Memory
+    state: str = "Off"  # VMState
+    cpu_count: int = 2
+    adapters: list[NetAdapter] = field(default_factory=list)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    replication: Replication | None = None
+    creation_time: datetime = field(default_factory=utc_now)
+    generation: int = 2
+    version: str = "10.0"
+    notes: str = ""
+    started_at: datetime | None = None
+    cpu_usage: int = 0  # percent while running
+    broken: bool = False  # running but not working (heartbeat lost, CPU pegged)
+    test_of: uuid.UUID | None = None  # a test-failover VM: the replica VM it was made from
+    failover_point: uuid.UUID | None = None  # recovery point chosen by an unplanned failover
+
+    @property
+    def running(self) -> bool:
+        return self.state in RUNNING_LIKE
+
+    def uptime(self, now: datetime) -> timedelta:
+        if not self.running or self.started_at is None:
+            return timedelta(0)
+        return max(timedelta(0), now - self.started_at)
+
+    def memory_assigned(self) -> int:
+        if not self.running:
+            return 0
+        if not self.memory.dynamic:
+            return self.memory.startup
+        want = self.memory_demand() * (100 + self.memory.buffer) // 100
+        rounded = -(-want // (2 * MIB)) * 2 * MIB  # Hyper-V assigns in 2 MiB-aligned blocks
+        return max(self.memory.minimum, min(self.memory.maximum, rounded))
+
+    def memory_demand(self) -> int:
+        if not self.running:
+            return 0
+        return self.memory.startup * 6 // 10
+
+    def reports_ips(self) -> bool:
+        """Guest addresses come from KVP exchange: only while the guest runs and answers (§1.1)."""
+        return self.state == "Running" and not self.broken
+
+    def heartbeat(self) -> str | None:
+        if not self.running:
+            return None
+        if self.broken:
+            return "LostCommunication"
+        return "OkApplicationsHealthy"
+
+    def current_checkpoint(self) -> Checkpoint | None:
+        own = [c for c in self.checkpoints if c.type not in ("Replica", "AppConsistentReplica", "SyncedReplica")]
+        return own[-1] if own else None
+
+
+@dataclass
+class Host:
+    name: str
+    fqdn: str
+    site: str
+    allow_script: bool = False
+    jea_configuration: str | None = None
+    vms: list[VM] = field(default_factory=list)
+    powered: bool = True
+    was_running: set[uuid.UUID] = field(default_factory=set)  # VMs to restart when power returns
+    logical_processors: int = 32
+    memory_capacity: int = 256 * 1024 * MIB
+
+    def vms_named(self, name: str) -> list[VM]:
+        return [vm for vm in self.vms if vm.name.lower() == name.lower()]
+
+    def vm_by_id(self, vm_id: uuid.UUID) -> VM | None:
+        return next((vm for vm in self.vms if vm.id == vm_id), None)
+
+
+class Fleet:
+    """All hosts, one lock. ``clock`` is injectable so tests see fixed times."""
+
+    def __init__(self, hosts: dict[str, Host], clock: Callable[[], datetime] = utc_now) -> None:
+        self.hosts = hosts
+        self.lock = threading.RLock()
+        self.clock = clock
+
+    def host(self, name: str) -> Host:
+        for host in self.hosts.values():
+            if name.lower() in (host.name.lower(), host.fqdn.lower()):
+                return host
+        raise ValueError(f"no host named {name!r} (hosts: {', '.join(self.hosts)})")
+
+    def vm(self, host_name: str, vm_name: str) -> VM:
+        host = self.host(host_name)
+        found = host.vms_named(vm_name)
+        if not found:
+            raise ValueError(f"no VM named {vm_name!r} on host {host.name}")
+        return found[0]
+
+    def partner(self, host: Host, vm: VM) -> tuple[Host, VM] | None:
+        """The other side of ``vm``'s replica relationship (same VM id on the other server)."""
+        rep = vm.replication
+        if rep is None:
+            return None
+        other = rep.replica_server if host.fqdn.lower() == rep.primary_server.lower() else rep.primary_server
+        try:
+            other_host = self.host(other)
+        except ValueError:
+            return None
+        other_vm = other_host.vm_by_id(vm.id)
+        return (other_host, other_vm) if other_vm is not None else None
+
+    def apply_control(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Model-level control actions (vm_state, replication, power_loss, recover, broken, ...)."""
+        from lab import controls  # the actions live beside the replication state machine
+
+        with self.lock:
+            return controls.apply(self, action, args)
