@@ -34,6 +34,7 @@ class HostConfig(BaseModel):
     verify_tls: bool = True
     ca_file: Path | None = None
     configuration: str | None = Field(default=None, description="JEA session configuration name")
+    proxy: str | None = Field(default=None, description="HTTP proxy; environment proxies are ignored")
 
     @model_validator(mode="after")
     def _check(self) -> HostConfig:
