@@ -152,6 +152,7 @@ class VmRecord:
 class NetAdapterRecord:
     host: str
     vm_name: str
+    vm_id: str | None
     name: str | None
     mac: str | None
     switch_name: str | None
@@ -169,8 +170,8 @@ class NetAdapterRecord:
     @classmethod
     def parse(cls, host: str, obj: Any) -> NetAdapterRecord:
         return cls(
-            host=host, vm_name=as_str(prop(obj, "VMName")) or "", name=as_str(prop(obj, "Name")),
-            mac=as_str(prop(obj, "MacAddress")), switch_name=as_str(prop(obj, "SwitchName")),
+            host=host, vm_name=as_str(prop(obj, "VMName")) or "", vm_id=as_str(prop(obj, "VMId")),
+            name=as_str(prop(obj, "Name")), mac=as_str(prop(obj, "MacAddress")), switch_name=as_str(prop(obj, "SwitchName")),
             ip_addresses=tuple(as_list(prop(obj, "IPAddresses"))), allow_teaming=enum_name(prop(obj, "AllowTeaming")),
         )
 
@@ -179,6 +180,7 @@ class NetAdapterRecord:
 class MemoryRecord:
     host: str
     vm_name: str
+    vm_id: str | None
     dynamic: bool | None
     startup: int | None
     minimum: int | None
@@ -189,7 +191,8 @@ class MemoryRecord:
     @classmethod
     def parse(cls, host: str, obj: Any) -> MemoryRecord:
         return cls(
-            host=host, vm_name=as_str(prop(obj, "VMName")) or "", dynamic=as_bool(prop(obj, "DynamicMemoryEnabled")),
+            host=host, vm_name=as_str(prop(obj, "VMName")) or "", vm_id=as_str(prop(obj, "VMId")),
+            dynamic=as_bool(prop(obj, "DynamicMemoryEnabled")),
             startup=as_int(prop(obj, "Startup")), minimum=as_int(prop(obj, "Minimum")),
             maximum=as_int(prop(obj, "Maximum")), buffer=as_int(prop(obj, "Buffer")),
             priority=as_int(prop(obj, "Priority")),
