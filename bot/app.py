@@ -1,0 +1,91 @@
+"""The Bolt app: `/hyperv` and the result buttons. Transport-free; serve/console/tests all dispatch into it."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot import views
+from bot.commands import VIEWER
+from bot.handlers import handle_command
+from bot.runtime import Runtime, build_runtime
+from bot.settings import Settings
+
+log = logging.getLogger("hvbot.app")
+COMMAND = "/hyperv"
+LISTENER_THREADS = 32  # Bolt's default 5 lets slow post-ack work (CSV uploads) delay other acks
+
+
+def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: bool = True) -> App:
+    runtime = runtime or build_runtime(settings)
+    app = App(
+        client=runtime.client,
+        signing_secret=settings.secret("slack_signing_secret") or None,
+        token_verification_enabled=verify_token and bool(settings.slack_bot_token),
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="hvbot-listener"),
+    )
+    app.runtime = runtime  # type: ignore[attr-defined]  # the console and tests reach the same parts
+
+    @app.command(COMMAND)
+    def hyperv(ack: Ack, body: dict[str, Any]) -> None:
+        view = handle_command(runtime, body)
+        ack(text=view.text, blocks=view.blocks)
+
+    @app.action({"action_id": f"{views.ACTION_PAGE}_prev"})
+    @app.action({"action_id": f"{views.ACTION_PAGE}_next"})
+    def page(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        _show_page(runtime, body, action, respond, client)
+
+    @app.action(views.ACTION_CSV)
+    def csv(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        _send_csv(runtime, body, action, respond)
+
+    return app
+
+
+def _clicker_may_view(runtime: Runtime, body: dict[str, Any], respond: Respond) -> bool:
+    user = body.get("user", {}).get("id", "")
+    channel = (body.get("channel") or {}).get("id", "") or body.get("container", {}).get("channel_id", "")
+    decision = runtime.authz.check(user, channel, VIEWER, "results")
+    if not decision.allowed:
+        respond(text=decision.reason, response_type="ephemeral", replace_original=False)
+    return decision.allowed
+
+
+def _show_page(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    if not _clicker_may_view(runtime, body, respond):
+        return
+    job_id, _, page = str(action.get("value", "")).partition(":")
+    stored = runtime.reporter.load_result(job_id)
+    if stored is None or not page.isdigit():
+        respond(text="This result has expired; run the command again.", response_type="ephemeral",
+                replace_original=False)
+        return
+    view = views.result(stored["command"], job_id, stored["report"], int(page), runtime.settings.rows_per_page)
+    container = body.get("container", {})
+    if container.get("is_ephemeral") or not container.get("message_ts"):
+        respond(text=view.text, blocks=view.blocks, replace_original=True, response_type="ephemeral")
+    else:
+        client.chat_update(channel=container["channel_id"], ts=container["message_ts"], text=view.text,
+                           blocks=view.blocks)
+
+
+def _send_csv(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    if not _clicker_may_view(runtime, body, respond):
+        return
+    job_id = str(action.get("value", ""))
+    container = body.get("container", {})
+    if container.get("is_ephemeral") or not container.get("message_ts"):
+        # an ephemeral answer has no thread: send the file to the clicker's DM instead
+        channel, thread = runtime.reporter.dm_channel(body["user"]["id"]), None
+    else:
+        channel, thread = container["channel_id"], container["message_ts"]
+    if not runtime.reporter.upload_csv(job_id, channel, thread):
+        respond(text="This result has expired; run the command again.", response_type="ephemeral",
+                replace_original=False)

@@ -1,0 +1,125 @@
+"""The shared parts one hvbot process wires together: Redis, the RQ queue, audit, authz, reporter."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+from rq import Queue
+from rq.job import Callback, Job
+from rq.serializers import JSONSerializer
+from slack_sdk import WebClient
+
+from bot.audit import AuditEntry, AuditLog
+from bot.authz import Authorizer, GroupCache, slack_group_fetcher
+from bot.commands import Command
+from bot.settings import Settings
+from bot.slack_out import SlackReporter, web_client
+from jobs import tasks
+from jobs.reporting import ReplyTo
+
+log = logging.getLogger("hvbot.runtime")
+
+
+def redis_connection(url: str) -> redis.Redis:
+    """Short timeouts and one quick retry: a handler must answer Slack within 3 s even when Redis is down."""
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=1.0, socket_timeout=2.0, retry=Retry(ExponentialBackoff(cap=0.2), 1)
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis: redis.Redis
+    client: WebClient
+    reporter: SlackReporter
+    authz: Authorizer
+    audit: AuditLog
+
+    @property
+    def queue(self) -> Queue:
+        return Queue(self.settings.queue, connection=self.redis, serializer=JSONSerializer)
+
+    def enqueue_lookup(self, command: Command, reply: ReplyTo) -> Job:
+        meta = {"user": reply.user, "channel": reply.channel, "command": command.canonical()}
+        return self.queue.enqueue(
+            "jobs.tasks.run_lookup",
+            kwargs={
+                "verb": command.verb,
+                "args": list(command.args),
+                "host": command.host,
+                "reply": reply.to_dict(),
+                "heartbeat_seconds": self.settings.abandoned_check_seconds,
+            },
+            job_id=f"hv{secrets.token_hex(5)}",
+            job_timeout=self.settings.job_timeout_seconds,
+            result_ttl=self.settings.result_ttl_seconds,
+            failure_ttl=self.settings.result_ttl_seconds,
+            on_failure=Callback("jobs.tasks.on_job_failed"),
+            on_stopped=Callback("jobs.tasks.on_job_stopped"),
+            meta=meta,
+        )
+
+    def record(self, user: str, channel: str, command: str, outcome: str, detail: str = "", job_id: str = "") -> None:
+        try:
+            self.audit.record(AuditEntry(user, channel, command, outcome, detail, job_id))
+        except redis.RedisError:
+            log.warning("audit write failed (Redis unreachable): %s %s by %s", outcome, command[:80], user)
+
+    def sweep_abandoned(self) -> int:
+        return tasks.sweep_abandoned(
+            self.redis, self.settings.queue, grace_seconds=2 * self.settings.abandoned_check_seconds,
+            reporter=self.reporter,
+        )
+
+
+def build_runtime(settings: Settings, connection: redis.Redis | None = None, client: WebClient | None = None) -> Runtime:
+    connection = connection if connection is not None else redis_connection(settings.redis_url)
+    client = client or web_client(settings)
+    groups = GroupCache(slack_group_fetcher(client), settings.usergroup_cache_seconds)
+    authz = Authorizer(settings.viewers, settings.operators, settings.approvers, settings.allowed_channels, groups)
+    reporter = SlackReporter(settings, connection, client)
+    return Runtime(settings, connection, client, reporter, authz, AuditLog(connection))
+
+
+class AbandonedJobWatcher:
+    """Every `abandoned_check_seconds`, reports started jobs whose worker died (a daemon thread)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="hvbot-abandoned-watcher", daemon=True)
+
+    def start(self) -> AbandonedJobWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._runtime.settings.abandoned_check_seconds):
+            try:
+                found = self._runtime.sweep_abandoned()
+                if found:
+                    log.warning("reported %d abandoned job(s)", found)
+            except Exception:  # noqa: BLE001 - keep watching through Redis or Slack outages
+                log.exception("abandoned-job sweep failed")
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    meta = job.meta or {}
+    return {
+        "id": job.id,
+        "status": str(job.get_status(refresh=False) or "unknown"),
+        "command": str(meta.get("command", "")),
+        "user": str(meta.get("user", "")),
+    }

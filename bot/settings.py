@@ -1,0 +1,116 @@
+"""hvbot settings: environment, `.env`, and `<NAME>_FILE` secret files (Docker/Kubernetes style)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+IdList = Annotated[list[str], NoDecode]
+
+
+def _env(*names: str) -> Any:
+    return Field(default=None, validation_alias=AliasChoices(*names))
+
+
+class FileSecretsSource(EnvSettingsSource):
+    """`SLACK_BOT_TOKEN_FILE=/run/secrets/bot` fills SLACK_BOT_TOKEN from that file (pydantic has no such source)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        for env_name in _env_names(field, field_name):
+            path = os.environ.get(f"{env_name}_FILE")
+            if path:
+                try:
+                    return Path(path).read_text(encoding="utf-8").strip(), field_name, False
+                except OSError as exc:
+                    raise ValueError(f"{env_name}_FILE points to an unreadable file: {exc.strerror}") from None
+        return None, field_name, False
+
+
+def _env_names(field: FieldInfo, field_name: str) -> list[str]:
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    return [f"HVBOT_{field_name.upper()}"]
+
+
+class Settings(BaseSettings):
+    """Everything hvbot reads from its environment. Secrets are SecretStr: never printed, never logged."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HVBOT_", env_file=".env", extra="ignore", env_ignore_empty=True, populate_by_name=True
+    )
+
+    slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN", "slack_bot_token")
+    slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET", "slack_signing_secret")
+    slack_app_token: SecretStr | None = _env("SLACK_APP_TOKEN", "slack_app_token")
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", validation_alias=AliasChoices("SLACK_API_URL", "slack_api_url")
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "redis_url")
+    )
+    inventory: Path | None = None  # HVBOT_INVENTORY: the inventory YAML (hosts, credentials reference)
+
+    # Roles: Slack user IDs (U…/W…) and user-group IDs (S…), comma-separated. Hierarchy viewer < operator < approver.
+    viewers: IdList = Field(default_factory=list)
+    operators: IdList = Field(default_factory=list)
+    approvers: IdList = Field(default_factory=list)
+    allowed_channels: IdList = Field(default_factory=list)  # empty: every channel the bot is in
+
+    queue: str = "hvbot"
+    job_timeout_seconds: int = Field(default=300, ge=10)
+    result_ttl_seconds: int = Field(default=86400, ge=60)  # how long pagination/CSV of a result keeps working
+    abandoned_check_seconds: float = Field(default=10.0, gt=0)  # the dead-worker detector's period
+    usergroup_cache_seconds: float = Field(default=60.0, ge=0)
+    channel_post_interval_seconds: float = Field(default=1.0, ge=0)  # Slack: ~1 message/s per channel
+    rows_per_page: int = Field(default=20, ge=1, le=100)
+    log_json: bool = True
+
+    @field_validator("viewers", "operators", "approvers", "allowed_channels", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+        return value
+
+    @field_validator("viewers", "operators", "approvers", "allowed_channels")
+    @classmethod
+    def _check_ids(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.isalnum() or not item[0].isupper():
+                raise ValueError(f"{item!r} is not a Slack ID (expected e.g. U0123ABC, S0456DEF, C0789GHI)")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, FileSecretsSource(settings_cls), dotenv_settings, file_secret_settings)
+
+    def secret(self, name: str) -> str:
+        """The plain value of a SecretStr setting, or '' when unset."""
+        value = getattr(self, name)
+        return value.get_secret_value() if value is not None else ""
+
+    def api_base_url(self) -> str:
+        return self.slack_api_url if self.slack_api_url.endswith("/") else self.slack_api_url + "/"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

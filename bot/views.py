@@ -1,0 +1,215 @@
+"""Block Kit messages built with slack_sdk.models (validated at to_dict), within Slack's limits.
+
+Slack: 50 blocks per message, 3,000 chars per section, ~12k chars of block text in total (msg_blocks_too_long).
+Big results are paged (Prev/Next) and offered as CSV; rows are never dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+MAX_BLOCKS = 50
+SECTION_CHARS = 3000
+MESSAGE_CHARS = 11_000  # stay under the undocumented ~13k total that triggers msg_blocks_too_long
+CELL_CHARS = 40
+MAX_ERROR_LINES = 15
+
+ACTION_PAGE = "hvbot_page"
+ACTION_CSV = "hvbot_csv"
+
+
+@dataclass(frozen=True)
+class View:
+    text: str  # notification / fallback text
+    blocks: list[Block]
+
+    def block_dicts(self) -> list[dict[str, Any]]:
+        return [b.to_dict() for b in self.blocks]  # validates every block
+
+
+def _md(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=text))
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def working(command: str, job_id: str) -> View:
+    text = f"Working on `{_escape(command)}` …"
+    return View(text, [_md(text), _context(f"job {job_id}")])
+
+
+def failure(command: str, job_id: str, message: str) -> View:
+    text = f":x: `{_escape(command)}`: {_escape(message)}"
+    return View(text, [_md(text[:SECTION_CHARS]), _context(f"job {job_id}")])
+
+
+def notice(text: str) -> View:
+    return View(text, [_md(_escape(text)[:SECTION_CHARS])])
+
+
+def _context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=text)])
+
+
+def columns_of(report: dict[str, Any]) -> list[str]:
+    columns = [str(c) for c in report.get("columns") or []]
+    if not columns and report.get("rows"):
+        columns = list(report["rows"][0].keys())
+    return columns if "host" in columns else ["host", *columns]
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else (", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+    text = text.replace("\n", " ").replace("`", "'")
+    return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
+
+
+def table_lines(columns: list[str], rows: list[dict[str, Any]]) -> list[str]:
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    fmt = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    return [fmt(columns), fmt(["-" * w for w in widths])] + [fmt(r) for r in cells]
+
+
+def _code_sections(lines: list[str]) -> list[SectionBlock]:
+    """Pack lines into ``` sections of at most SECTION_CHARS each."""
+    sections, chunk = [], []
+    for line in lines:
+        line = line[: SECTION_CHARS - 8]
+        if chunk and sum(len(x) + 1 for x in chunk) + len(line) + 8 > SECTION_CHARS:
+            sections.append(_md("```" + "\n".join(chunk) + "```"))
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        sections.append(_md("```" + "\n".join(chunk) + "```"))
+    return sections
+
+
+def page_count(report: dict[str, Any], rows_per_page: int) -> int:
+    return max(1, math.ceil(len(report.get("rows") or []) / rows_per_page))
+
+
+def error_lines(report: dict[str, Any]) -> list[str]:
+    return [
+        f":warning: *{_escape(str(e.get('host', '?')))}*: {_escape(str(e.get('message', 'failed')))}"
+        for e in report.get("errors") or []
+    ]
+
+
+def result(command: str, job_id: str, report: dict[str, Any], page: int = 0, rows_per_page: int = 20) -> View:
+    """One page of a Report: summary, table, one line per host error, and paging/CSV buttons when needed."""
+    rows = list(report.get("rows") or [])
+    pages = page_count(report, rows_per_page)
+    page = min(max(page, 0), pages - 1)
+    shown = rows[page * rows_per_page : (page + 1) * rows_per_page]
+    summary = _summary(command, report, len(rows), page, pages, rows_per_page)
+    blocks: list[Block] = [_md(summary)]
+    if shown:
+        blocks += _code_sections(table_lines(columns_of(report), shown))
+    elif not report.get("errors"):
+        blocks.append(_md("_No matching rows._"))
+    blocks += _error_blocks(report)
+    if pages > 1 or len(rows) > 0 and _too_big(blocks):
+        blocks.append(_buttons(job_id, page, pages))
+    blocks.append(_context(f"job {job_id}"))
+    _check_limits(blocks)
+    return View(summary.replace("*", ""), blocks)
+
+
+def _summary(command: str, report: dict[str, Any], total: int, page: int, pages: int, per: int) -> str:
+    ok = report.get("hosts_ok")
+    hosts_ok = len(ok) if isinstance(ok, (list, tuple)) else ok
+    errors = len(report.get("errors") or [])
+    hosts = f"{hosts_ok} host{'s' if hosts_ok != 1 else ''} answered" if hosts_ok is not None else ""
+    failed = f", {errors} with errors" if errors else ""
+    rows = f"{total} row{'s' if total != 1 else ''}"
+    where = f" (rows {page * per + 1}–{min(total, (page + 1) * per)}, page {page + 1} of {pages})" if pages > 1 else ""
+    return f"*`{_escape(command)}`* — {rows}{where}; {hosts}{failed}".rstrip("; ")
+
+
+def _error_blocks(report: dict[str, Any]) -> list[Block]:
+    lines = error_lines(report)
+    if not lines:
+        return []
+    shown, rest = lines[:MAX_ERROR_LINES], len(lines) - MAX_ERROR_LINES
+    if rest > 0:
+        shown.append(f"…and {rest} more host errors (all of them are in the CSV).")
+    text = "\n".join(shown)
+    return [_md(text[i : i + SECTION_CHARS]) for i in range(0, len(text), SECTION_CHARS)]
+
+
+def _buttons(job_id: str, page: int, pages: int) -> ActionsBlock:
+    elements = []
+    if page > 0:
+        elements.append(ButtonElement(text="◂ Prev", action_id=f"{ACTION_PAGE}_prev", value=f"{job_id}:{page - 1}"))
+    if page < pages - 1:
+        elements.append(ButtonElement(text="Next ▸", action_id=f"{ACTION_PAGE}_next", value=f"{job_id}:{page + 1}"))
+    elements.append(ButtonElement(text="Download CSV", action_id=ACTION_CSV, value=job_id))
+    return ActionsBlock(block_id=f"hvbot_nav_{job_id}_{page}", elements=elements)
+
+
+def _too_big(blocks: list[Block]) -> bool:
+    return sum(len(str(b.to_dict())) for b in blocks) > MESSAGE_CHARS
+
+
+def _check_limits(blocks: list[Block]) -> None:
+    if len(blocks) > MAX_BLOCKS:
+        raise ValueError(f"{len(blocks)} blocks exceed Slack's {MAX_BLOCKS}-block message limit")
+    for block in blocks:
+        block.to_dict()  # raises SlackObjectFormationError on any per-block limit
+
+
+def report_csv(report: dict[str, Any]) -> str:
+    """Every row and every host error, untruncated."""
+    columns = columns_of(report)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in report.get("rows") or []:
+        writer.writerow([_csv_value(row.get(c)) for c in columns])
+    for err in report.get("errors") or []:
+        writer.writerow([err.get("host", "")] + [f"ERROR {err.get('kind', '')}: {err.get('message', '')}"])
+    return out.getvalue()
+
+
+def _csv_value(value: Any) -> str:
+    text = "" if value is None else (";".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+    # spreadsheet formula injection: a cell must not start with = + - @
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def jobs_list(jobs: list[dict[str, str]]) -> View:
+    if not jobs:
+        return notice("No running or queued jobs.")
+    lines = [f"• `{j['id']}` {j['status']} — `{_escape(j['command'])}` by <@{j['user']}>" for j in jobs[:40]]
+    text = "\n".join(lines)
+    return View("hvbot jobs", [_md("*Jobs*")] + [_md(text[i : i + SECTION_CHARS]) for i in range(0, len(text), SECTION_CHARS)])
+
+
+def audit_list(entries: list[Any]) -> View:
+    import datetime as dt
+
+    if not entries:
+        return notice("The audit log is empty.")
+    lines = []
+    for e in entries:
+        when = dt.datetime.fromtimestamp(e.at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        job = f" job {e.job_id}" if e.job_id else ""
+        line = f"{when} {e.user} in {e.channel}: {e.command} -> {e.outcome}{job} {e.detail}".rstrip()
+        lines.append(line.replace("`", "'"))
+    return View("hvbot audit", [_md("*Audit* (newest first)")] + _code_sections(lines))
