@@ -76,6 +76,7 @@ class LabHost:
         self._thread: threading.Thread | None = None
         self.port = 0
         self.requests = 0  # HTTP exchanges answered or refused by this host (for benchmarks)
+        self.largest_response = 0  # bytes of the largest SOAP body sent (MaxEnvelopeSize checks)
         self._count_lock = threading.Lock()
 
     @property
@@ -144,6 +145,7 @@ def _make_handler(host: LabHost) -> Callable[..., BaseHTTPRequestHandler]:
                 f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\nServer: {self.server_version}\r\n"
                 f"{extra}{content_type}Content-Length: {len(body)}\r\n\r\n"
             )
+            host.largest_response = max(host.largest_response, len(body))
             self.wfile.write(head.encode() + body)  # one write: see the module docstring
 
         def do_POST(self) -> None:

@@ -34,11 +34,13 @@ class ReplayCache:
         self._lock = threading.Lock()
         self._done: collections.OrderedDict[str, Reply] = collections.OrderedDict()
         self._pending: dict[str, threading.Event] = {}
+        self.hits = 0  # retried Receives answered from the cache
 
     def claim(self, message_id: str) -> Reply | None:
         """None: the caller must answer (and ``store``); otherwise the earlier answer."""
         with self._lock:
             if message_id in self._done:
+                self.hits += 1
                 return self._done[message_id]
             event = self._pending.get(message_id)
             if event is None:
@@ -46,6 +48,7 @@ class ReplayCache:
                 return None
         event.wait()
         with self._lock:
+            self.hits += 1
             return self._done.get(message_id)
 
     def store(self, message_id: str, reply: Reply) -> None:
