@@ -105,10 +105,12 @@ def page_count(report: dict[str, Any], rows_per_page: int) -> int:
 
 
 def error_lines(report: dict[str, Any]) -> list[str]:
-    return [
-        f":warning: *{_escape(str(e.get('host', '?')))}*: {_escape(str(e.get('message', 'failed')))}"
-        for e in report.get("errors") or []
-    ]
+    lines = []
+    for err in report.get("errors") or []:
+        host, message = str(err.get("host", "?")), str(err.get("message", "failed"))
+        message = message[len(host) + 1 :].lstrip() if message.startswith(host + ":") else message
+        lines.append(f":warning: *{_escape(host)}*: {_escape(message)}")
+    return lines
 
 
 def result(command: str, job_id: str, report: dict[str, Any], page: int = 0, rows_per_page: int = 20) -> View:

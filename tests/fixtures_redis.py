@@ -1,1 +1,39 @@
-"""pytest fixtures (filled in by its owner)."""
+"""Redis for tests: the server ./dev provides (REDIS_URL), on its own database (13), emptied around each test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+
+TEST_DB = 13
+
+
+def test_redis_url() -> str:
+    base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{TEST_DB}", parts.query, parts.fragment))
+
+
+test_redis_url.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return test_redis_url()
+
+
+@pytest.fixture
+def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(redis_url)
+    try:
+        conn.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {redis_url} is not reachable ({exc}); run the tests with ./dev test")
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()

@@ -1,0 +1,35 @@
+"""`hvbot worker`: an RQ worker with hvbot's settings (JSON serializer, scheduler on) posting to Slack."""
+
+from __future__ import annotations
+
+import click
+import redis
+from rq import SimpleWorker, Worker
+from rq.serializers import JSONSerializer
+
+from bot.logs import configure_logging
+from bot.runtime import AbandonedJobWatcher, build_runtime
+from bot.settings import Settings
+from jobs import reporting
+
+
+def make_worker(settings: Settings, connection: redis.Redis, simple: bool = False, name: str | None = None) -> Worker:
+    cls = SimpleWorker if simple else Worker
+    return cls([settings.queue], connection=connection, serializer=JSONSerializer, name=name)
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="exit when the queue is empty")
+@click.option("--simple", is_flag=True, help="run jobs in this process (no fork per job)")
+@click.option("--name", default=None, help="worker name (default: RQ's)")
+def worker_command(burst: bool, simple: bool, name: str | None) -> None:
+    """Run an RQ worker for hvbot's queue, with the scheduler on."""
+    settings = Settings()
+    configure_logging(settings.log_json)
+    runtime = build_runtime(settings, connection=redis.Redis.from_url(settings.redis_url))
+    reporting.install(runtime.reporter)  # before forking: work horses inherit it
+    watcher = AbandonedJobWatcher(runtime).start()
+    try:
+        make_worker(settings, runtime.redis, simple=simple, name=name).work(with_scheduler=True, burst=burst)
+    finally:
+        watcher.stop()
