@@ -1,0 +1,456 @@
+"""Alert state in Redis: dedup, debounce, groups, waits, repeats, silences, acks (Alertmanager-like, §C).
+
+`AlertEngine.ingest(observations, now)` may run in any worker: one call per host sweep (or a whole sweep,
+or none at all to just run the timers). State lives under `prefix` in Redis and a Redis lock serialises
+callers, so two workers never interleave a read-modify-write of the same alert or group.
+
+Keys (p = prefix):
+  p:down               hash short host -> since          hosts seen unreachable (inhibition source)
+  p:silences           hash id -> silence                vm / host / group matchers with an end time
+  p:alerts:<host>      hash fingerprint -> alert record  per host, so one host's sweep reads only its own
+  p:groups             hash group key -> group meta      (condition, site|host); `msg` once posted
+  p:grows:<group>      hash host -> that host's rows     visible rows + firing count per host
+  p:gresolved:<group>  list of rows resolved since the last notice
+  p:msgs               hash message key -> message meta  one Slack message: one group, or a storm of groups
+  p:dirty              set of groups whose membership changed since their message was last written
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+import redis
+
+from jobs.alert_messages import Notification, NotificationKind, build
+from jobs.alerts import (
+    AlertRow,
+    AlertRules,
+    Finding,
+    HostObservation,
+    ReplicaObservation,
+    Severity,
+    evaluate,
+    group_key,
+    route,
+    short_host,
+)
+
+Observation = ReplicaObservation | HostObservation
+Contribution = dict  # {"rows": [row dict, ...] (visible), "firing": int}
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _load_hash(raw: dict) -> dict[str, dict]:
+    return {_text(k): json.loads(v) for k, v in raw.items()}
+
+
+class AlertEngine:
+    def __init__(
+        self, client: redis.Redis, prefix: str = "hvbot:alerts", rules: AlertRules | None = None,
+        lock_timeout_s: float = 60.0, lock_wait_s: float = 30.0,
+    ) -> None:
+        self._r = client
+        self._p = prefix
+        self.rules = rules or AlertRules()
+        self._lock_timeout = lock_timeout_s
+        self._lock_wait = lock_wait_s
+
+    # ---- public API ---------------------------------------------------------------------------
+
+    def ingest(self, observations: Sequence[Observation], now: datetime) -> list[Notification]:
+        """Fold one sweep's observations (any subset of hosts) into the state; return what to send."""
+        ts = now.timestamp()
+        replicas = [o for o in observations if isinstance(o, ReplicaObservation)]
+        hosts = [o for o in observations if isinstance(o, HostObservation)]
+        with self._locked():
+            down = self._update_down(hosts, ts)
+            findings = evaluate(replicas, hosts, now, self.rules, down)
+            silences = self._active_silences(ts)
+            groups = _load_hash(self._r.hgetall(self._k("groups")))
+            reachable = {h.host: h.reachable for h in hosts}
+            for host in self._covered(replicas, hosts):
+                mine = [f for f in findings if f.row.host == host]
+                self._ingest_host(host, mine, reachable.get(host, True), silences, groups, ts)
+            return self._evaluate(groups, ts)
+
+    def tick(self, now: datetime) -> list[Notification]:
+        """Run the timers (group wait, group interval, repeat) without new observations."""
+        return self.ingest([], now)
+
+    def set_message_ref(self, message_key: str, ref: dict) -> bool:
+        """The bot stores where it posted (channel, ts) so later notifications can update that message."""
+        return self._edit_message(message_key, lambda m: m.__setitem__("ref", ref))
+
+    def ack(self, message_key: str, user: str, now: datetime) -> bool:
+        """Stop repeats for this message until it resolves."""
+        return self._edit_message(message_key, lambda m: m.__setitem__("acked", {"by": user, "at": now.timestamp()}))
+
+    def snooze(self, message_key: str, duration_s: float, user: str, now: datetime) -> list[str]:
+        """Silence every group of this message for `duration_s`."""
+        raw = self._r.hget(self._k("msgs"), message_key)
+        if raw is None:
+            return []
+        groups = json.loads(raw)["groups"]
+        return [self.silence("group", g, duration_s, now, user, reason="snoozed") for g in groups]
+
+    def silence(self, kind: str, target: str, duration_s: float, now: datetime, by: str, reason: str = "") -> str:
+        """Mute alerts of a VM, a host or a group (`kind` vm|host|group) until now + duration."""
+        if kind not in ("vm", "host", "group"):
+            raise ValueError(f"silence kind must be vm, host or group, not {kind!r}")
+        target = target if kind == "group" else (short_host(target) if kind == "host" else target.lower())
+        sid = uuid.uuid4().hex[:12]
+        entry = {"kind": kind, "target": target, "until": now.timestamp() + duration_s, "by": by,
+                 "reason": reason or "silenced"}
+        self._r.hset(self._k("silences"), sid, _dumps(entry))
+        return sid
+
+    def unsilence(self, silence_id: str) -> bool:
+        return bool(self._r.hdel(self._k("silences"), silence_id))
+
+    def silences(self, now: datetime) -> dict[str, dict]:
+        return self._active_silences(now.timestamp())
+
+    def active_alerts(self, host: str) -> dict[str, dict]:
+        """Alert records of one host (for `/hyperv replication` and tests)."""
+        return _load_hash(self._r.hgetall(self._k("alerts", host)))
+
+    # ---- per-host state -----------------------------------------------------------------------
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self._p, *parts))
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        lock = self._r.lock(self._k("lock"), timeout=self._lock_timeout, blocking_timeout=self._lock_wait)
+        if not lock.acquire():
+            raise TimeoutError("alert state is busy: another worker held its lock too long")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _edit_message(self, key: str, change) -> bool:
+        with self._locked():
+            raw = self._r.hget(self._k("msgs"), key)
+            if raw is None:
+                return False
+            meta = json.loads(raw)
+            change(meta)
+            self._r.hset(self._k("msgs"), key, _dumps(meta))
+            return True
+
+    @staticmethod
+    def _covered(replicas: list[ReplicaObservation], hosts: list[HostObservation]) -> list[str]:
+        return sorted({o.host for o in replicas} | {h.host for h in hosts})
+
+    def _update_down(self, hosts: list[HostObservation], ts: float) -> set[str]:
+        key = self._k("down")
+        for h in hosts:
+            if h.reachable:
+                self._r.hdel(key, short_host(h.host))
+            else:
+                self._r.hsetnx(key, short_host(h.host), str(ts))
+        return {_text(k) for k in self._r.hkeys(key)}
+
+    def _active_silences(self, ts: float) -> dict[str, dict]:
+        all_ = _load_hash(self._r.hgetall(self._k("silences")))
+        expired = [sid for sid, s in all_.items() if s["until"] <= ts]
+        if expired:
+            self._r.hdel(self._k("silences"), *expired)
+        return {sid: s for sid, s in all_.items() if s["until"] > ts}
+
+    def _ingest_host(
+        self, host: str, findings: list[Finding], reachable: bool, silences: dict[str, dict],
+        groups: dict[str, dict], ts: float,
+    ) -> None:
+        old = _load_hash(self._r.hgetall(self._k("alerts", host)))
+        new, resolved = _next_records(old, findings, reachable, host, self.rules, ts)
+        for rec in new.values():
+            rec["muted"] = rec["base_muted"] or _silenced(rec, silences)
+        before, after = _contributions(old), _contributions(new)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.delete(self._k("alerts", host))
+        if new:
+            pipe.hset(self._k("alerts", host), mapping={fp: _dumps(r) for fp, r in new.items()})
+        for g in set(before) | set(after) | {r["group"] for r in resolved}:
+            self._write_contribution(pipe, g, host, before.get(g), after.get(g))
+        for rec in resolved:
+            if rec["group"] in groups:
+                pipe.rpush(self._k("gresolved", rec["group"]), _dumps(rec["row"]))
+        for rec in new.values():
+            if rec["status"] == "firing" and rec["group"] not in groups:
+                groups[rec["group"]] = self._new_group(rec, ts)
+                pipe.hset(self._k("groups"), rec["group"], _dumps(groups[rec["group"]]))
+        pipe.execute()
+
+    def _write_contribution(self, pipe, g: str, host: str, old: Contribution | None, new: Contribution | None) -> None:
+        if new:
+            pipe.hset(self._k("grows", g), host, _dumps(new))
+        else:
+            pipe.hdel(self._k("grows", g), host)
+        if _signature(old) != _signature(new):
+            pipe.sadd(self._k("dirty"), g)
+
+    def _new_group(self, rec: dict, ts: float) -> dict:
+        severity = Severity(rec["severity"])
+        channel, mention = route(severity, self.rules)
+        return {"key": rec["group"], "condition": rec["row"]["condition"], "scope": rec["scope"],
+                "severity": severity.value, "channel": channel, "mention": mention, "created": ts, "msg": None}
+
+    # ---- groups and messages ------------------------------------------------------------------
+
+    def _rows_each(self, group_keys: list[str]) -> dict[str, tuple[list[AlertRow], int]]:
+        """Per group: visible rows and firing count (one round trip)."""
+        pipe = self._r.pipeline(transaction=False)
+        for g in group_keys:
+            pipe.hgetall(self._k("grows", g))
+        out: dict[str, tuple[list[AlertRow], int]] = {}
+        for g, raw in zip(group_keys, pipe.execute()):
+            contribs = _load_hash(raw).values()
+            rows = [AlertRow.from_dict(r) for c in contribs for r in c["rows"]]
+            out[g] = (rows, sum(c["firing"] for c in contribs))
+        return out
+
+    def _rows(self, group_keys: list[str]) -> tuple[list[AlertRow], int]:
+        """Visible rows and firing count over the given groups."""
+        each = self._rows_each(group_keys).values()
+        return [row for rows, _ in each for row in rows], sum(firing for _, firing in each)
+
+    def _drain_resolved(self, group_keys: list[str]) -> list[AlertRow]:
+        pipe = self._r.pipeline(transaction=False)
+        for g in group_keys:
+            pipe.lrange(self._k("gresolved", g), 0, -1)
+            pipe.delete(self._k("gresolved", g))
+        out = pipe.execute()
+        return [AlertRow.from_dict(json.loads(x)) for chunk in out[0::2] for x in chunk]
+
+    def _delete_groups(self, group_keys: list[str], groups: dict[str, dict]) -> None:
+        if not group_keys:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        for g in group_keys:
+            groups.pop(g, None)
+            pipe.delete(self._k("grows", g), self._k("gresolved", g))
+        pipe.hdel(self._k("groups"), *group_keys)
+        pipe.srem(self._k("dirty"), *group_keys)
+        pipe.execute()
+
+    def _evaluate(self, groups: dict[str, dict], ts: float) -> list[Notification]:
+        msgs = _load_hash(self._r.hgetall(self._k("msgs")))
+        dirty = {_text(g) for g in self._r.smembers(self._k("dirty"))}
+        ready = self._ready_groups(groups, ts)
+        out, posted, joined = self._place_new(ready, groups, msgs, ts)
+        for key, meta in list(msgs.items()):
+            if key in posted:
+                continue
+            changed = key in joined or any(g in dirty for g in meta["groups"])
+            note = self._review_message(key, meta, groups, changed, ts)
+            if note is not None:
+                out.append(note)
+        return out
+
+    def _ready_groups(self, groups: dict[str, dict], ts: float) -> dict[str, tuple[list[str], list[str]]]:
+        """Unposted groups, by channel, for channels where some group wait is over: (wait over, still
+        waiting). Groups resolved within their wait are dropped unposted: nothing is ever sent (§C1)."""
+        unposted: dict[str, list[str]] = defaultdict(list)
+        for g, meta in sorted(groups.items()):
+            if meta["msg"] is None:
+                unposted[meta["channel"]].append(g)
+        out: dict[str, tuple[list[str], list[str]]] = {}
+        empty: list[str] = []
+        for channel, gs in unposted.items():
+            due = {g for g in gs if ts - groups[g]["created"] >= self.rules.group_wait_s}
+            if not due:
+                continue
+            ready: list[str] = []
+            waiting: list[str] = []
+            for g, (rows, firing) in self._rows_each(gs).items():
+                if firing == 0 and g in due:
+                    empty.append(g)
+                elif rows:
+                    (ready if g in due else waiting).append(g)
+            if ready:
+                out[channel] = (ready, waiting)
+        self._delete_groups(empty, groups)
+        return out
+
+    def _place_new(
+        self, ready: dict[str, tuple[list[str], list[str]]], groups: dict[str, dict], msgs: dict[str, dict],
+        ts: float,
+    ) -> tuple[list[Notification], set[str], set[str]]:
+        """Give ready groups a message: join the channel's open storm; if more groups than
+        coalesce_after_groups are due or waiting on the channel, one storm message takes them all;
+        else one message each. Returns notifications, new message keys, joined message keys."""
+        touched: set[str] = set()
+        for channel, (due, waiting) in sorted(ready.items()):
+            storm = next((k for k, m in msgs.items() if m["channel"] == channel and m.get("storm")), None)
+            if storm is None and len(due) + len(waiting) > self.rules.coalesce_after_groups:
+                storm = f"m-storm-{hashlib.sha1(channel.encode()).hexdigest()[:8]}-{int(ts * 1000)}"
+                msgs[storm] = self._new_message(storm, ts, storm=True)
+            if storm is not None:
+                self._attach(storm, due + waiting, groups, msgs)
+                touched.add(storm)
+                continue
+            for g in due:
+                key = f"m-{hashlib.sha1(g.encode()).hexdigest()[:12]}-{int(ts * 1000)}"
+                msgs[key] = self._new_message(key, ts, storm=False)
+                self._attach(key, [g], groups, msgs)
+                touched.add(key)
+        posted = {k for k in touched if msgs[k].get("new")}
+        out = [self._post(key, msgs[key], ts) for key in sorted(posted)]
+        return out, posted, touched - posted
+
+    @staticmethod
+    def _new_message(key: str, ts: float, storm: bool) -> dict:
+        return {"key": key, "channel": "", "severity": Severity.WARNING.value, "mention": None, "conditions": [],
+                "scopes": [], "groups": [], "storm": storm, "created": ts, "last_post": ts, "last_update": ts,
+                "members": "", "visible": 0, "acked": None, "ref": None, "new": True}
+
+    def _attach(self, key: str, gs: list[str], groups: dict[str, dict], msgs: dict[str, dict]) -> None:
+        meta = msgs[key]
+        for g in gs:
+            group = groups[g]
+            group["msg"] = key
+            meta["groups"].append(g)
+            meta["channel"] = group["channel"]
+            meta["conditions"].append(group["condition"])
+            meta["scopes"].append(group["scope"])
+            if group["severity"] == Severity.CRITICAL.value:
+                meta["severity"], meta["mention"] = Severity.CRITICAL.value, group["mention"]
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hset(self._k("groups"), mapping={g: _dumps(groups[g]) for g in gs})
+        pipe.hset(self._k("msgs"), key, _dumps(meta))
+        pipe.execute()
+
+    def _post(self, key: str, meta: dict, ts: float) -> Notification:
+        rows, firing = self._rows(meta["groups"])
+        self._drain_resolved(meta["groups"])  # resolved before anyone was told: nothing to report
+        meta.pop("new", None)
+        self._save_message(key, meta, rows, ts, posted=True)
+        return build(NotificationKind.POST_GROUP, key, meta, rows, max_inline=self.rules.max_inline_rows,
+                     muted=firing - len(rows))
+
+    def _save_message(self, key: str, meta: dict, rows: list[AlertRow], ts: float, posted: bool) -> None:
+        meta["members"] = _members_hash(rows)
+        meta["visible"] = len(rows)
+        meta["last_update"] = ts
+        if posted:
+            meta["last_post"] = ts
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hset(self._k("msgs"), key, _dumps(meta))
+        pipe.srem(self._k("dirty"), *meta["groups"])
+        pipe.execute()
+
+    def _review_message(
+        self, key: str, meta: dict, groups: dict[str, dict], changed: bool, ts: float,
+    ) -> Notification | None:
+        """Resolve, update in place, or repeat one posted message."""
+        repeat_due = meta["acked"] is None and ts - meta["last_post"] >= self.rules.repeat_interval_s
+        if not changed and not repeat_due:
+            return None
+        rows, firing = self._rows(meta["groups"])
+        limit = self.rules.max_inline_rows
+        if firing == 0:
+            resolved = self._drain_resolved(meta["groups"])
+            self._delete_groups(list(meta["groups"]), groups)
+            self._r.hdel(self._k("msgs"), key)
+            return build(NotificationKind.RESOLVE, key, meta, [], max_inline=limit, resolved=resolved)
+        if _members_hash(rows) != meta["members"]:
+            if ts - meta["last_update"] < self.rules.group_interval_s:
+                return None  # stays dirty; goes out when the group interval has passed
+            back = meta["visible"] == 0 and bool(rows)  # e.g. a snooze ended: surface it again
+            kind = NotificationKind.REPEAT if back else NotificationKind.UPDATE_GROUP
+            resolved = self._drain_resolved(meta["groups"])
+            self._save_message(key, meta, rows, ts, posted=back)
+            return build(kind, key, meta, rows, max_inline=limit, resolved=resolved, muted=firing - len(rows))
+        self._r.srem(self._k("dirty"), *meta["groups"])
+        if repeat_due and rows:
+            self._save_message(key, meta, rows, ts, posted=True)
+            return build(NotificationKind.REPEAT, key, meta, rows, max_inline=limit, muted=firing - len(rows))
+        return None
+
+
+# ---- pure helpers ---------------------------------------------------------------------------------
+
+
+def _next_records(
+    old: dict[str, dict], findings: list[Finding], reachable: bool, host: str, rules: AlertRules, ts: float,
+) -> tuple[dict[str, dict], list[dict]]:
+    """New alert records of one host, and the firing records that resolved this sweep."""
+    new: dict[str, dict] = {}
+    for f in findings:
+        new[f.fingerprint] = _seen(old.get(f.fingerprint), f, ts)
+    resolved: list[dict] = []
+    for fp, rec in old.items():
+        if fp in new:
+            continue
+        if not reachable and rec["row"]["condition"] != "host_unreachable":
+            new[fp] = {**rec, "base_muted": f"inhibited: host {host} unreachable"}  # unknown, not resolved
+        elif rec["status"] == "firing":
+            clean = rec["clean"] + 1
+            if clean >= rules.resolve_after_sweeps:
+                resolved.append(rec)
+            else:
+                new[fp] = {**rec, "clean": clean}  # keep firing through short clears (flapping)
+        # a pending record that is not seen again simply ends: "persists N sweeps" was broken
+    return new, resolved
+
+
+def _seen(old: dict | None, f: Finding, ts: float) -> dict:
+    streak = old["streak"] + 1 if old else 1
+    firing = bool(old and old["status"] == "firing") or streak >= f.for_sweeps
+    return {
+        "row": f.row.to_dict(), "severity": f.severity.value,
+        "group": group_key(f.row.condition, f.group_scope), "scope": f.group_scope,
+        "status": "firing" if firing else "pending", "streak": streak, "clean": 0,
+        "first_seen": old["first_seen"] if old else ts, "last_seen": ts, "base_muted": f.muted_reason,
+        "muted": f.muted_reason,
+    }
+
+
+def _silenced(rec: dict, silences: dict[str, dict]) -> str | None:
+    row = rec["row"]
+    for s in silences.values():
+        hit = (
+            (s["kind"] == "vm" and row["vm"] and row["vm"].lower() == s["target"])
+            or (s["kind"] == "host" and short_host(row["host"]) == s["target"])
+            or (s["kind"] == "group" and rec["group"] == s["target"])
+        )
+        if hit:
+            return f"{s['reason']} by {s['by']}"
+    return None
+
+
+def _contributions(records: dict[str, dict]) -> dict[str, Contribution]:
+    out: dict[str, Contribution] = {}
+    for rec in records.values():
+        if rec["status"] != "firing":
+            continue
+        c = out.setdefault(rec["group"], {"rows": [], "firing": 0})
+        c["firing"] += 1
+        if not rec["muted"]:
+            c["rows"].append(rec["row"])
+    return out
+
+
+def _signature(c: Contribution | None) -> tuple:
+    if not c:
+        return ((), 0)
+    return (tuple(sorted(r["fingerprint"] for r in c["rows"])), c["firing"])
+
+
+def _members_hash(rows: list[AlertRow]) -> str:
+    return hashlib.sha1("\n".join(sorted(r.fingerprint for r in rows)).encode()).hexdigest()
