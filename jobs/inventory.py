@@ -68,7 +68,7 @@ def memory(fleet: Fleet, vm: str | None = None, host: str | None = None) -> Repo
 
 def teaming(fleet: Fleet, vm: str | None = None, host: str | None = None) -> Report:
     def per_host(call: HostCall) -> list[Row]:
-        pipe = (single("Get-VMNetworkAdapter", VMName=[vm]) if vm else
+        pipe = (single("Get-VMNetworkAdapter", VMName=[vm]) if vm is not None else
                 pipeline(command("Get-VM"), command("Get-VMNetworkAdapter", piped=True)))
 
         def read() -> list[Row]:
@@ -102,7 +102,7 @@ def _vms(call: HostCall, name: str | None = None) -> list[VmRecord]:
 
 
 def _names(name: str | None) -> list[str] | None:
-    return [name] if name else None
+    return None if name is None else [name]
 
 
 def is_vm_not_found(err: HyperVError) -> bool:
@@ -192,7 +192,7 @@ def _report(kind: str, columns: list[str], result: FanOut[list[Row]], wanted: st
     rows = [row for rows in result.results.values() for row in sorted(rows, key=lambda r: str(r.get("vm", "")))]
     report = Report(kind=kind, columns=list(columns), rows=rows, errors=result.error_dicts(),
                     hosts_ok=result.hosts_ok)
-    if wanted and not rows and result.hosts_ok:
+    if wanted is not None and not rows and result.hosts_ok:
         report.errors.append({"host": "", "kind": "not_found",
                               "message": f"no VM matching {wanted!r} on {', '.join(result.hosts_ok)}."})
     return report
