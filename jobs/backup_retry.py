@@ -85,15 +85,15 @@ def decide(readiness: Readiness, attempt: int, now: datetime, policy: RetryPolic
     policy = policy or RetryPolicy()
     if attempt < 1:
         raise ValueError("attempt is 1-based")
-    common = {"attempt": attempt, "max_attempts": policy.max_attempts}
+    limit = policy.max_attempts
     if readiness.ready:
-        return Decision(Outcome.DONE, reason=readiness.summary(), **common)
+        return Decision(Outcome.DONE, attempt, limit, readiness.summary())
     if not readiness.transient:
-        return Decision(Outcome.GIVE_UP, reason=readiness.summary() + " Retrying will not help.", **common)
-    if attempt >= policy.max_attempts:
-        return Decision(Outcome.GIVE_UP, transient=True, **common,
+        return Decision(Outcome.GIVE_UP, attempt, limit, readiness.summary() + " Retrying will not help.")
+    if attempt >= limit:
+        return Decision(Outcome.GIVE_UP, attempt, limit, transient=True,
                         reason=f"{readiness.summary()} Still not ready after {attempt} attempts; try later.")
     delay = policy.delays()[attempt - 1]
-    return Decision(Outcome.RETRY, retry_at=now + timedelta(seconds=delay), transient=True, **common,
+    return Decision(Outcome.RETRY, attempt, limit, transient=True, retry_at=now + timedelta(seconds=delay),
                     reason=f"{readiness.summary()} Checking again in {delay:.0f} s "
-                           f"(attempt {attempt + 1} of {policy.max_attempts}).")
+                           f"(attempt {attempt + 1} of {limit}).")

@@ -22,7 +22,7 @@ to one line of at most 300 characters. All times are aware datetimes passed in b
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -157,18 +157,21 @@ class WindowStore:
         """End a window early: it becomes due for resume at `now`. None when no window is open."""
         _require_aware(now)
 
-        def shorten(pipe: redis.client.Pipeline) -> bool:
+        closed = False
+
+        def shorten(pipe: redis.client.Pipeline) -> None:
+            nonlocal closed
             window = _decode(pipe.hgetall(self._key(vm)))
-            if window is None or window.status is not WindowStatus.OPEN:
-                return False
+            closed = window is not None and window.status is WindowStatus.OPEN
+            if window is None or not closed:
+                return
             end = min(window.end, now)
             pipe.multi()
             pipe.hset(self._key(vm), "end", end.timestamp())
             pipe.zadd(self._due_key, {vm: max(end.timestamp(), _ts(window.next_attempt_at))})
-            return True
 
         # WATCH makes this atomic with a concurrent mark_resumed (no stale re-add to the due set).
-        closed = self.redis.transaction(shorten, self._key(vm), value_from_callable=True)
+        self.redis.transaction(shorten, self._key(vm))
         return self.get(vm) if closed else None
 
     def is_in_window(self, vm: str, now: datetime) -> bool:
@@ -269,11 +272,11 @@ def _ts(value: datetime | None) -> float:
     return value.timestamp() if value else 0.0
 
 
-def _text(value: bytes | str | None) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or "")
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
 
 
-def _encode(w: Window) -> dict[str, str | float | int]:
+def _encode(w: Window) -> Mapping[Any, str | float | int]:
     return {
         "vm": w.vm, "host": w.host, "side": w.side.value, "start": w.start.timestamp(),
         "end": w.end.timestamp(), "requested_by": w.requested_by, "status": w.status.value,
@@ -281,7 +284,7 @@ def _encode(w: Window) -> dict[str, str | float | int]:
     }
 
 
-def _decode(raw: dict[bytes, bytes] | dict[str, str]) -> Window | None:
+def _decode(raw: Mapping[Any, Any]) -> Window | None:
     data = {_text(k): _text(v) for k, v in raw.items()}
     if "vm" not in data:
         return None
