@@ -14,7 +14,7 @@ from jobs.failover_facts import (  # re-exported: the facts are part of this mod
     RecoveryPoint, ReplicationFacts, SideFacts, health_is, looks_broken, mode_is, no_test_vm,
     received_replication, state_in, vm_is,
 )
-from jobs.failover_steps import Kind, PipedInput, Plan, PlanRefused, Step, _Builder
+from jobs.failover_steps import Kind, PipedInput, Plan, PlanRefused, Step, _Builder, describe
 
 __all__ = [
     "BAD_HEARTBEATS", "Check", "Kind", "PipedInput", "Plan", "PlanRefused", "RecoveryPoint",
@@ -304,27 +304,6 @@ def recommend(facts: ReplicationFacts) -> Recommendation | None:
     if blockers:
         why += ". But the replica cannot fail over now: " + "; ".join(blockers)
     return Recommendation(Kind.UNPLANNED, why[0].upper() + why[1:])
-
-
-_DESCRIPTIONS = {
-    Kind.PLANNED: "Planned failover: zero data loss. The primary VM must shut down; its pending changes are "
-                  "copied to the replica before it takes over. Not for a primary suspected broken: its state "
-                  "would be copied too.",
-    Kind.UNPLANNED: "Unplanned failover: runs on the replica only. Changes made after the chosen recovery point "
-                    "are lost. The primary is left untouched.",
-    Kind.TEST: "Test failover: an isolated test VM is created from a recovery point on the replica; production "
-               "and replication continue.",
-    Kind.CANCEL: "Cancel: stops a failover in progress (removes a test VM, reverts an uncompleted failover, or "
-                 "lets a prepared primary start again). Not possible after completion.",
-    Kind.COMPLETE: "Complete: commits the failover to the chosen recovery point and deletes all other recovery "
-                   "points. It cannot be cancelled afterwards.",
-    Kind.REVERSE: "Reverse replication: the new primary replicates back to the old one so the pair is protected "
-                  "again, in the new direction.",
-}
-
-
-def describe(kind: Kind | str) -> str:
-    return _DESCRIPTIONS[Kind(kind)]
 
 
 def build_plan(kind: Kind | str, facts: ReplicationFacts, point: str | None = None) -> Plan:

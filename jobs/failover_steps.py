@@ -116,3 +116,24 @@ def _render(cmdlet: str, params: Mapping[str, Any]) -> str:
         else:
             parts.append(f"-{name} '" + str(value).replace("'", "''") + "'")
     return " ".join(parts)
+
+
+_DESCRIPTIONS = {
+    Kind.PLANNED: "Planned failover: zero data loss. The primary VM must shut down; its pending changes are "
+                  "copied to the replica before it takes over. Not for a primary suspected broken: its state "
+                  "would be copied too.",
+    Kind.UNPLANNED: "Unplanned failover: runs on the replica only. Changes made after the chosen recovery point "
+                    "are lost. The primary is left untouched.",
+    Kind.TEST: "Test failover: an isolated test VM is created from a recovery point on the replica; production "
+               "and replication continue.",
+    Kind.CANCEL: "Cancel: stops a failover in progress (removes a test VM, reverts an uncompleted failover, or "
+                 "lets a prepared primary start again). Not possible after completion.",
+    Kind.COMPLETE: "Complete: commits the failover to the chosen recovery point and deletes all other recovery "
+                   "points. It cannot be cancelled afterwards.",
+    Kind.REVERSE: "Reverse replication: the new primary replicates back to the old one so the pair is protected "
+                  "again, in the new direction.",
+}
+
+
+def describe(kind: Kind | str) -> str:
+    return _DESCRIPTIONS[Kind(kind)]
