@@ -228,20 +228,30 @@ class WindowStore:
         """Resume every overdue window once; safe to run from several processes at the same time."""
         report = HousekeepingReport()
         for candidate in self.due_for_resume(now):
-            with self._leased(candidate.vm) as held:
-                # Re-read under the lease: another process may have resumed it since the list was read.
-                window = self.get(candidate.vm) if held else None
-                if window is None or window.status is not WindowStatus.OPEN or window.due_at > now:
-                    report.skipped.append(candidate.vm)
-                    continue
-                try:
-                    resume_fn(window)
-                except Exception as exc:  # noqa: BLE001 - any failure is recorded, retried and alerted
-                    report.failed.append(self.record_resume_failure(window.vm, str(exc), now))
-                    continue
-                self.mark_resumed(window.vm, now)
-                report.resumed.append(window.vm)
+            self._resume_one(candidate.vm, now, resume_fn, report)
         return report
+
+    def resume(self, vm: str, now: datetime, resume_fn: ResumeFn) -> HousekeepingReport:
+        """Resume one window now if it is due (e.g. right after `close`), under the same lease."""
+        report = HousekeepingReport()
+        self._resume_one(vm, now, resume_fn, report)
+        return report
+
+    def _resume_one(self, vm: str, now: datetime, resume_fn: ResumeFn, report: HousekeepingReport) -> None:
+        with self._leased(vm) as held:
+            # Re-read under the lease: another process may have resumed it since the due list was read.
+            window = self.get(vm) if held else None
+            if window is None or window.status is not WindowStatus.OPEN or window.due_at > now:
+                report.skipped.append(vm)
+                return
+            try:
+                resume_fn(window)
+            except Exception as exc:  # noqa: BLE001 - any failure is recorded, retried and alerted
+                error = str(exc) or type(exc).__name__
+                report.failed.append(self.record_resume_failure(vm, error, now))
+                return
+            self.mark_resumed(vm, now)
+            report.resumed.append(vm)
 
     @contextmanager
     def lease(self, vm: str) -> Iterator[bool]:

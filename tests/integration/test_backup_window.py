@@ -210,3 +210,26 @@ def test_expired_history_leaves_no_stale_due_entry(store: WindowStore) -> None:
     store.redis.delete("test:backup:window:web01")  # as if its record expired
     assert store.due_for_resume(T0 + 3 * HOUR) == []
     assert store.redis.zcard("test:backup:due") == 0
+
+
+def test_end_early_resumes_that_window_only_once(store: WindowStore) -> None:
+    open_window(store, "web01")
+    open_window(store, "web02")
+    resume = Recorder()
+    now = T0 + timedelta(minutes=30)
+    assert store.resume("web01", now, resume).skipped == ["web01"]  # not due yet: the window is still on
+    store.close("web01", now)
+    assert store.resume("web01", now, resume).resumed == ["web01"]
+    assert store.resume("web01", now, resume).skipped == ["web01"]
+    assert store.housekeeping(now, resume).resumed == []  # web02 is not due; web01 is done
+    assert resume.calls == ["web01"]
+
+
+def test_failure_without_message_still_names_the_error(store: WindowStore) -> None:
+    open_window(store)
+
+    def broken(window: Window) -> None:
+        raise TimeoutError()
+
+    (failure,) = store.housekeeping(T0 + 2 * HOUR, broken).failed
+    assert failure.error == "TimeoutError"
