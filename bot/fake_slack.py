@@ -27,6 +27,7 @@ class Call:
     args: dict[str, Any]
     status: int
     path: str = ""
+    response: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.monotonic)
 
 
@@ -174,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps({"ok": False, "error": "ratelimited" if status == 429 else "fatal_error"}).encode()
             return self._send(status, body, "application/json", {"Retry-After": str(retry_after)})
         answer = self.fake.answer(method, args)
-        self.fake._record(Call(method, args, 200, path.path))
+        self.fake._record(Call(method, args, 200, path.path, answer))
         self._send(200, json.dumps(answer).encode(), "application/json")
 
     def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
