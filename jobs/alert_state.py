@@ -28,6 +28,7 @@ from datetime import datetime
 import redis
 
 from jobs.alert_messages import Notification, NotificationKind, build
+from jobs.alert_records import Contribution, contributions, members_hash, next_records, signature, silenced
 from jobs.alerts import (
     AlertRow,
     AlertRules,
@@ -36,13 +37,11 @@ from jobs.alerts import (
     ReplicaObservation,
     Severity,
     evaluate,
-    group_key,
     route,
     short_host,
 )
 
 Observation = ReplicaObservation | HostObservation
-Contribution = dict  # {"rows": [row dict, ...] (visible), "firing": int}
 
 
 def _dumps(obj: object) -> str:
@@ -177,10 +176,10 @@ class AlertEngine:
         groups: dict[str, dict], ts: float,
     ) -> None:
         old = _load_hash(self._r.hgetall(self._k("alerts", host)))
-        new, resolved = _next_records(old, findings, reachable, host, self.rules, ts)
+        new, resolved = next_records(old, findings, reachable, host, self.rules, ts)
         for rec in new.values():
-            rec["muted"] = rec["base_muted"] or _silenced(rec, silences)
-        before, after = _contributions(old), _contributions(new)
+            rec["muted"] = rec["base_muted"] or silenced(rec, silences)
+        before, after = contributions(old), contributions(new)
         pipe = self._r.pipeline(transaction=False)
         pipe.delete(self._k("alerts", host))
         if new:
@@ -201,7 +200,7 @@ class AlertEngine:
             pipe.hset(self._k("grows", g), host, _dumps(new))
         else:
             pipe.hdel(self._k("grows", g), host)
-        if _signature(old) != _signature(new):
+        if signature(old) != signature(new):
             pipe.sadd(self._k("dirty"), g)
 
     def _new_group(self, rec: dict, ts: float) -> dict:
@@ -344,7 +343,7 @@ class AlertEngine:
                      muted=firing - len(rows))
 
     def _save_message(self, key: str, meta: dict, rows: list[AlertRow], ts: float, posted: bool) -> None:
-        meta["members"] = _members_hash(rows)
+        meta["members"] = members_hash(rows)
         meta["visible"] = len(rows)
         meta["last_update"] = ts
         if posted:
@@ -368,7 +367,7 @@ class AlertEngine:
             self._delete_groups(list(meta["groups"]), groups)
             self._r.hdel(self._k("msgs"), key)
             return build(NotificationKind.RESOLVE, key, meta, [], max_inline=limit, resolved=resolved)
-        if _members_hash(rows) != meta["members"]:
+        if members_hash(rows) != meta["members"]:
             if ts - meta["last_update"] < self.rules.group_interval_s:
                 return None  # stays dirty; goes out when the group interval has passed
             back = meta["visible"] == 0 and bool(rows)  # e.g. a snooze ended: surface it again
@@ -381,76 +380,3 @@ class AlertEngine:
             self._save_message(key, meta, rows, ts, posted=True)
             return build(NotificationKind.REPEAT, key, meta, rows, max_inline=limit, muted=firing - len(rows))
         return None
-
-
-# ---- pure helpers ---------------------------------------------------------------------------------
-
-
-def _next_records(
-    old: dict[str, dict], findings: list[Finding], reachable: bool, host: str, rules: AlertRules, ts: float,
-) -> tuple[dict[str, dict], list[dict]]:
-    """New alert records of one host, and the firing records that resolved this sweep."""
-    new: dict[str, dict] = {}
-    for f in findings:
-        new[f.fingerprint] = _seen(old.get(f.fingerprint), f, ts)
-    resolved: list[dict] = []
-    for fp, rec in old.items():
-        if fp in new:
-            continue
-        if not reachable and rec["row"]["condition"] != "host_unreachable":
-            new[fp] = {**rec, "base_muted": f"inhibited: host {host} unreachable"}  # unknown, not resolved
-        elif rec["status"] == "firing":
-            clean = rec["clean"] + 1
-            if clean >= rules.resolve_after_sweeps:
-                resolved.append(rec)
-            else:
-                new[fp] = {**rec, "clean": clean}  # keep firing through short clears (flapping)
-        # a pending record that is not seen again simply ends: "persists N sweeps" was broken
-    return new, resolved
-
-
-def _seen(old: dict | None, f: Finding, ts: float) -> dict:
-    streak = old["streak"] + 1 if old else 1
-    firing = bool(old and old["status"] == "firing") or streak >= f.for_sweeps
-    return {
-        "row": f.row.to_dict(), "severity": f.severity.value,
-        "group": group_key(f.row.condition, f.group_scope), "scope": f.group_scope,
-        "status": "firing" if firing else "pending", "streak": streak, "clean": 0,
-        "first_seen": old["first_seen"] if old else ts, "last_seen": ts, "base_muted": f.muted_reason,
-        "muted": f.muted_reason,
-    }
-
-
-def _silenced(rec: dict, silences: dict[str, dict]) -> str | None:
-    row = rec["row"]
-    for s in silences.values():
-        hit = (
-            (s["kind"] == "vm" and row["vm"] and row["vm"].lower() == s["target"])
-            or (s["kind"] == "host" and short_host(row["host"]) == s["target"])
-            or (s["kind"] == "group" and rec["group"] == s["target"])
-        )
-        if hit:
-            return f"{s['reason']} by {s['by']}"
-    return None
-
-
-def _contributions(records: dict[str, dict]) -> dict[str, Contribution]:
-    out: dict[str, Contribution] = {}
-    for rec in records.values():
-        if rec["status"] != "firing":
-            continue
-        c = out.setdefault(rec["group"], {"rows": [], "firing": 0})
-        c["firing"] += 1
-        if not rec["muted"]:
-            c["rows"].append(rec["row"])
-    return out
-
-
-def _signature(c: Contribution | None) -> tuple:
-    if not c:
-        return ((), 0)
-    return (tuple(sorted(r["fingerprint"] for r in c["rows"])), c["firing"])
-
-
-def _members_hash(rows: list[AlertRow]) -> str:
-    return hashlib.sha1("\n".join(sorted(r.fingerprint for r in rows)).encode()).hexdigest()

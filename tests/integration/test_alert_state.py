@@ -66,7 +66,8 @@ def named_vms(notes: list[Notification]) -> set[tuple[str, str]]:
     return out
 
 
-def test_storm_is_at_most_three_writes_per_channel_and_names_every_vm(r):
+@pytest.mark.parametrize("spacing_s", [0.2, 1.0])  # the 50 host jobs finish within 10 s, or spread over 50 s
+def test_storm_is_at_most_three_writes_per_channel_and_names_every_vm(r, spacing_s):
     eng = engine(r, group_by="host")
     hosts = [(f"hv-{i:02d}", f"site-{i % 2}") for i in range(50)]
     fleet = {h: [vm(f"vm-{h}-{j}", h, s) for j in range(10)] for h, s in hosts}
@@ -76,7 +77,7 @@ def test_storm_is_at_most_three_writes_per_channel_and_names_every_vm(r):
             seen = fleet[h] if t < 0 else [
                 replace(o, health="Critical", state="Error", last_replication_time=at(-7200)) for o in fleet[h]
             ]
-            notes += eng.ingest([up(h, s), *seen], at(t + i * 0.2))
+            notes += eng.ingest([up(h, s), *seen], at(t + i * spacing_s))
         for tick in range(t + 5, min(t + 60, 121), 5):  # the monitor ticks the timers every 5 s
             notes += eng.tick(at(tick))
     per_channel = Counter(n.channel for n in notes)
@@ -88,7 +89,9 @@ def test_storm_is_at_most_three_writes_per_channel_and_names_every_vm(r):
     first = next(n for n in notes if n.channel == "#oncall")
     assert first.kind == K.POST_GROUP and first.mention == "<!subteam^S1>"
     assert len(first.rows) <= 40 and first.attachment_rows is not None
-    assert all(n.title.startswith("500 VMs on 50 hosts") for n in notes if n.kind == K.POST_GROUP)
+    for channel in per_channel:  # the channel's message ends up naming the whole storm
+        last = [n for n in notes if n.channel == channel][-1]
+        assert last.title.startswith("500 VMs on 50 hosts") and len(last.attachment_rows) >= 500
 
 
 def test_flapping_vm_gives_one_alert(r):
@@ -148,7 +151,7 @@ def test_repeat_after_repeat_interval_only(r):
     for k in range(0, 70):  # 70 sweeps, one a minute
         notes += sweep(eng, k * 60, bad(k * 60))
     assert kinds(notes) == ["post_group", "repeat"]
-    assert notes[1].group_key == notes[0].group_key and notes[1].rows == notes[0].rows or True
+    assert notes[1].group_key == notes[0].group_key
     assert [row.vm for row in notes[1].rows] == ["vm1"]
 
 
