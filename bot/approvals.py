@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 
 class Status(StrEnum):
@@ -207,12 +208,12 @@ class ApprovalStore:
         now = time.time() if now is None else now
         approval_id = secrets.token_hex(8)
         params_json = canonical_json(params)
-        record = {
+        record: dict[FieldT, EncodableT] = {
             "id": approval_id, "kind": kind, "params": params_json, "requester": requester,
             "channel": channel, "created_at": repr(now), "expires_at": repr(now + ttl_s),
             "needs_approval": "1" if needs_approval else "0",
             "command": f"{kind} {params_json}"[:300],
-            "status": Status.PENDING if needs_approval else Status.APPROVED,
+            "status": str(Status.PENDING if needs_approval else Status.APPROVED),
         }
         if not needs_approval:  # configured policy (e.g. test failover): approved at birth, still audited
             record |= {"decided_by": "policy", "decided_at": repr(now)}
@@ -271,7 +272,8 @@ class ApprovalStore:
         """Move overdue pending requests to expired; returns them so the caller can update their cards."""
         now = time.time() if now is None else now
         expired: list[Approval] = []
-        for raw_id in self._redis.zrangebyscore(self._pending, "-inf", now):
+        due: list[bytes | str] = self._redis.zrangebyscore(self._pending, "-inf", now)  # type: ignore[assignment]
+        for raw_id in due:
             approval_id = _text(raw_id)
             keys = [self._rec(approval_id), self._pending, self._audit]
             if self._expire(keys=keys, args=[approval_id, repr(now), self._maxlen]) == 1:
@@ -387,12 +389,12 @@ class VmLock:
         return False
 
     def renew(self) -> bool:
-        return self.token is not None and self._renew(keys=[self.key], args=[self.token, self.ttl_ms]) == 1
+        return self.token is not None and bool(self._renew(keys=[self.key], args=[self.token, self.ttl_ms]) == 1)
 
     def release(self) -> bool:
         if self.token is None:
             return False
-        released = self._release(keys=[self.key], args=[self.token]) == 1
+        released = bool(self._release(keys=[self.key], args=[self.token]) == 1)
         self.token = None
         return released
 

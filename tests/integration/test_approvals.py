@@ -47,7 +47,7 @@ def store(conn: redis.Redis) -> ApprovalStore:
 
 
 def audit(conn: redis.Redis, approval_id: str) -> list[dict[str, str]]:
-    rows = conn.xrange(STREAM)
+    rows: list[tuple[bytes, dict[bytes, bytes]]] = conn.xrange(STREAM)  # type: ignore[assignment]
     entries = [{k.decode(): v.decode() for k, v in fields.items()} for _id, fields in rows]
     return [e for e in entries if e["approval_id"] == approval_id]
 
