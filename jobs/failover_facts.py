@@ -77,6 +77,13 @@ class Check:
         side = facts.side(self.host)
         return side.reachable and self.test(side)
 
+    def failure(self, facts: ReplicationFacts) -> str | None:
+        """None when the check holds, else what should hold (and that the host is silent, if it is)."""
+        if self.holds(facts):
+            return None
+        silent = "" if facts.side(self.host).reachable else " (the host does not answer)"
+        return self.describe() + silent
+
     def describe(self) -> str:
         return f"{self.host}: {self.text}"
 

@@ -44,10 +44,10 @@ class Step:
     piped_from: PipedInput | None = None
 
     def unmet_preconditions(self, facts: ReplicationFacts) -> list[str]:
-        return [c.describe() for c in self.preconditions if not c.holds(facts)]
+        return [f for c in self.preconditions if (f := c.failure(facts)) is not None]
 
     def unmet_expectations(self, facts: ReplicationFacts) -> list[str]:
-        return [c.describe() for c in self.expected if not c.holds(facts)]
+        return [f for c in self.expected if (f := c.failure(facts)) is not None]
 
     def sent_parameters(self) -> dict[str, Any]:
         """Exactly what goes on the wire: -ErrorAction Stop always, -Confirm:$false on mutating calls."""

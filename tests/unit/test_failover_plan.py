@@ -253,7 +253,8 @@ def test_preconditions_are_checked_on_fresh_facts() -> None:
     degraded = with_sides(HEALTHY, primary={"health": "Warning"})
     assert plan.steps[0].unmet_preconditions(degraded) == ["hv-a1: replication health is Normal"]
     lost = with_sides(HEALTHY, primary={"reachable": False})
-    assert len(plan.steps[0].unmet_preconditions(lost)) == 3  # nothing can be verified on a lost host
+    unmet = plan.steps[0].unmet_preconditions(lost)
+    assert len(unmet) == 3 and all(u.endswith("(the host does not answer)") for u in unmet)
 
 
 # --- refusals -------------------------------------------------------------------------------------------
