@@ -1,0 +1,182 @@
+"""``HyperVEngine``: the simulated Hyper-V host behind ``lab.engine.HostEngine``.
+
+For each statement: bind every command (binding errors are terminating), then run the commands in turn on
+the model under the fleet lock, passing ``Live`` objects between stages, and write the last stage's output.
+Hyper-V's own failures are non-terminating error records unless ``-ErrorAction Stop`` (§5.4).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from psrpcore.types import ErrorRecord
+
+from lab import cmdlets_read, cmdlets_write
+from lab.binding import Binder, BindingError, Bound
+from lab.engine import CommandCall, Invocation, PipelineIO
+from lab.errors import binding_record, command_not_found, scripts_not_allowed
+from lab.hvobjects import Live, to_psobject
+from lab.model import Fleet
+
+Handler = Callable[["Context", Bound, Any], list[Any]]
+HANDLERS: dict[str, tuple[Handler, str | None]] = {**cmdlets_read.HANDLERS, **cmdlets_write.HANDLERS}
+
+
+class Terminate(Exception):
+    """Raised inside a statement to end the pipeline with ``record`` (e.g. -ErrorAction Stop)."""
+
+    def __init__(self, record: ErrorRecord) -> None:
+        super().__init__(str(record))
+        self.record = record
+
+
+@dataclass
+class Context:
+    """What a cmdlet handler sees: the fleet, this host, its error/warning streams."""
+
+    fleet: Fleet
+    host_name: str
+    cmdlet: str
+    io: PipelineIO
+    error_action: str = "Continue"
+    warning_action: str = "Continue"
+    errors: list[ErrorRecord] = field(default_factory=list)
+
+    @property
+    def host(self) -> Any:
+        return self.fleet.hosts[self.host_name]
+
+    def error(self, record: ErrorRecord) -> None:
+        if self.error_action == "Stop":
+            raise Terminate(record)
+        if self.error_action not in ("SilentlyContinue", "Ignore"):
+            self.io.error(record)
+
+    def warning(self, message: str) -> None:
+        if self.warning_action == "Stop":
+            raise Terminate(cmdlets_write.warning_record(self.cmdlet, message))
+        if self.warning_action not in ("SilentlyContinue", "Ignore"):
+            self.io.warning(message)
+
+
+def _script_commands(call: CommandCall) -> list[CommandCall]:
+    """A script on a host that allows scripts: the lab understands one plain command line per statement."""
+    tokens = shlex.split(str(call.name), posix=True)
+    if not tokens:
+        return []
+    params: list[tuple[str | None, Any]] = []
+    for token in tokens[1:]:
+        if token.startswith("-") and len(token) > 1:
+            name, _, value = token[1:].partition(":")
+            params.append((name, {"$false": False, "$true": True}.get(value.lower(), value) if value else None))
+        elif params and params[-1][0] is not None and params[-1][1] is None:
+            params[-1] = (params[-1][0], token)
+        else:
+            params.append((None, token))
+    return [CommandCall(tokens[0], tuple(params), end_of_statement=True)]
+
+
+class HyperVEngine:
+    """One simulated Hyper-V host of ``fleet``."""
+
+    def __init__(self, fleet: Fleet, host_name: str) -> None:
+        self.fleet = fleet
+        self.name = fleet.host(host_name).name
+
+    def run(self, invocation: Invocation, io: PipelineIO) -> None:
+        host = self.fleet.hosts[self.name]
+        commands: list[CommandCall] = []
+        for call in invocation.commands:
+            if call.is_script:
+                jea = host.jea_configuration is not None and invocation.configuration == host.jea_configuration
+                if jea or not host.allow_script:
+                    io.fail(scripts_not_allowed())
+                    return
+                commands.extend(_script_commands(call))
+            else:
+                commands.append(call)
+        statements: list[list[CommandCall]] = [[]]
+        for call in commands:
+            statements[-1].append(call)
+            if call.end_of_statement:
+                statements.append([])
+        first_input = list(invocation.input_objects)
+        for statement in (s for s in statements if s):
+            try:
+                self._run_statement(statement, first_input, io)
+            except Terminate as stop:
+                io.fail(stop.record)
+                return
+            first_input = []
+
+    def _bind_all(self, statement: list[CommandCall], has_input: Any) -> list[tuple[Bound, Context]]:
+        bound: list[tuple[Bound, Context]] = []
+        kind = _input_kind(has_input)
+        for call in statement:
+            name = _canonical(call.name)
+            if name is None:
+                raise Terminate(command_not_found(call.name))
+            handler_kind = HANDLERS[name][1]
+            try:
+                b = Binder(name).bind(call.parameters, kind)
+            except BindingError as exc:
+                raise Terminate(binding_record(exc)) from None
+            ctx = Context(self.fleet, self.name, name, io=None,  # type: ignore[arg-type]
+                          error_action=b.get("ErrorAction", "Continue"),
+                          warning_action=b.get("WarningAction", "Continue"))
+            bound.append((b, ctx))
+            kind = handler_kind
+        return bound
+
+    def _run_statement(self, statement: list[CommandCall], input_objects: list[Any], io: PipelineIO) -> None:
+        stages = self._bind_all(statement, input_objects)
+        items: list[Any] | None = input_objects or None
+        for bound, ctx in stages:
+            ctx.io = io
+            handler = HANDLERS[ctx.cmdlet][0]
+            with self.fleet.lock:
+                items = _run_stage(handler, ctx, bound, items)
+            if io.stopping:
+                return
+        now = self.fleet.clock()
+        for item in items or []:
+            if io.stopping:
+                return
+            if isinstance(item, Live):
+                with self.fleet.lock:
+                    obj = to_psobject(item, now)
+                io.output(obj)
+            else:
+                io.output(item)
+
+
+def _run_stage(handler: Handler, ctx: Context, bound: Bound, items: list[Any] | None) -> list[Any]:
+    if items is None:
+        return handler(ctx, bound, None)
+    out: list[Any] = []
+    for item in items:
+        if bound.pipeline_param is None:
+            ctx.error(cmdlets_read.input_not_bound(ctx.cmdlet, item))
+            continue
+        per_item = Bound(bound.cmdlet, bound.parameter_set, dict(bound.params), bound.pipeline_param)
+        per_item.params[bound.pipeline_param] = [item] if _is_array(ctx.cmdlet, bound.pipeline_param) else item
+        out.extend(handler(ctx, per_item, item))
+    return out
+
+
+def _is_array(cmdlet: str, param: str) -> bool:
+    return str(Binder(cmdlet).params[param]["type"]).endswith("[]")
+
+
+def _input_kind(items: Any) -> str | None:
+    if not items:
+        return None
+    first = items[0]
+    return getattr(first, "ps_kind", None) or ("String" if isinstance(first, str) else None)
+
+
+def _canonical(name: str) -> str | None:
+    short = name.split("\\", 1)[1] if name.lower().startswith("hyper-v\\") else name
+    return next((c for c in HANDLERS if c.lower() == short.lower()), None)

@@ -1,0 +1,45 @@
+"""Error records the simulated Hyper-V writes, shaped as PowerShell and the Hyper-V module shape them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psrpcore.types import ErrorCategory, ErrorRecord
+
+from lab.binding import BindingError, command_class
+from lab.engine import error_record
+
+VIRTUALIZATION_EXCEPTION = "Microsoft.HyperV.PowerShell.VirtualizationException"
+NOT_RECOGNIZED = ("The term '{0}' is not recognized as the name of a cmdlet, function, script file, or operable "
+                  "program. Check the spelling of the name, or if a path was included, verify that the path is "
+                  "correct and try again.")
+NO_LANGUAGE = ("The syntax is not supported by this runspace. This can occur if the runspace is in no-language "
+               "mode.")
+
+
+def binding_record(exc: BindingError) -> ErrorRecord:
+    return error_record(exc.message, exc.fq_error_id, ErrorCategory.InvalidArgument,
+                        exception_type=exc.exception_type, target=exc.target, activity=exc.cmdlet)
+
+
+def command_not_found(name: str) -> ErrorRecord:
+    return error_record(NOT_RECOGNIZED.format(name), "CommandNotFoundException", ErrorCategory.ObjectNotFound,
+                        exception_type="System.Management.Automation.CommandNotFoundException", target=name)
+
+
+def scripts_not_allowed() -> ErrorRecord:
+    return error_record(NO_LANGUAGE, "ScriptsNotAllowed", ErrorCategory.ParserError,
+                        exception_type="System.Management.Automation.ParseException")
+
+
+def hyperv_error(cmdlet: str, message: str, category: str = "InvalidArgument", target: Any = None,
+                 error_id: str | None = None) -> ErrorRecord:
+    """A Hyper-V module error: FQID '<category>,<command class>' as the module writes it (§5.4)."""
+    fqid = f"{error_id or category},{command_class(cmdlet)}"
+    return error_record(message, fqid, ErrorCategory[category], exception_type=VIRTUALIZATION_EXCEPTION,
+                        target=target, activity=cmdlet)
+
+
+def vm_not_found(cmdlet: str, name: str) -> ErrorRecord:
+    return hyperv_error(cmdlet, f'Hyper-V was unable to find a virtual machine with name "{name}".',
+                        "InvalidArgument", target=name, error_id="InvalidParameter")
