@@ -23,6 +23,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
 import redis
@@ -56,6 +57,16 @@ def _load_hash(raw: dict) -> dict[str, dict]:
     return {_text(k): json.loads(v) for k, v in raw.items()}
 
 
+@dataclass
+class _Snapshot:
+    down: set[str]  # short names of hosts seen unreachable
+    silences: dict[str, dict]
+    groups: dict[str, dict]
+    msgs: dict[str, dict]
+    dirty: set[str]
+    old: dict[str, dict[str, dict]]  # host -> fingerprint -> record, for the hosts in this ingest
+
+
 class AlertEngine:
     def __init__(
         self, client: redis.Redis, prefix: str = "hvbot:alerts", rules: AlertRules | None = None,
@@ -74,16 +85,21 @@ class AlertEngine:
         ts = now.timestamp()
         replicas = [o for o in observations if isinstance(o, ReplicaObservation)]
         hosts = [o for o in observations if isinstance(o, HostObservation)]
+        covered = self._covered(replicas, hosts)
         with self._locked():
-            down = self._update_down(hosts, ts)
-            findings = evaluate(replicas, hosts, now, self.rules, down)
-            silences = self._active_silences(ts)
-            groups = _load_hash(self._r.hgetall(self._k("groups")))
+            snap = self._read(hosts, covered, ts)
+            findings = evaluate(replicas, hosts, now, self.rules, snap.down)
             reachable = {h.host: h.reachable for h in hosts}
-            for host in self._covered(replicas, hosts):
-                mine = [f for f in findings if f.row.host == host]
-                self._ingest_host(host, mine, reachable.get(host, True), silences, groups, ts)
-            return self._evaluate(groups, ts)
+            by_host: dict[str, list[Finding]] = defaultdict(list)
+            for f in findings:
+                by_host[f.row.host].append(f)
+            pipe = self._r.pipeline(transaction=False)
+            for host in covered:
+                snap.dirty |= self._ingest_host(
+                    pipe, host, snap.old[host], by_host[host], reachable.get(host, True), snap, ts
+                )
+            pipe.execute()
+            return self._evaluate(snap, ts)
 
     def tick(self, now: datetime) -> list[Notification]:
         """Run the timers (group wait, group interval, repeat) without new observations."""
@@ -155,53 +171,70 @@ class AlertEngine:
     def _covered(replicas: list[ReplicaObservation], hosts: list[HostObservation]) -> list[str]:
         return sorted({o.host for o in replicas} | {h.host for h in hosts})
 
-    def _update_down(self, hosts: list[HostObservation], ts: float) -> set[str]:
-        key = self._k("down")
+    def _read(self, hosts: list[HostObservation], covered: list[str], ts: float) -> _Snapshot:
+        """Everything one ingest needs, in one round trip (host liveness is written first)."""
+        pipe = self._r.pipeline(transaction=False)
         for h in hosts:
             if h.reachable:
-                self._r.hdel(key, short_host(h.host))
+                pipe.hdel(self._k("down"), short_host(h.host))
             else:
-                self._r.hsetnx(key, short_host(h.host), str(ts))
-        return {_text(k) for k in self._r.hkeys(key)}
-
-    def _active_silences(self, ts: float) -> dict[str, dict]:
-        all_ = _load_hash(self._r.hgetall(self._k("silences")))
-        expired = [sid for sid, s in all_.items() if s["until"] <= ts]
+                pipe.hsetnx(self._k("down"), short_host(h.host), str(ts))
+        pipe.hkeys(self._k("down"))
+        pipe.hgetall(self._k("silences"))
+        pipe.hgetall(self._k("groups"))
+        pipe.hgetall(self._k("msgs"))
+        pipe.smembers(self._k("dirty"))
+        for host in covered:
+            pipe.hgetall(self._k("alerts", host))
+        res = pipe.execute()[len(hosts):]
+        silences = _load_hash(res[1])
+        expired = [sid for sid, entry in silences.items() if entry["until"] <= ts]
         if expired:
             self._r.hdel(self._k("silences"), *expired)
-        return {sid: s for sid, s in all_.items() if s["until"] > ts}
+        return _Snapshot(
+            down={_text(k) for k in res[0]},
+            silences={sid: e for sid, e in silences.items() if e["until"] > ts},
+            groups=_load_hash(res[2]), msgs=_load_hash(res[3]), dirty={_text(g) for g in res[4]},
+            old={host: _load_hash(raw) for host, raw in zip(covered, res[5:])},
+        )
+
+    def _active_silences(self, ts: float) -> dict[str, dict]:
+        return {sid: e for sid, e in _load_hash(self._r.hgetall(self._k("silences"))).items() if e["until"] > ts}
 
     def _ingest_host(
-        self, host: str, findings: list[Finding], reachable: bool, silences: dict[str, dict],
-        groups: dict[str, dict], ts: float,
-    ) -> None:
-        old = _load_hash(self._r.hgetall(self._k("alerts", host)))
+        self, pipe, host: str, old: dict[str, dict], findings: list[Finding], reachable: bool,
+        snap: _Snapshot, ts: float,
+    ) -> set[str]:
+        """Queue one host's new records and group contributions on `pipe`; return groups now dirty."""
         new, resolved = next_records(old, findings, reachable, host, self.rules, ts)
         for rec in new.values():
-            rec["muted"] = rec["base_muted"] or silenced(rec, silences)
+            rec["muted"] = rec["base_muted"] or silenced(rec, snap.silences)
         before, after = contributions(old), contributions(new)
-        pipe = self._r.pipeline(transaction=False)
         pipe.delete(self._k("alerts", host))
         if new:
             pipe.hset(self._k("alerts", host), mapping={fp: _dumps(r) for fp, r in new.items()})
-        for g in set(before) | set(after) | {r["group"] for r in resolved}:
-            self._write_contribution(pipe, g, host, before.get(g), after.get(g))
+        dirty: set[str] = set()
+        for g in set(before) | set(after):
+            if self._write_contribution(pipe, g, host, before.get(g), after.get(g)):
+                dirty.add(g)
         for rec in resolved:
-            if rec["group"] in groups:
+            if rec["group"] in snap.groups:
                 pipe.rpush(self._k("gresolved", rec["group"]), _dumps(rec["row"]))
         for rec in new.values():
-            if rec["status"] == "firing" and rec["group"] not in groups:
-                groups[rec["group"]] = self._new_group(rec, ts)
-                pipe.hset(self._k("groups"), rec["group"], _dumps(groups[rec["group"]]))
-        pipe.execute()
+            if rec["status"] == "firing" and rec["group"] not in snap.groups:
+                snap.groups[rec["group"]] = self._new_group(rec, ts)
+                pipe.hset(self._k("groups"), rec["group"], _dumps(snap.groups[rec["group"]]))
+        return dirty
 
-    def _write_contribution(self, pipe, g: str, host: str, old: Contribution | None, new: Contribution | None) -> None:
+    def _write_contribution(self, pipe, g: str, host: str, old: Contribution | None, new: Contribution | None) -> bool:
         if new:
             pipe.hset(self._k("grows", g), host, _dumps(new))
         else:
             pipe.hdel(self._k("grows", g), host)
-        if signature(old) != signature(new):
-            pipe.sadd(self._k("dirty"), g)
+        if signature(old) == signature(new):
+            return False
+        pipe.sadd(self._k("dirty"), g)
+        return True
 
     def _new_group(self, rec: dict, ts: float) -> dict:
         severity = Severity(rec["severity"])
@@ -247,9 +280,8 @@ class AlertEngine:
         pipe.srem(self._k("dirty"), *group_keys)
         pipe.execute()
 
-    def _evaluate(self, groups: dict[str, dict], ts: float) -> list[Notification]:
-        msgs = _load_hash(self._r.hgetall(self._k("msgs")))
-        dirty = {_text(g) for g in self._r.smembers(self._k("dirty"))}
+    def _evaluate(self, snap: _Snapshot, ts: float) -> list[Notification]:
+        groups, msgs, dirty = snap.groups, snap.msgs, snap.dirty
         ready = self._ready_groups(groups, ts)
         out, posted, joined = self._place_new(ready, groups, msgs, ts)
         for key, meta in list(msgs.items()):
