@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class Condition(StrEnum):
@@ -102,6 +102,11 @@ class AlertRules(BaseModel):
     coalesce_after_groups: int = Field(2, ge=1)  # more new groups than this per channel -> one storm message
     max_inline_rows: int = Field(40, ge=1)
     routing: AlertRouting = Field(default_factory=AlertRouting)
+
+    @field_validator("severity")
+    @classmethod
+    def _fill_severity(cls, value: dict[Condition, Severity]) -> dict[Condition, Severity]:
+        return {**_default_severity(), **value}  # config may override just some conditions
 
     def lag_threshold_s(self, frequency_sec: int) -> float:
         return min(self.lag_frequency_multiple * max(frequency_sec, 1), float(self.lag_cap_s))

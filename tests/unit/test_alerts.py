@@ -109,3 +109,9 @@ def test_grouping_scope_follows_rule():
     site = evaluate([obs(health="Critical")], [], NOW, AlertRules())[0]
     host = evaluate([obs(health="Critical")], [], NOW, AlertRules(group_by="host"))[0]
     assert (site.group_scope, host.group_scope) == ("site-a", "hv-a1")
+
+
+def test_severity_override_keeps_the_other_defaults():
+    rules = AlertRules.model_validate({"severity": {"replication_lag": "critical"}})
+    assert rules.severity[Condition.LAG] == Severity.CRITICAL
+    assert rules.severity[Condition.HEALTH_WARNING] == Severity.WARNING
