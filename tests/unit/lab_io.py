@@ -1,0 +1,50 @@
+"""An in-memory PipelineIO for driving lab engines directly in unit tests (our seam, not pypsrp)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psrpcore.types import ErrorRecord
+from psrpcore.types._serializer import deserialize, serialize
+
+from lab.engine import CommandCall, Invocation
+
+
+class MemoryIO:
+    def __init__(self) -> None:
+        self.out: list[Any] = []
+        self.errors: list[ErrorRecord] = []
+        self.warnings: list[str] = []
+        self.failed: ErrorRecord | None = None
+        self.stopping = False
+
+    def output(self, obj: Any) -> None:
+        self.out.append(obj)
+
+    def error(self, record: ErrorRecord) -> None:
+        self.errors.append(record)
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def progress(self, activity: str, status: str, percent: int, *, activity_id: int = 0,
+                 completed: bool = False) -> None:
+        pass
+
+    def fail(self, record: ErrorRecord) -> None:
+        self.failed = record
+
+
+def run(engine: Any, *commands: CommandCall, **kw: Any) -> MemoryIO:
+    io = MemoryIO()
+    engine.run(Invocation(list(commands), **kw), io)
+    return io
+
+
+def cmd(name: str, **params: Any) -> CommandCall:
+    return CommandCall(name, tuple(params.items()))
+
+
+def wire(obj: Any) -> Any:
+    """Round-trip through psrpcore's CLIXML serializer, as the object would travel."""
+    return deserialize(serialize(obj, None), None)
