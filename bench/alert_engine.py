@@ -51,7 +51,9 @@ def run_sweep(eng: AlertEngine, vms: dict, t: float, critical: bool) -> tuple[fl
 
 
 def main() -> None:
-    r = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), db=11)
+    pool = redis.ConnectionPool.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+    pool.connection_kwargs["db"] = 11  # a DB in REDIS_URL's path would otherwise win over db=
+    r = redis.Redis(connection_pool=pool)
     r.flushdb()
     eng = AlertEngine(r, prefix="bench:alerts", rules=AlertRules(group_by="host"))
     vms = fleet()

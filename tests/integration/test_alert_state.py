@@ -21,9 +21,17 @@ ROUTING = AlertRouting(critical_channel="#oncall", warning_channel="#ops", oncal
 K = NotificationKind
 
 
+def db11() -> redis.Redis:
+    """Redis DB 11 (this part's own); set after parsing because a DB in REDIS_URL's path beats db=."""
+    pool = redis.ConnectionPool.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+    pool.connection_kwargs["db"] = 11
+    return redis.Redis(connection_pool=pool)
+
+
 @pytest.fixture
 def r():
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), db=11)
+    client = db11()
+    assert client.connection_pool.connection_kwargs["db"] == 11
     client.flushdb()
     yield client
     client.flushdb()

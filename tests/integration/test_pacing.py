@@ -9,9 +9,17 @@ import redis
 from jobs.pacing import Pacer
 
 
+def db11() -> redis.Redis:
+    """Redis DB 11 (this part's own); set after parsing because a DB in REDIS_URL's path beats db=."""
+    pool = redis.ConnectionPool.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+    pool.connection_kwargs["db"] = 11
+    return redis.Redis(connection_pool=pool)
+
+
 @pytest.fixture
 def r():
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), db=11)
+    client = db11()
+    assert client.connection_pool.connection_kwargs["db"] == 11
     client.flushdb()
     yield client
     client.flushdb()
@@ -33,7 +41,7 @@ def test_two_workers_never_share_a_second_on_a_channel(r):
     start = threading.Barrier(2)
 
     def worker() -> None:
-        client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), db=11)
+        client = db11()
         pacer = Pacer(client, prefix="t:pace")
         start.wait()
         for _ in range(25):
