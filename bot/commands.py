@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 MAX_TEXT = 1000
 MAX_TARGETS = 20
 # Names, IPs (v4/v6), prefixes (10.0.4. or 10.0.4.0/24) and wildcard filters. Everything else is refused early.
-_TOKEN = re.compile(r"^[A-Za-z0-9_*][A-Za-z0-9._:/*-]{0,99}$")
+# Quoted VM names may contain inner spaces ("web 01"); commands are sent as parameters, never as script text.
+_TOKEN = re.compile(r"^[A-Za-z0-9_*](?:[A-Za-z0-9._:/* -]{0,98}[A-Za-z0-9._:/*-])?$")
+_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SLACK_LINK = re.compile(r"<(?:mailto:|https?://)?[^|>]*\|([^>]*)>")
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u00a0": " "})
@@ -119,8 +121,8 @@ def parse(text: str) -> Command:
     args, options, here = _split_options(verb, rest)
     _check_positionals(verb, args)
     host = options.pop("host", None)
-    if host is not None:
-        _check_token(verb, host, "host name")
+    if host is not None and not _HOST.match(host):
+        raise CommandError(f"`{host[:30]}` is not a host name (letters, digits, . - _).", verb.usage())
     return Command(verb.name, tuple(args), host=host, here=here, extra=options)
 
 

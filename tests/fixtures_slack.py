@@ -131,3 +131,62 @@ def socket_mode_server() -> Iterator[SocketModeServer]:
     server = SocketModeServer().start()
     yield server
     server.stop()
+
+
+class HvbotProcess:
+    """`hvbot <args>` as a child process with its own environment; stopped (and reaped) by `stop()`."""
+
+    def __init__(self, args: list[str], env: dict[str, str], ready_line: str | None = None) -> None:
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        exe = Path(sys.executable).with_name("hvbot")
+        self.proc = subprocess.Popen([str(exe), *args], env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self._ready_line = ready_line
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if self._ready_line and self._ready_line in line:
+                self._ready.set()
+        self._ready.set()  # the process ended: wake any waiter
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        if not self._ready.wait(timeout) or self.proc.poll() is not None:
+            raise RuntimeError("hvbot did not start:\n" + "".join(self.lines[-30:]))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except Exception:  # noqa: BLE001 - a stuck child must not hang the test run
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def post(port: int, body: str, headers: dict[str, str]) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/slack/events", data=body.encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()

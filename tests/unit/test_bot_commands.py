@@ -56,3 +56,9 @@ def test_help_lists_every_verb_with_usage() -> None:
     for verb in GRAMMAR:
         assert verb.usage() in text
     assert "approver" in help_text("audit")
+
+
+def test_quoted_vm_name_with_space_and_bad_host() -> None:
+    assert parse('memory "web 01"').args == ("web 01",)
+    with pytest.raises(CommandError):
+        parse("ips --host ../../x")
