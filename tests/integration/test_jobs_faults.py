@@ -17,6 +17,9 @@ from jobs.inventory import checkpoints, find_ips, list_vms, memory, teaming
 from jobs.settings import JobSettings
 from tests.integration.test_lab_protocol import HOSTILE
 
+# Generous for healthy hosts: the lab serialises every Hyper-V property in Python, in this process.
+DEADLINE = 5.0
+
 pytest.importorskip("lab.cmdlets", reason="lab/cmdlets.py (HyperVEngine) is not in the checkout yet")
 
 
@@ -25,7 +28,7 @@ def lab_fleet(make_lab: Callable[..., Any], tmp_path: Path) -> Iterator[tuple[An
     """A private lab (switches cannot leak into other tests) and a Fleet on its inventory."""
     lab = make_lab()
     inventory = load_inventory(lab.write_inventory(tmp_path / "inventory.yml"))
-    with Fleet(inventory, JobSettings(deadline_s=2.0)) as fleet:
+    with Fleet(inventory, JobSettings(deadline_s=DEADLINE)) as fleet:
         yield lab, fleet
 
 
@@ -48,7 +51,7 @@ def test_hung_host_returns_within_a_second_of_the_deadline(lab_fleet: tuple[Any,
         elapsed = time.monotonic() - started
     finally:
         lab.control("hv-b1", "hung", {"on": False})
-    assert elapsed < 2.0 + 1.0, elapsed
+    assert elapsed < DEADLINE + 1.0, elapsed
     assert [(e["host"], e["kind"]) for e in report.errors] == [("hv-b1", "timeout")]
     assert {r["host"] for r in report.rows} == set(lab.hosts) - {"hv-b1"}
     # released, the host answers again through a rebuilt session
