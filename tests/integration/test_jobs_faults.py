@@ -150,3 +150,17 @@ def test_hostile_strings_reach_the_lab_literally(make_lab: Callable[..., Any], t
     for cmdlet, _, val in sent:
         assert (val if isinstance(val, str) else val[0]) == value, cmdlet
     assert {c for c, _, _ in sent} >= {"Get-VM", "Get-VMNetworkAdapter", "Get-VMSnapshot"}
+
+
+def test_https_with_the_lab_ca_and_tls_failure_without_it(lab_https: Any, tmp_path: Path) -> None:
+    inventory = load_inventory(lab_https.write_inventory(tmp_path / "inv.yml"))
+    with Fleet(inventory, JobSettings(deadline_s=DEADLINE)) as fleet:
+        assert fleet.run("hv-a1", single("Get-VM", Name=["fw01"]))
+    data = lab_https.inventory()
+    for h in data["hosts"]:
+        h.pop("ca_file")  # verify against the system CAs: the lab's self-signed CA is not among them
+    from jobs.hyperv.hosts import parse_inventory
+
+    with Fleet(parse_inventory(data), JobSettings(deadline_s=DEADLINE)) as fleet:
+        with pytest.raises(HostUnreachable, match="TLS"):
+            fleet.run("hv-a1", single("Get-VM"))
