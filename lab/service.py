@@ -97,6 +97,9 @@ class WSManService:
             return Reply(200, wsman.envelope(request.operation, relates_to, body))
         except wsman.WSManFault as fault:
             return Reply(500, wsman.fault_envelope(fault, relates_to, self.host_name))
+        except Exception as exc:  # psrpcore rejected the data: a fault, never a dropped connection
+            fault = wsman.WSManFault(None, "w:InternalError", f"The lab could not process the request: {type(exc).__name__}: {exc}", sender=False)
+            return Reply(500, wsman.fault_envelope(fault, relates_to, self.host_name))
 
     def shell_count(self) -> int:
         with self._lock:
@@ -115,6 +118,9 @@ class WSManService:
         try:
             reply = Reply(200, wsman.envelope("Receive", request.message_id, self._receive(request)))
         except wsman.WSManFault as fault:
+            reply = Reply(500, wsman.fault_envelope(fault, request.message_id, self.host_name))
+        except Exception as exc:
+            fault = wsman.WSManFault(None, "w:InternalError", f"The lab could not process the request: {type(exc).__name__}: {exc}", sender=False)
             reply = Reply(500, wsman.fault_envelope(fault, request.message_id, self.host_name))
         self.replay.store(request.message_id, reply)
         return reply

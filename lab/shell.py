@@ -54,6 +54,17 @@ def split_fragments(data: bytes) -> list[bytes]:
     return out
 
 
+def pipeline_id_of(fragment: bytes) -> uuid.UUID | None:
+    """The PSRP pipeline id in a start fragment's message header (.NET GUID byte order).
+
+    Normally equal to the WSMan CommandId, but some recorded clients wrote the GUID in another byte
+    order; the lab follows the id inside the message, as psrpcore does.
+    """
+    if len(fragment) < 61 or not fragment[16] & 0x1:
+        return None
+    return uuid.UUID(bytes_le=bytes(fragment[45:61]))
+
+
 def fragment_size(max_envelope: int) -> int:
     """Largest fragment whose base64 fits a Receive envelope of ``max_envelope`` bytes."""
     room = max_envelope - wsman.ENVELOPE_RESERVE - wsman.stream_overhead(str(uuid.UUID(int=0)))
@@ -134,7 +145,8 @@ class Shell:
         self.cond = threading.Condition()
         self.pool = ServerRunspacePool()
         self.queues: dict[uuid.UUID | None, collections.deque[bytes]] = collections.defaultdict(collections.deque)
-        self.runs: dict[uuid.UUID, PipelineRun] = {}
+        self.runs: dict[str, PipelineRun] = {}  # by WSMan CommandId (upper case)
+        self._by_pid: dict[uuid.UUID, PipelineRun] = {}  # by PSRP pipeline id
         self.closed = False
         self._on_command = on_command
         self._max_commands = max_commands
@@ -148,16 +160,17 @@ class Shell:
             self._feed(creation_xml)
 
     def command(self, command_id: str, first_fragment: bytes, max_envelope: int) -> None:
-        pid = uuid.UUID(command_id)
+        pid = pipeline_id_of(first_fragment) or uuid.UUID(command_id)
         with self.cond:
             self._fragment = fragment_size(max_envelope)
-            old = self.runs.pop(pid, None)
+            old = self.runs.pop(command_id, None)
             if old is not None:  # a re-used CommandId (gotcha 9): forget the earlier run
                 self._terminate(old)
             if len(self.runs) >= self._max_commands:
                 raise wsman.command_quota_exceeded()
             # psrpcore needs the pipeline before its CreatePipeline fragment arrives (gotcha 2)
-            self.runs[pid] = PipelineRun(command_id, ServerPipeline(self.pool, pid))
+            run = PipelineRun(command_id, ServerPipeline(self.pool, pid))
+            self.runs[command_id] = self._by_pid[pid] = run
             self._feed(first_fragment)
 
     def send(self, data: bytes) -> None:
@@ -166,12 +179,11 @@ class Shell:
 
     def receive(self, command_id: str | None, timeout: float, max_envelope: int) -> tuple[list[bytes], bool]:
         """Long-poll: fragments for one target within ``max_envelope``, and whether the command is done."""
-        target = uuid.UUID(command_id) if command_id else None
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
-                run = self._run_for(target)
-                queue = self.queues[target]
+                run = self._run_for(command_id)
+                queue = self.queues[run.pipe.pipeline_id if run else None]
                 if queue or (run is not None and run.finished):
                     return self._take(queue, max_envelope, command_id), bool(run and run.finished and not queue)
                 remaining = deadline - time.monotonic()
@@ -180,12 +192,11 @@ class Shell:
                 self.cond.wait(remaining)
 
     def signal(self, command_id: str, code: str) -> None:
-        pid = uuid.UUID(command_id)
         with self.cond:
-            run = self.runs.get(pid)
+            run = self.runs.get(command_id)
             if code == wsman.SIGNAL_TERMINATE:
                 if run is not None:
-                    self._terminate(self.runs.pop(pid))
+                    self._terminate(self.runs.pop(command_id))
                 return
             if run is None:
                 raise wsman.unknown_command()
@@ -201,10 +212,10 @@ class Shell:
 
     # -- internals (called with self.cond held) -------------------------------------------------
 
-    def _run_for(self, target: uuid.UUID | None) -> PipelineRun | None:
-        if target is None:
+    def _run_for(self, command_id: str | None) -> PipelineRun | None:
+        if command_id is None:
             return None
-        run = self.runs.get(target)
+        run = self.runs.get(command_id)
         if run is None:
             raise wsman.unknown_command()
         return run
@@ -238,7 +249,7 @@ class Shell:
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, CreatePipelineEvent):
-            run = self.runs[event.pipeline_id]
+            run = self._by_pid[event.pipeline_id]
             pipeline = event.pipeline
             run.commands = [
                 CommandCall(
@@ -253,9 +264,9 @@ class Shell:
             if run.no_input:
                 self._start(run)
         elif isinstance(event, PipelineInputEvent):
-            self.runs[event.pipeline_id].inputs.append(event.data)
+            self._by_pid[event.pipeline_id].inputs.append(event.data)
         elif isinstance(event, EndOfPipelineInputEvent):
-            run = self.runs[event.pipeline_id]
+            run = self._by_pid[event.pipeline_id]
             if run.commands is not None and not run.started:
                 self._start(run)
         elif isinstance(event, (SetMaxRunspacesEvent, SetMinRunspacesEvent, ResetRunspaceStateEvent)):
@@ -300,6 +311,8 @@ class Shell:
             run.pipe.close()
         self.drain()
         self.queues.pop(run.pipe.pipeline_id, None)
+        if self._by_pid.get(run.pipe.pipeline_id) is run:
+            del self._by_pid[run.pipe.pipeline_id]
 
 
 def no_language_error(script: str) -> ErrorRecord:
