@@ -15,7 +15,6 @@ from bot.app import build_app
 from bot.fake_slack import FakeSlack
 from bot.runtime import build_runtime
 from bot.settings import Settings
-from bot.worker import make_worker
 from jobs import reporting
 from tests.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, signed_headers, slash_body
 
@@ -63,8 +62,7 @@ def test_hostile_command_gets_clear_answer_and_runs_nothing(app: App, redis_conn
     answer = json.loads(response.body)["text"]
     assert any(phrase in answer for phrase in CLEAR), answer
     assert "Traceback" not in answer and len(answer) < 600
-    assert app.runtime.queue.count == 0  # type: ignore[attr-defined]
-    make_worker(app.runtime.settings, redis_conn, simple=True).work(burst=True)  # type: ignore[attr-defined]
+    assert app.runtime.queue.count == 0  # type: ignore[attr-defined]  # nothing for a worker to run
     assert len(lab.command_log()) == log_before
     outcomes = [e.outcome for e in app.runtime.audit.recent(5)]  # type: ignore[attr-defined]
     assert outcomes[0] in ("invalid", "refused")
