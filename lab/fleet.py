@@ -149,7 +149,7 @@ class Lab:
 
     def describe_hosts(self) -> list[dict[str, Any]]:
         return [
-            {"name": h.name, "site": h.site, "url": h.url, "up": h.server.is_up, **h.faults.snapshot()}
+            {"name": h.name, "site": h.site, "url": h.url, "up": h.server.is_up, "requests": h.server.requests, **h.faults.snapshot()}
             for h in self.hosts.values()
         ]
 
