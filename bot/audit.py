@@ -26,12 +26,12 @@ class AuditLog:
     def __init__(self, connection: redis.Redis) -> None:
         self._redis = connection
 
-    def record(self, entry: AuditEntry) -> None:
+    def record(self, entry: AuditEntry, pipeline: redis.client.Pipeline | None = None) -> None:
         fields = asdict(entry)
         fields["at"] = entry.at or time.time()
         fields["command"] = entry.command[:300]
         fields["detail"] = entry.detail[:300]
-        self._redis.xadd(STREAM, {k: str(v) for k, v in fields.items()}, maxlen=MAX_ENTRIES, approximate=True)
+        (pipeline if pipeline is not None else self._redis).xadd(STREAM, {k: str(v) for k, v in fields.items()}, maxlen=MAX_ENTRIES, approximate=True)
 
     def recent(self, count: int) -> list[AuditEntry]:
         rows = self._redis.xrevrange(STREAM, count=count)

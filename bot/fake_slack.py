@@ -145,6 +145,8 @@ class FakeSlack:
 
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeSlack
+    disable_nagle_algorithm = True  # headers and body leave as one segment: no 40 ms delayed-ACK stalls
+    wbufsize = 1 << 16
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: the calls are recorded
         return

@@ -71,8 +71,7 @@ def _enqueue(runtime: Runtime, command: Command, body: dict[str, Any], user: str
         response_url=str(body.get("response_url", "")),
         here=command.here,
     )
-    job = runtime.enqueue_lookup(command, reply)
-    runtime.record(user, channel, command.canonical(), "accepted", job_id=job.id)
+    job = runtime.enqueue_lookup(command, reply)  # also writes the "accepted" audit entry
     if command.here:
         return views.notice(f"Queued `{command.canonical()}` as job {job.id}; the answer will be posted here.")
     return views.working(command.canonical(), job.id)

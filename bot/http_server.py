@@ -15,14 +15,17 @@ EVENTS_PATH = "/slack/events"
 MAX_BODY = 1 << 20  # Slack payloads are small; refuse anything huge before reading it
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # read at listen(): the default 5 resets connections under a burst of clients
+
+
 class BoltHTTPServer:
     def __init__(
         self, app: App | None, host: str = "0.0.0.0", port: int = 3000, ready: Callable[[], bool] | None = None
     ) -> None:
         handler = type("Handler", (_Handler,), {"app": app, "ready": staticmethod(ready or (lambda: True))})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self._server.request_queue_size = 128
+        self._server = _Server((host, port), handler)
         self._thread: threading.Thread | None = None
 
     @property
@@ -46,6 +49,8 @@ class _Handler(BaseHTTPRequestHandler):
     app: App | None
     ready: Callable[[], bool]
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave as one segment: no 40 ms delayed-ACK stalls
+    wbufsize = 1 << 16
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - structured logs come from Bolt
         return

@@ -43,12 +43,21 @@ class Runtime:
     authz: Authorizer
     audit: AuditLog
 
-    @property
-    def queue(self) -> Queue:
-        return Queue(self.settings.queue, connection=self.redis, serializer=JSONSerializer)
+    def __post_init__(self) -> None:
+        self.queue = Queue(self.settings.queue, connection=self.redis, serializer=JSONSerializer)
 
     def enqueue_lookup(self, command: Command, reply: ReplyTo) -> Job:
+        """Enqueue and audit in one Redis round trip (the ack waits for it)."""
         meta = {"user": reply.user, "channel": reply.channel, "command": command.canonical()}
+        job_id = f"hv{secrets.token_hex(5)}"
+        with self.redis.pipeline() as pipe:
+            job = self._enqueue(command, reply, job_id, meta, pipe)
+            self.audit.record(AuditEntry(reply.user, reply.channel, meta["command"], "accepted", job_id=job_id),
+                              pipeline=pipe)
+            pipe.execute()
+        return job
+
+    def _enqueue(self, command: Command, reply: ReplyTo, job_id: str, meta: dict[str, str], pipe: Any) -> Job:
         return self.queue.enqueue(
             "jobs.tasks.run_lookup",
             kwargs={
@@ -58,13 +67,14 @@ class Runtime:
                 "reply": reply.to_dict(),
                 "heartbeat_seconds": self.settings.abandoned_check_seconds,
             },
-            job_id=f"hv{secrets.token_hex(5)}",
+            job_id=job_id,
             job_timeout=self.settings.job_timeout_seconds,
             result_ttl=self.settings.result_ttl_seconds,
             failure_ttl=self.settings.result_ttl_seconds,
             on_failure=Callback("jobs.tasks.on_job_failed"),
             on_stopped=Callback("jobs.tasks.on_job_stopped"),
             meta=meta,
+            pipeline=pipe,
         )
 
     def record(self, user: str, channel: str, command: str, outcome: str, detail: str = "", job_id: str = "") -> None:
