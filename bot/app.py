@@ -17,7 +17,7 @@ from bot.settings import Settings
 
 log = logging.getLogger("hvbot.app")
 COMMAND = "/hyperv"
-LISTENER_THREADS = 32  # Bolt's default 5 lets slow post-ack work (CSV uploads) delay other acks
+LISTENER_THREADS = 8  # Bolt's default is 5; a few more so post-ack work (CSV uploads) cannot hold up acks
 
 
 def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: bool = True) -> App:
