@@ -27,6 +27,9 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
         signing_secret=settings.secret("slack_signing_secret") or None,
         token_verification_enabled=verify_token and bool(settings.slack_bot_token),
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="hvbot-listener"),
+        # Our ack listeners only parse, authorize and enqueue (~1 ms), so run them in the request thread and answer
+        # as soon as they return, instead of Bolt's 10 ms ack polling. Slow follow-up work runs as lazy listeners.
+        process_before_response=True,
     )
     app.runtime = runtime  # type: ignore[attr-defined]  # the console and tests reach the same parts
 
@@ -35,16 +38,18 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
         view = handle_command(runtime, body)
         ack(text=view.text, blocks=view.blocks)
 
-    @app.action({"action_id": f"{views.ACTION_PAGE}_prev"})
-    @app.action({"action_id": f"{views.ACTION_PAGE}_next"})
-    def page(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    def ack_only(ack: Ack) -> None:
         ack()
+
+    def show_page(body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
         _show_page(runtime, body, action, respond, client)
 
-    @app.action(views.ACTION_CSV)
-    def csv(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        ack()
+    def send_csv(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         _send_csv(runtime, body, action, respond)
+
+    for action_id in (f"{views.ACTION_PAGE}_prev", f"{views.ACTION_PAGE}_next"):
+        app.action(action_id)(ack=ack_only, lazy=[show_page])
+    app.action(views.ACTION_CSV)(ack=ack_only, lazy=[send_csv])
 
     return app
 
