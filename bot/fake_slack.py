@@ -169,6 +169,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.path.startswith("/response/"):
             self.fake._record(Call("response_url", args, 200, path.path))
             return self._send(200, b"ok", "text/plain")
+        if not path.path.startswith("/api/"):
+            self.fake._record(Call("not_found", args, 404, path.path))
+            return self._send(404, b"no_service", "text/plain")  # e.g. an expired response_url
         method = path.path.rsplit("/", 1)[-1]
         failure = self.fake._take_failure(method)
         if failure is not None:
