@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import click
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from bot.settings import Settings
 
@@ -92,6 +93,9 @@ def check_config_command() -> None:
     """Validate settings and reach Redis, Slack and every Hyper-V host; exit 1 if anything fails."""
     try:
         settings = Settings()
+    except SettingsError as exc:
+        click.echo(f"FAIL settings: {exc}")
+        raise SystemExit(1) from None
     except ValidationError as exc:
         click.echo("FAIL settings:")
         for error in exc.errors():

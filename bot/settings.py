@@ -14,6 +14,7 @@ from pydantic_settings import (
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 IdList = Annotated[list[str], NoDecode]
@@ -25,6 +26,12 @@ def _env(*names: str) -> Any:
 
 class FileSecretsSource(EnvSettingsSource):
     """`SLACK_BOT_TOKEN_FILE=/run/secrets/bot` fills SLACK_BOT_TOKEN from that file (pydantic has no such source)."""
+
+    def __call__(self) -> dict[str, Any]:
+        try:
+            return super().__call__()
+        except SettingsError as exc:  # keep our one clear sentence instead of pydantic-settings' wrapper
+            raise SettingsError(str(exc.__cause__ or exc)) from None
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         for env_name in _env_names(field, field_name):
