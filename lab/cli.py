@@ -12,7 +12,7 @@ import click
 from lab.fleet import Lab
 
 
-def _load_fleet(fleet_file: Path | None, hosts: int | None, vms_per_host: int | None) -> Any:
+def _load_fleet(fleet_file: Path | None, hosts: int | None, vms_per_host: int | None, first_host: int = 0) -> Any:
     from lab import fleet_file as ff  # the model side; imported when the command runs
 
     if fleet_file is not None and hosts is not None:
@@ -20,7 +20,7 @@ def _load_fleet(fleet_file: Path | None, hosts: int | None, vms_per_host: int | 
     if fleet_file is not None:
         return ff.load_fleet(fleet_file)
     if hosts is not None or vms_per_host is not None:
-        return ff.generated_fleet(hosts or 4, vms_per_host or 10)
+        return ff.generated_fleet(hosts or 4, vms_per_host or 10, first=first_host)
     return ff.default_fleet()
 
 
@@ -28,6 +28,8 @@ def _load_fleet(fleet_file: Path | None, hosts: int | None, vms_per_host: int | 
 @click.option("--fleet", "fleet_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="YAML fleet file")
 @click.option("--hosts", type=click.IntRange(min=1), help="generate a fleet of N hosts")
 @click.option("--vms-per-host", type=click.IntRange(min=0), help="VMs per generated host")
+@click.option("--first-host", type=click.IntRange(min=0), default=0, show_default=True,
+              help="number generated hosts from N (one shard of a fleet served by several lab processes)")
 @click.option("--https", is_flag=True, help="serve HTTPS with a lab CA (its path is in the inventory)")
 @click.option("--jea-host", "jea_hosts", multiple=True, help="give this host a JEA configuration (repeatable)")
 @click.option("--write-inventory", "inventory", required=True, type=click.Path(dir_okay=False, path_type=Path))
@@ -36,13 +38,14 @@ def lab_command(
     fleet_file: Path | None,
     hosts: int | None,
     vms_per_host: int | None,
+    first_host: int,
     https: bool,
     jea_hosts: tuple[str, ...],
     inventory: Path,
     control_port: int,
 ) -> None:
     """Run simulated Hyper-V hosts that speak WS-Management + PSRP on 127.0.0.1."""
-    fleet = _load_fleet(fleet_file, hosts, vms_per_host)
+    fleet = _load_fleet(fleet_file, hosts, vms_per_host, first_host)
     unknown = set(jea_hosts) - set(fleet.hosts)
     if unknown:
         raise click.UsageError(f"--jea-host names unknown hosts: {', '.join(sorted(unknown))}")

@@ -215,12 +215,16 @@ def default_fleet(now: datetime | None = None) -> Fleet:
     return fleet_from_dict(_default_data(), now)
 
 
-def generated_fleet(hosts: int, vms_per_host: int, seed: int = 0, now: datetime | None = None) -> Fleet:
-    """A large benchmark fleet: hosts alternate between site-a and site-b and replicate to their pair."""
-    if hosts < 1 or vms_per_host < 0:
-        raise ValueError("hosts must be >= 1 and vms_per_host >= 0")
+def generated_fleet(hosts: int, vms_per_host: int, seed: int = 0, now: datetime | None = None,
+                    first: int = 0) -> Fleet:
+    """A large benchmark fleet: hosts alternate between site-a and site-b and replicate to their pair.
+
+    ``first`` numbers the hosts from there (hv-<first>...), so several lab processes can serve one fleet.
+    """
+    if hosts < 1 or vms_per_host < 0 or first < 0:
+        raise ValueError("hosts must be >= 1, vms_per_host >= 0 and first >= 0")
     data: dict[str, Any] = {"hosts": []}
-    for hi in range(hosts):
+    for hi in range(first, first + hosts):
         site = "site-a" if hi % 2 == 0 else "site-b"
         partner = hi + 1 if hi % 2 == 0 else hi - 1
         vms = []
@@ -230,7 +234,7 @@ def generated_fleet(hosts: int, vms_per_host: int, seed: int = 0, now: datetime 
             spec["adapters"][0]["ipv4"] = [f"10.{hi % 250}.{j // 250}.{j % 250 + 1}"]
             for k, adapter in enumerate(spec["adapters"]):
                 adapter["mac"] = f"00155D{hi % 256:02X}{j // 256 % 256:02X}{(j + k * 128) % 256:02X}"
-            if partner < hosts and slot not in NOT_REPLICATED:
+            if first <= partner < first + hosts and slot not in NOT_REPLICATED:
                 spec["replica"] = {"to": f"hv-{partner:03d}", "frequency_sec": 300}
             vms.append(spec)
         data["hosts"].append({"name": f"hv-{hi:03d}", "site": site, "vms": vms})
