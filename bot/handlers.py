@@ -107,7 +107,7 @@ def _cancel(runtime: Runtime, job_id: str, user: str, channel: str) -> views.Vie
         except InvalidJobOperation:
             outcome = "it finished just now"
     else:
-        outcome = f"nothing to do: it is already {status}"
+        outcome = f"nothing to do: it is already {getattr(status, 'value', status)}"
     runtime.record(user, channel, f"cancel {job_id}", "cancelled", outcome, job_id)
     return views.notice(f"Job `{job_id}`: {outcome}.")
 

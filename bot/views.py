@@ -195,10 +195,12 @@ def _csv_value(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
-def jobs_list(jobs: list[dict[str, str]]) -> View:
+def jobs_list(jobs: list[dict[str, str]], limit: int = 40) -> View:
     if not jobs:
         return notice("No running or queued jobs.")
-    lines = [f"• `{j['id']}` {j['status']} — `{_escape(j['command'])}` by <@{j['user']}>" for j in jobs[:40]]
+    lines = [f"• `{j['id']}` {j['status']} — `{_escape(j['command'])}` by <@{j['user']}>" for j in jobs[:limit]]
+    if len(jobs) > limit:
+        lines.append(f"…and {len(jobs) - limit} more.")
     text = "\n".join(lines)
     return View("hvbot jobs", [_md("*Jobs*")] + [_md(text[i : i + SECTION_CHARS]) for i in range(0, len(text), SECTION_CHARS)])
 
@@ -213,5 +215,16 @@ def audit_list(entries: list[Any]) -> View:
         when = dt.datetime.fromtimestamp(e.at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         job = f" job {e.job_id}" if e.job_id else ""
         line = f"{when} {e.user} in {e.channel}: {e.command} -> {e.outcome}{job} {e.detail}".rstrip()
-        lines.append(line.replace("`", "'"))
-    return View("hvbot audit", [_md("*Audit* (newest first)")] + _code_sections(lines))
+        lines.append(_cell_line(line.replace("`", "'")))
+    budget, shown = MESSAGE_CHARS - 500, []
+    for line in lines:  # keep within one message; say so when older entries do not fit
+        budget -= len(line) + 1
+        if budget < 0:
+            shown.append(f"…{len(lines) - len(shown)} older entries do not fit; ask for fewer (/hyperv audit N).")
+            break
+        shown.append(line)
+    return View("hvbot audit", [_md("*Audit* (newest first)")] + _code_sections(shown))
+
+
+def _cell_line(line: str, width: int = 200) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"

@@ -109,6 +109,9 @@ def run_lookup(
     assert job is not None, "run_lookup runs inside an RQ job"
     target = ReplyTo.from_dict(reply)
     reporter = reporting.current()
+    import structlog  # log lines of this job (including per-host ones) carry who asked for what
+
+    structlog.contextvars.bind_contextvars(job_id=job.id, slack_user=target.user, command=target.command)
     with heartbeat(job.connection, job.id, heartbeat_seconds):
         job.meta["pid"] = os.getpid()
         job.save_meta()

@@ -54,3 +54,13 @@ def test_csv_is_complete_and_formula_safe() -> None:
     assert rows[0] == ["host", "vm", "ip"] and len(rows) == 1 + 5 + 1
     assert rows[1][1].startswith("'=")
     assert "ERROR unreachable" in rows[-1][1]
+
+
+def test_audit_view_stays_within_one_message_and_says_what_is_left_out() -> None:
+    from bot.audit import AuditEntry
+
+    entries = [AuditEntry(f"U{i:08d}", "C0123456", "ips " + "10.0.0.1 " * 15, "accepted", "x" * 60, f"hv{i:010d}",
+                          1.7e9) for i in range(100)]
+    view = views.audit_list(entries)
+    text = str(view.block_dicts())
+    assert len(text) < 13_000 and "older entries do not fit" in text
