@@ -17,7 +17,7 @@ from lab import cmdlets_read, cmdlets_write
 from lab.binding import Binder, BindingError, Bound
 from lab.engine import CommandCall, Invocation, PipelineIO
 from lab.errors import binding_record, command_not_found, scripts_not_allowed
-from lab.hvobjects import Live, to_psobject
+from lab.hvobjects import Live, to_output
 from lab.model import Fleet
 
 Handler = Callable[["Context", Bound, Any], list[Any]]
@@ -146,7 +146,7 @@ class HyperVEngine:
                 return
             if isinstance(item, Live):
                 with self.fleet.lock:
-                    obj = to_psobject(item, now)
+                    obj = to_output(item, now)
                 io.output(obj)
             else:
                 io.output(item)

@@ -13,6 +13,7 @@ from typing import Any
 
 from psrpcore.types import PSObject
 
+from lab.clixml import HyperVOutput
 from lab.model import VM, Checkpoint, Host, NetAdapter
 from lab.serialize import build
 
@@ -187,25 +188,34 @@ def host_values(host: Host) -> dict[str, Any]:
             "MaximumVirtualMachineMigrations": 2, "ResourceMeteringSaveInterval": timedelta(hours=1)}
 
 
-def to_psobject(live: Live, now: datetime) -> PSObject:
+def live_values(live: Live, now: datetime) -> dict[str, Any]:
+    """The property values of a live object (call with the fleet lock held: they snapshot the model)."""
     host, vm = live.host, live.vm
     kind = live.ps_kind
     if kind == "VirtualMachine" and vm:
-        values = vm_values(host, vm, now)
-    elif kind == "VMNetworkAdapter" and vm:
-        values = adapter_values(host, vm, live.item)
-    elif kind == "VMInternalNetworkAdapter":
-        values = internal_adapter_values(host)
-    elif kind == "VMMemory" and vm:
-        values = memory_values(host, vm)
-    elif kind == "VMSnapshot" and vm:
-        values = snapshot_values(host, vm, live.item)
-    elif kind == "VMReplication" and vm:
-        values = replication_values(host, vm)
-    elif kind == "VMReplicationHealth" and vm:
-        values = health_values(host, vm, now)
-    elif kind == "VMHost":
-        values = host_values(host)
-    else:
-        raise ValueError(f"cannot serialize {kind}")
-    return build(kind, values, to_string(live))
+        return vm_values(host, vm, now)
+    if kind == "VMNetworkAdapter" and vm:
+        return adapter_values(host, vm, live.item)
+    if kind == "VMInternalNetworkAdapter":
+        return internal_adapter_values(host)
+    if kind == "VMMemory" and vm:
+        return memory_values(host, vm)
+    if kind == "VMSnapshot" and vm:
+        return snapshot_values(host, vm, live.item)
+    if kind == "VMReplication" and vm:
+        return replication_values(host, vm)
+    if kind == "VMReplicationHealth" and vm:
+        return health_values(host, vm, now)
+    if kind == "VMHost":
+        return host_values(host)
+    raise ValueError(f"cannot serialize {kind}")
+
+
+def to_output(live: Live, now: datetime) -> HyperVOutput:
+    """What a pipeline writes: values snapshotted now, CLIXML rendered later by the fast path (lab.clixml)."""
+    return HyperVOutput(live.ps_kind, live_values(live, now), to_string(live))
+
+
+def to_psobject(live: Live, now: datetime) -> PSObject:
+    """The same object built as a psrpcore PSObject (the reference the fast path is tested against)."""
+    return build(live.ps_kind, live_values(live, now), to_string(live))
