@@ -55,6 +55,7 @@ class Console:
         self._numbers = itertools.count(1)
         self._urls = itertools.count(1)
         self._lock = threading.Lock()
+        self._ack_first = threading.Lock()  # the ack is printed before anything the worker posts for it
         fake.listeners.append(self._on_call)
 
     # --- input -------------------------------------------------------------------------------------------
@@ -87,10 +88,11 @@ class Console:
             "channel_id": self.channel, "channel_name": "console", "team_id": "T0HVBOT", "api_app_id": "A0HVBOT",
             "response_url": self.fake.response_url(f"c{next(self._urls)}"), "trigger_id": "console",
         }
-        response = self.app.dispatch(BoltRequest(body=payload, mode="socket_mode"))
-        ack = _ack_message(response.body)
-        self._print(["hvbot (only you):"] + self._render(ack.get("blocks") or [], ack.get("text", ""), self.channel,
-                                                         "", payload["response_url"]))
+        with self._ack_first:
+            response = self.app.dispatch(BoltRequest(body=payload, mode="socket_mode"))
+            ack = _ack_message(response.body)
+            self._print(["hvbot (only you):"] + self._render(ack.get("blocks") or [], ack.get("text", ""),
+                                                             self.channel, "", payload["response_url"]))
         for job_id in _JOB.findall(json.dumps(ack)):
             self._wait_job(job_id, start)
 
@@ -125,6 +127,8 @@ class Console:
     def _on_call(self, call: Call) -> None:
         if call.method not in SHOWN or call.status != 200:
             return
+        with self._ack_first:  # wait until the request's own ack has been printed
+            pass
         args = call.args
         if call.method == "files.completeUploadExternal":
             files = args.get("files")

@@ -96,7 +96,11 @@ def run_session(settings: Settings, stdin: TextIO, stdout: TextIO, redis_conn: r
             "slack_api_url": fake.api_url,
             "channel_post_interval_seconds": 0.0,
         })
+        if settings.inventory is not None:
+            os.environ["HVBOT_INVENTORY"] = str(settings.inventory)  # the in-process worker (jobs.settings) reads it
         runtime = build_runtime(settings, connection=redis_conn)
+        previous = reporting.current()
+        stack.callback(reporting.install, previous)
         reporting.install(runtime.reporter)
         app = build_app(settings, runtime=runtime)
         start_worker_thread(settings.queue, redis_conn)
@@ -116,7 +120,6 @@ def demo_command(https: bool) -> None:
         lab = stack.enter_context(Lab(default_fleet(), https=https))
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hvbot-demo-")))
         inventory = lab.write_inventory(workdir / "inventory.yml")
-        os.environ["HVBOT_INVENTORY"] = str(inventory)  # the worker side (jobs.settings) reads it too
         out.write(f"Lab: {len(lab.fleet.hosts)} simulated Hyper-V hosts ({', '.join(lab.fleet.hosts)})\n")
         settings = Settings(inventory=inventory, slack_signing_secret=None, slack_app_token=None,
                             queue="hvbot-demo")

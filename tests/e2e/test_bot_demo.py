@@ -38,3 +38,22 @@ def test_console_renders_buttons_and_press_pages_in_place(redis_conn: redis.Redi
     after = out.split("> press 1", 1)[1]
     assert "page 2 of 2" in after and "◂ Prev" in after
     assert "audit needs the approver role" in out
+
+
+def test_without_redis_server_the_demo_says_it_uses_fakeredis(monkeypatch, lab_inventory_path: Path) -> None:
+    import io
+    from contextlib import ExitStack
+
+    import fakeredis
+
+    from bot import demo
+    from bot.settings import Settings
+
+    monkeypatch.setattr(demo.shutil, "which", lambda name: None)
+    with ExitStack() as stack:
+        conn, which = demo.choose_redis(stack, "redis://127.0.0.1:1/0")
+    assert isinstance(conn, fakeredis.FakeRedis) and "fakeredis" in which
+    out = io.StringIO()
+    settings = Settings(inventory=lab_inventory_path, queue="hvbot-fake", slack_signing_secret=None)
+    demo.run_session(settings, io.StringIO("/hyperv ips 10.0.4.17\n"), out, redis_conn=conn)
+    assert "1 row; 4 hosts answered" in out.getvalue() and "10.0.4.17" in out.getvalue()
