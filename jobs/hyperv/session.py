@@ -24,6 +24,7 @@ from pypsrp.exceptions import (
 from pypsrp.powershell import DEFAULT_CONFIGURATION_NAME, PowerShell, PSInvocationState, RunspacePool
 from pypsrp.wsman import WSMan
 
+from jobs.hyperv.clixml import use_fast_deserializer
 from jobs.hyperv.commands import Pipeline, sent_parameters
 from jobs.hyperv.errors import (
     AuthFailed, ConfigError, ErrorDetail, HostTimeout, HostUnreachable, HyperVError, PowerShellError,
@@ -169,6 +170,7 @@ class HostSession:
         wsman.deadline = at
         self._wsman = wsman
         pool = RunspacePool(wsman, configuration_name=self.config.configuration or DEFAULT_CONFIGURATION_NAME)
+        use_fast_deserializer(pool)  # pypsrp's deserializer made fleet-wide calls CPU-bound (clixml.py)
         try:
             pool.open()
         except BaseException:
