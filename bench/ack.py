@@ -1,7 +1,7 @@
 """Ack latency of `/hyperv ips` through `hvbot serve` vs a bare Bolt app that only acks, in the same run.
 
 Both servers run as child processes behind the same threaded HTTP front (bot.http_server), on real Redis
-(REDIS_URL, database 12, emptied afterwards). 20 client threads send 1,000 signed requests to each.
+(REDIS_URL, database 14, emptied afterwards). 20 client threads send 1,000 signed requests to each.
 Last line: RESULT p50_ms=<float> p99_ms=<float> bare_p50_ms=<float> bare_p99_ms=<float> requests=<int>
 """
 
@@ -35,7 +35,7 @@ def _free_port() -> int:
 
 def _redis_url() -> str:
     parts = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    return urlunsplit((parts.scheme, parts.netloc, "/12", "", ""))
+    return urlunsplit((parts.scheme, parts.netloc, "/14", "", ""))
 
 
 def serve_bare(port: int) -> None:

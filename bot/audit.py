@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 from dataclasses import asdict, dataclass
 
 import redis
@@ -34,8 +35,8 @@ class AuditLog:
         (pipeline if pipeline is not None else self._redis).xadd(STREAM, {k: str(v) for k, v in fields.items()}, maxlen=MAX_ENTRIES, approximate=True)
 
     def recent(self, count: int) -> list[AuditEntry]:
-        rows = self._redis.xrevrange(STREAM, count=count)
-        return [_entry(fields) for _id, fields in rows]
+        rows: Any = self._redis.xrevrange(STREAM, count=count)
+        return [_entry(fields) for _id, fields in rows or []]
 
 
 def _entry(fields: dict[bytes, bytes]) -> AuditEntry:

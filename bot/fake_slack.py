@@ -41,6 +41,7 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._failures: dict[str, list[tuple[int, int]]] = {}  # method -> [(status, retry_after)]
         self.files: dict[str, bytes] = {}
+        self._host = host
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
@@ -49,8 +50,7 @@ class FakeSlack:
     # --- lifecycle ----------------------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._host}:{self._server.server_address[1]}"
 
     @property
     def api_url(self) -> str:
@@ -112,18 +112,20 @@ class FakeSlack:
             queue = self._failures.get(method)
             return queue.pop(0) if queue else None
 
+    def _next_ts(self) -> str:
+        return f"1700000000.{next(self._ts):06d}"
+
     def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
-        ts = lambda: f"1700000000.{next(self._ts):06d}"  # noqa: E731
         if method == "auth.test":
             return {"ok": True, "user_id": BOT_USER, "team_id": TEAM, "bot_id": "BHVBOT", "team": "lab",
                     "user": "hvbot", "url": "https://lab.slack.invalid/"}
         if method == "chat.postMessage":
             channel = str(args.get("channel", ""))
-            return {"ok": True, "channel": channel, "ts": ts(), "message": {"text": args.get("text", "")}}
+            return {"ok": True, "channel": channel, "ts": self._next_ts(), "message": {"text": args.get("text", "")}}
         if method == "chat.update":
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts"), "text": args.get("text", "")}
         if method == "chat.postEphemeral":
-            return {"ok": True, "message_ts": ts()}
+            return {"ok": True, "message_ts": self._next_ts()}
         if method == "usergroups.users.list":
             group = str(args.get("usergroup", ""))
             if group not in self.groups:

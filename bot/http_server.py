@@ -6,7 +6,7 @@ Bolt's own development server handles one request at a time; Slack needs concurr
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from slack_bolt import App, BoltRequest
@@ -75,7 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(413, b"request too large")
             return
         body = self.rfile.read(length).decode("utf-8", errors="replace")
-        headers = {k.lower(): [v] for k, v in self.headers.items()}
+        headers: dict[str, str | Sequence[str]] = {k.lower(): [v] for k, v in self.headers.items()}
         response = self.app.dispatch(BoltRequest(body=body, query=query, headers=headers))
         self._send(response.status, response.body.encode("utf-8"), response.first_headers())
 

@@ -38,7 +38,7 @@ def serve_command(port: int, bind: str) -> None:
 
         health = BoltHTTPServer(None, bind, port, ready).start()  # Socket Mode has no HTTP side: health only
         log.info("hvbot serve: Socket Mode (health on port %d)", health.port)
-        SocketModeHandler(app, settings.secret("slack_app_token"), web_client=runtime.client).start()
+        SocketModeHandler(app, settings.secret("slack_app_token"), web_client=runtime.client).start()  # type: ignore[no-untyped-call]
         return
     server = BoltHTTPServer(app, bind, port, ready)
     log.info("hvbot serve: HTTP mode on port %d, POST /slack/events", server.port)

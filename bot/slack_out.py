@@ -101,7 +101,7 @@ class SlackReporter:
     def _post_or_update(self, job_id: str, reply: ReplyTo, view: views.View) -> str:
         known = self._redis.hgetall(MESSAGE_KEY.format(job_id))
         if known:
-            channel, ts = known[b"channel"].decode(), known[b"ts"].decode()
+            channel, ts = _text(known[b"channel"]), _text(known[b"ts"])
             self.client.chat_update(channel=channel, ts=ts, text=view.text, blocks=view.blocks)
             return ts
         if self._pacer is not None:
@@ -115,8 +115,8 @@ class SlackReporter:
 
     def _respond(self, response_url: str, view: views.View) -> bool:
         hook = WebhookClient(response_url, timeout=10, retry_handlers=retry_handlers())
-        body = {"replace_original": True, "response_type": "ephemeral", "text": view.text}
-        response = hook.send(**body, blocks=view.block_dicts())
+        response = hook.send(text=view.text, blocks=view.block_dicts(), replace_original=True,
+                             response_type="ephemeral")
         if response.status_code != 200:
             log.warning("response_url answered %s; falling back to chat.postEphemeral", response.status_code)
         return response.status_code == 200
@@ -128,3 +128,7 @@ class SlackReporter:
             self.client.chat_postMessage(channel=reply.channel, thread_ts=ts, text=text[:3900])
         if views.page_count(report, self._settings.rows_per_page) > CSV_AUTO_PAGES:
             self.upload_csv(job_id, reply.channel, thread_ts=ts)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

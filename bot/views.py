@@ -82,16 +82,21 @@ def _cell(value: Any) -> str:
 def table_lines(columns: list[str], rows: list[dict[str, Any]]) -> list[str]:
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    fmt = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+
+    def fmt(values: list[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+
     return [fmt(columns), fmt(["-" * w for w in widths])] + [fmt(r) for r in cells]
 
 
-def _code_sections(lines: list[str]) -> list[SectionBlock]:
+def _code_sections(lines: list[str]) -> list[Block]:
     """Pack lines into ``` sections of at most SECTION_CHARS each."""
-    sections, chunk = [], []
+    sections: list[Block] = []
+    chunk: list[str] = []
     for line in lines:
         line = line[: SECTION_CHARS - 8]
-        if chunk and sum(len(x) + 1 for x in chunk) + len(line) + 8 > SECTION_CHARS:
+        size = sum(len(x) + 1 for x in chunk)
+        if chunk and size + len(line) + 8 > SECTION_CHARS:
             sections.append(_md("```" + "\n".join(chunk) + "```"))
             chunk = []
         chunk.append(line)
@@ -202,7 +207,9 @@ def jobs_list(jobs: list[dict[str, str]], limit: int = 40) -> View:
     if len(jobs) > limit:
         lines.append(f"…and {len(jobs) - limit} more.")
     text = "\n".join(lines)
-    return View("hvbot jobs", [_md("*Jobs*")] + [_md(text[i : i + SECTION_CHARS]) for i in range(0, len(text), SECTION_CHARS)])
+    blocks: list[Block] = [_md("*Jobs*")]
+    blocks += [_md(text[i : i + SECTION_CHARS]) for i in range(0, len(text), SECTION_CHARS)]
+    return View("hvbot jobs", blocks)
 
 
 def audit_list(entries: list[Any]) -> View:
@@ -216,14 +223,15 @@ def audit_list(entries: list[Any]) -> View:
         job = f" job {e.job_id}" if e.job_id else ""
         line = f"{when} {e.user} in {e.channel}: {e.command} -> {e.outcome}{job} {e.detail}".rstrip()
         lines.append(_cell_line(line.replace("`", "'")))
-    budget, shown = MESSAGE_CHARS - 500, []
+    budget, shown = MESSAGE_CHARS - 500, list[str]()
     for line in lines:  # keep within one message; say so when older entries do not fit
         budget -= len(line) + 1
         if budget < 0:
             shown.append(f"…{len(lines) - len(shown)} older entries do not fit; ask for fewer (/hyperv audit N).")
             break
         shown.append(line)
-    return View("hvbot audit", [_md("*Audit* (newest first)")] + _code_sections(shown))
+    blocks: list[Block] = [_md("*Audit* (newest first)")]
+    return View("hvbot audit", blocks + _code_sections(shown))
 
 
 def _cell_line(line: str, width: int = 200) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 import redis
 from rq import SimpleWorker, Worker
+from rq.worker import BaseWorker
 from rq.serializers import JSONSerializer
 
 from bot.logs import configure_logging
@@ -13,8 +14,8 @@ from bot.settings import Settings
 from jobs import reporting
 
 
-def make_worker(settings: Settings, connection: redis.Redis, simple: bool = False, name: str | None = None) -> Worker:
-    cls = SimpleWorker if simple else Worker
+def make_worker(settings: Settings, connection: redis.Redis, simple: bool = False, name: str | None = None) -> BaseWorker:
+    cls: type[BaseWorker] = SimpleWorker if simple else Worker
     return cls([settings.queue], connection=connection, serializer=JSONSerializer, name=name)
 
 

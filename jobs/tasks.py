@@ -114,10 +114,10 @@ def run_lookup(
     structlog.contextvars.bind_contextvars(job_id=job.id, slack_user=target.user, command=target.command)
     with heartbeat(job.connection, job.id, heartbeat_seconds):
         job.meta["pid"] = os.getpid()
-        job.save_meta()
+        job.save_meta()  # type: ignore[no-untyped-call]
         reporter.started(job.id, target)
         try:
-            data = _lookups()[verb](fleet(), list(args), host).to_dict()
+            data: dict[str, Any] = _lookups()[verb](fleet(), list(args), host).to_dict()
         except Exception as exc:
             if claim_final(job.connection, job.id):
                 reporter.failed(job.id, target, _clear_message(exc))

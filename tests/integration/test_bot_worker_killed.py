@@ -18,7 +18,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from bot.fake_slack import FakeSlack
-from tests.fixtures_redis import test_redis_url
+from tests.fixtures_redis import test_redis_url, wait_until
 from tests.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, HvbotProcess, free_port, post, signed_headers, slash_body
 
 
@@ -40,6 +40,8 @@ def test_killed_worker_is_reported_within_60_s(clean_lab, lab_inventory_path: Pa
         job_id = re.search(r"job (hv[0-9a-f]+)", ack).group(1)  # type: ignore[union-attr]
         fake_slack.wait_for(lambda calls: [c for c in calls if c.method == "chat.postMessage"
                                            and f"job {job_id}" in json.dumps(c.args)], timeout=30)
+        # the worker stores the message's ts right after Slack answers; kill it only once it has
+        wait_until(lambda: redis_conn.exists(f"hvbot:msg:{job_id}"), 30, "message ts stored")
         horse = int(Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer).meta["pid"])
         os.kill(worker.proc.pid, signal.SIGKILL)
         os.kill(horse, signal.SIGKILL)
