@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from psrpcore.types import ErrorRecord
 
-from lab import cmdlets_read, cmdlets_write
+from lab import cmdlets_export, cmdlets_read, cmdlets_write, timeline
 from lab.binding import Binder, BindingError, Bound
 from lab.engine import CommandCall, Invocation, PipelineIO
 from lab.errors import binding_record, command_not_found, scripts_not_allowed
@@ -21,7 +21,8 @@ from lab.hvobjects import Live, to_output
 from lab.model import Fleet
 
 Handler = Callable[["Context", Bound, Any], list[Any]]
-HANDLERS: dict[str, tuple[Handler, str | None]] = {**cmdlets_read.HANDLERS, **cmdlets_write.HANDLERS}
+HANDLERS: dict[str, tuple[Handler, str | None]] = {**cmdlets_read.HANDLERS, **cmdlets_write.HANDLERS,
+                                                   **cmdlets_export.HANDLERS}
 
 
 class Terminate(Exception):
@@ -43,6 +44,11 @@ class Context:
     error_action: str = "Continue"
     warning_action: str = "Continue"
     errors: list[ErrorRecord] = field(default_factory=list)
+    deferred: list[Callable[[], list[Any]]] = field(default_factory=list)
+
+    def defer(self, job: Callable[[], list[Any]]) -> None:
+        """Long work (an export) to run after the stage, outside the fleet lock; its result is output."""
+        self.deferred.append(job)
 
     @property
     def host(self) -> Any:
@@ -87,6 +93,8 @@ class HyperVEngine:
 
     def run(self, invocation: Invocation, io: PipelineIO) -> None:
         host = self.fleet.hosts[self.name]
+        with self.fleet.lock:
+            timeline.tick(self.fleet, host)  # log apply and resync up to the fleet clock
         commands: list[CommandCall] = []
         for call in invocation.commands:
             if call.is_script:
@@ -138,6 +146,8 @@ class HyperVEngine:
             handler = HANDLERS[ctx.cmdlet][0]
             with self.fleet.lock:
                 items = _run_stage(handler, ctx, bound, items)
+            for job in ctx.deferred:
+                items.extend(job())
             if io.stopping:
                 return
         now = self.fleet.clock()

@@ -118,9 +118,24 @@ def _set_replication(ctx: "Context", bound: Bound, vm: VM) -> list[Any] | None:
     return [Live("VMReplication", ctx.host, vm)] if bound.get("Passthru") else []
 
 
+RESUME_FAILED = ("Hyper-V failed to resume replication for virtual machine '{0}': the connection with the server "
+                 "'{1}' could not be established. (0x80072EFD)")  # UNCONFIRMED wording
+
+
+def _resume(ctx: "Context", vm: VM) -> None:
+    injection = ctx.fleet.take_injection(ctx.cmdlet, ctx.host.name, vm.name)
+    if injection is not None:  # control action fail_next: a realistic failure, state unchanged
+        rep = vm.replication
+        other = ctx.host.fqdn if rep is None else (
+            rep.primary_server if rep.replica_server.lower() == ctx.host.fqdn.lower() else rep.replica_server)
+        raise rp.ReplicationError(injection.message or RESUME_FAILED.format(vm.name, other),
+                                  injection.category or "ConnectionError")
+
+
 def _simple(action: Callable[..., None], passthru_kind: str = "VMReplication") -> Callable[..., list[Any] | None]:
     def run(ctx: "Context", bound: Bound, vm: VM) -> list[Any] | None:
         if action is rp.resume:
+            _resume(ctx, vm)
             rp.resume(ctx.fleet, ctx.host, vm, bool(bound.get("Resynchronize")))
         else:
             action(ctx.fleet, ctx.host, vm)

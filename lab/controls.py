@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable
 
-from lab import replication
+from lab import backup_controls, replication, timeline
 from lab.model import Fleet, check_enum
 
 
@@ -55,8 +55,10 @@ def _replication(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
             setattr(rep, key, _time(args[key]))
     if "health_details" in args:
         rep.health_details = [str(x) for x in args["health_details"]]
+    if "resync_seconds" in args:
+        rep.resync_seconds = float(args["resync_seconds"])
     known = {"host", "vm", "state", "health", "mode", "last_replication_time", "last_applied_log_time",
-             "health_details"}
+             "health_details", "resync_seconds"}
     unknown = sorted(set(args) - known)
     if unknown:
         raise ValueError(f"unknown replication field(s): {', '.join(unknown)}")
@@ -86,6 +88,7 @@ ACTIONS: dict[str, Callable[[Fleet, dict[str, Any]], dict[str, Any]]] = {
     "power_loss": _power_loss,
     "recover": _recover,
     "broken": _broken,
+    **backup_controls.ACTIONS,
 }
 
 
@@ -93,4 +96,5 @@ def apply(fleet: Fleet, action: str, args: dict[str, Any]) -> dict[str, Any]:
     handler = ACTIONS.get(action)
     if handler is None:
         raise ValueError(f"unknown control action {action!r} (known: {', '.join(sorted(ACTIONS))})")
+    timeline.tick(fleet)  # act on the model as of the fleet clock
     return handler(fleet, args)

@@ -55,10 +55,22 @@ def to_string(live: Live) -> str:
     return f"{live.ps_kind} (Name = '{vm.name if vm else live.host.name}')"
 
 
+# WMI Msvm_ComputerSystem OperationalStatus[1] descriptions [WMI-CS]; the texts Get-VM shows are UNCONFIRMED.
+SECONDARY_TEXT = {"ExportingVirtualMachine": "Exporting", "MigratingVirtualMachine": "Migrating",
+                  "StorageMigrationPhaseOne": "Migrating", "StorageMigrationPhaseTwo": "Migrating",
+                  "MigratingPlannedVm": "Migrating"}
+
+
 def _status(vm: VM) -> dict[str, Any]:
-    return {"Status": "Operating normally", "StatusDescriptions": ["Operating normally"],
-            "OperationalStatus": ["Ok"], "PrimaryOperationalStatus": "Ok",
-            "PrimaryStatusDescription": "Operating normally"}
+    values: dict[str, Any] = {"Status": "Operating normally", "StatusDescriptions": ["Operating normally"],
+                              "OperationalStatus": ["Ok"], "PrimaryOperationalStatus": "Ok",
+                              "PrimaryStatusDescription": "Operating normally"}
+    if vm.secondary_status is not None:  # an operation runs: OperationalStatus[1] (§1.2, §4 #6)
+        text = SECONDARY_TEXT.get(vm.secondary_status, vm.secondary_status)
+        values.update({"Status": text, "StatusDescriptions": ["Operating normally", text],
+                       "OperationalStatus": ["Ok", vm.secondary_status],
+                       "SecondaryOperationalStatus": vm.secondary_status, "SecondaryStatusDescription": text})
+    return values
 
 
 def _memory_status(vm: VM) -> str:
@@ -174,7 +186,7 @@ def health_values(host: Host, vm: VM, now: datetime) -> dict[str, Any]:
         "PendingReplicationSize": rep.pending_size if rep.mode == "Primary" else 0,
         "InitialReplicationSize": 0, "LastReplicationType": "Regular" if rep.last_replication_time else "None",
         "FailedOverReplicationType": "None", "LastTestFailoverInitiatedTime": rep.last_test_failover_time,
-        "ReplicationHealthDetails": list(rep.health_details), "CurrentTask": [],
+        "ReplicationHealthDetails": list(rep.health_details), "CurrentTask": list(rep.current_tasks),
     })
     return values
 

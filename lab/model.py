@@ -92,6 +92,49 @@ class Replication:
     test_vm_id: uuid.UUID | None = None
     last_test_failover_time: datetime | None = None
     relationship_type: str = "Simple"
+    log_apply: "LogApply | None" = None  # simulated log-apply cycles (lab.timeline); None = static times
+    current_tasks: list[str] = field(default_factory=list)  # Measure-VMReplication CurrentTask texts
+    resync_seconds: float = 60.0  # how long a resynchronization runs (fleet clock)
+    resync_done_at: datetime | None = None  # when the running resynchronization finishes
+
+
+@dataclass
+class LogApply:
+    """Replica log-apply cycles: a log arrives every ``frequency_sec`` from ``anchor``; applying it takes
+    ``apply_sec``. ``applied_before`` is the last applied time before the first cycle."""
+
+    anchor: datetime
+    apply_sec: float
+    applied_before: datetime | None = None
+
+
+@dataclass
+class ExportRecord:
+    """One Export-VMSnapshot run, as the lab saw it (status: Running, Completed, Cancelled, Failed)."""
+
+    host: str
+    vm: str
+    checkpoint: str
+    checkpoint_id: uuid.UUID
+    path: str
+    started: datetime
+    status: str = "Running"
+    percent: int = 0
+    finished: datetime | None = None
+    error: str | None = None
+
+
+@dataclass
+class Injection:
+    """The next ``count`` calls of ``cmdlet`` on a host (and VM, when given) fail with ``message``."""
+
+    cmdlet: str
+    host: str
+    vm: str | None
+    count: int
+    message: str | None = None
+    category: str | None = None
+    after_steps: int = 0  # Export-VMSnapshot: fail after this many progress steps
 
 
 @dataclass
@@ -113,6 +156,7 @@ class VM:
     broken: bool = False  # running but not working (heartbeat lost, CPU pegged)
     test_of: uuid.UUID | None = None  # a test-failover VM: the replica VM it was made from
     failover_point: uuid.UUID | None = None  # recovery point chosen by an unplanned failover
+    secondary_status: str | None = None  # VMOperationalStatus while an operation runs (migration, export)
 
     @property
     def running(self) -> bool:
@@ -179,7 +223,22 @@ class Fleet:
     def __init__(self, hosts: dict[str, Host], clock: Callable[[], datetime] = utc_now) -> None:
         self.hosts = hosts
         self.lock = threading.RLock()
-        self.clock = clock
+        self.clock = clock  # swappable (lab.clock.ManualClock, or the ``clock`` control action)
+        self.exports: list[ExportRecord] = []
+        self.injections: list[Injection] = []
+        self.export_seconds = 5.0  # Export-VMSnapshot duration (wall clock: the client watches it)
+        self.export_steps = 10
+
+    def take_injection(self, cmdlet: str, host: str, vm: str) -> Injection | None:
+        """Consume one injected failure for this call, if any is armed (caller holds the lock)."""
+        for inj in self.injections:
+            if (inj.cmdlet.lower() == cmdlet.lower() and inj.host.lower() == host.lower()
+                    and (inj.vm is None or inj.vm.lower() == vm.lower())):
+                inj.count -= 1
+                if inj.count <= 0:
+                    self.injections.remove(inj)
+                return inj
+        return None
 
     def host(self, name: str) -> Host:
         for host in self.hosts.values():

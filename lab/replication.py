@@ -11,6 +11,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from lab import timeline
 from lab.model import VM, Checkpoint, Fleet, Host, Replication
 
 STATE_TEXT = "The operation cannot be performed while the virtual machine is in its current state."
@@ -101,12 +102,14 @@ def mark_broken(fleet: Fleet, vm: VM, broken: bool) -> None:
 
 
 def suspend(fleet: Fleet, host: Host, vm: VM) -> None:
+    """Pause on either side (§1.8): the state of that side becomes Suspended; a resync pauses on both sides."""
     rep = _rep(vm)
     if rep.state not in ("Replicating", "Resynchronizing", "WaitingForInitialReplication"):
         raise ReplicationError(replication_state_text(vm))
     if rep.state == "Resynchronizing":
-        rep.state = "ResynchronizeSuspended"
+        timeline.suspend_resync(fleet, host, vm, fleet.clock())
     else:
+        timeline.finish_apply(rep)
         rep.state = "Suspended"
     # Paused on the replica -> Critical; paused on the primary -> Warning [BLOG-H1].
     rep.health = "Critical" if rep.mode == "Replica" else "Warning"
@@ -117,20 +120,29 @@ RESUMABLE = ("Suspended", "WaitingForStartResynchronize", "ResynchronizeSuspende
 
 
 def resume(fleet: Fleet, host: Host, vm: VM, resynchronize: bool = False) -> None:
+    """Resume (§1.8): from Suspended/Error the changes made meanwhile are sent now (a log arrives and is
+    applied); ``-Resynchronize`` starts a resync (required from WaitingForStartResynchronize); a paused
+    resync continues where it stopped."""
     rep = _rep(vm)
     if rep.state not in RESUMABLE:
         raise ReplicationError(replication_state_text(vm))
-    if rep.state == "WaitingForStartResynchronize" and not resynchronize:
-        raise ReplicationError(replication_state_text(vm))
     now = fleet.clock()
+    if rep.state == "ResynchronizeSuspended":
+        timeline.continue_resync(fleet, host, vm, now)
+        return
+    if resynchronize:
+        timeline.start_resync(fleet, host, vm, now)
+        return
+    if rep.state == "WaitingForStartResynchronize":
+        raise ReplicationError(replication_state_text(vm))
     _set(rep, "Replicating", "Normal")
-    rep.last_replication_time = rep.last_applied_log_time = now
+    timeline.restart_cycles(rep, now, rep.last_applied_log_time)
     partner = fleet.partner(host, vm)
     if partner and partner[1].replication and partner[1].replication.mode in ("Primary", "Replica"):
         other = partner[1].replication
         if other.state in ("Replicating", "Suspended", "Error") or other.health == "Critical":
             _set(other, "Replicating", "Normal")
-            other.last_replication_time = other.last_applied_log_time = now
+            timeline.restart_cycles(other, now, other.last_applied_log_time)
 
 
 # --- failover (§1.3–1.7) --------------------------------------------------------------------------------
