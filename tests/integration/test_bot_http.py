@@ -146,3 +146,15 @@ def test_refused_and_invalid_commands_answer_clearly(served: Served) -> None:
     assert status == 200 and "needs the *approver* role" in ack
     status, ack = served.slash("checkpoint web01")
     assert status == 200 and "Did you mean `checkpoints`" in ack
+
+
+def test_a_down_host_is_one_clear_line_and_other_hosts_still_answer(served: Served, clean_lab: Any) -> None:
+    clean_lab.control("hv-a2", "down", {})
+    status, ack = served.slash("ips")
+    job_id = _job_id(ack)
+    call = served.fake.wait_for(lambda calls: _final(calls, "response_url", job_id), timeout=60)
+    blocks = json.dumps(call.args["blocks"])
+    assert "3 hosts answered, 1 with errors" in call.args["text"]
+    error_lines = [line for line in blocks.split("\\n") if "hv-a2" in line]
+    assert len(error_lines) == 1 and ":warning: *hv-a2*" in error_lines[0]
+    assert "hv-a1" in blocks  # rows of the hosts that answered are still shown (page 1 of them)
