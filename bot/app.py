@@ -66,13 +66,15 @@ def _clicker_may_view(runtime: Runtime, body: dict[str, Any], respond: Respond) 
 def _show_page(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
     if not _clicker_may_view(runtime, body, respond):
         return
-    job_id, _, page = str(action.get("value", "")).partition(":")
+    job_id, _, rest = str(action.get("value", "")).partition(":")
+    page, _, per = rest.partition(":")
     stored = runtime.reporter.load_result(job_id)
     if stored is None or not page.isdigit():
         respond(text="This result has expired; run the command again.", response_type="ephemeral",
                 replace_original=False)
         return
-    view = views.result(stored["command"], job_id, stored["report"], int(page), runtime.settings.rows_per_page)
+    rows_per_page = int(per) if per.isdigit() and int(per) > 0 else runtime.settings.rows_per_page
+    view = views.result(stored["command"], job_id, stored["report"], int(page), rows_per_page)
     container = body.get("container", {})
     if container.get("is_ephemeral") or not container.get("message_ts"):
         respond(text=view.text, blocks=view.blocks, replace_original=True, response_type="ephemeral")

@@ -119,23 +119,36 @@ def error_lines(report: dict[str, Any]) -> list[str]:
 
 
 def result(command: str, job_id: str, report: dict[str, Any], page: int = 0, rows_per_page: int = 20) -> View:
-    """One page of a Report: summary, table, one line per host error, and paging/CSV buttons when needed."""
+    """One page of a Report: summary, table, one line per host error, and paging/CSV buttons when needed.
+
+    Wide rows shrink the page (never the rows) until the message fits Slack's size limits; the buttons carry
+    the page size, so Prev/Next stay consistent."""
+    per = max(rows_per_page, 1)
+    while True:
+        view, fits = _page(command, job_id, report, page, per)
+        if fits or per == 1:
+            _check_limits(view.blocks)
+            return view
+        page, per = (page * per) // max(per // 2, 1), max(per // 2, 1)
+
+
+def _page(command: str, job_id: str, report: dict[str, Any], page: int, per: int) -> tuple[View, bool]:
     rows = list(report.get("rows") or [])
-    pages = page_count(report, rows_per_page)
+    pages = page_count(report, per)
     page = min(max(page, 0), pages - 1)
-    shown = rows[page * rows_per_page : (page + 1) * rows_per_page]
-    summary = _summary(command, report, len(rows), page, pages, rows_per_page)
+    shown = rows[page * per : (page + 1) * per]
+    summary = _summary(command, report, len(rows), page, pages, per)
     blocks: list[Block] = [_md(summary)]
     if shown:
         blocks += _code_sections(table_lines(columns_of(report), shown))
     elif not report.get("errors"):
         blocks.append(_md("_No matching rows._"))
     blocks += _error_blocks(report)
-    if pages > 1 or len(rows) > 0 and _too_big(blocks):
-        blocks.append(_buttons(job_id, page, pages))
+    if pages > 1:
+        blocks.append(_buttons(job_id, page, pages, per))
     blocks.append(_context(f"job {job_id}"))
-    _check_limits(blocks)
-    return View(summary.replace("*", ""), blocks)
+    fits = len(blocks) <= MAX_BLOCKS and not _too_big(blocks)
+    return View(summary.replace("*", ""), blocks), fits
 
 
 def _summary(command: str, report: dict[str, Any], total: int, page: int, pages: int, per: int) -> str:
@@ -160,12 +173,12 @@ def _error_blocks(report: dict[str, Any]) -> list[Block]:
     return [_md(text[i : i + SECTION_CHARS]) for i in range(0, len(text), SECTION_CHARS)]
 
 
-def _buttons(job_id: str, page: int, pages: int) -> ActionsBlock:
+def _buttons(job_id: str, page: int, pages: int, per: int) -> ActionsBlock:
     elements = []
     if page > 0:
-        elements.append(ButtonElement(text="◂ Prev", action_id=f"{ACTION_PAGE}_prev", value=f"{job_id}:{page - 1}"))
+        elements.append(ButtonElement(text="◂ Prev", action_id=f"{ACTION_PAGE}_prev", value=f"{job_id}:{page - 1}:{per}"))
     if page < pages - 1:
-        elements.append(ButtonElement(text="Next ▸", action_id=f"{ACTION_PAGE}_next", value=f"{job_id}:{page + 1}"))
+        elements.append(ButtonElement(text="Next ▸", action_id=f"{ACTION_PAGE}_next", value=f"{job_id}:{page + 1}:{per}"))
     elements.append(ButtonElement(text="Download CSV", action_id=ACTION_CSV, value=job_id))
     return ActionsBlock(block_id=f"hvbot_nav_{job_id}_{page}", elements=elements)
 

@@ -150,9 +150,12 @@ def test_refused_and_invalid_commands_answer_clearly(served: Served) -> None:
 
 def test_a_down_host_is_one_clear_line_and_other_hosts_still_answer(served: Served, clean_lab: Any) -> None:
     clean_lab.control("hv-a2", "down", {})
-    status, ack = served.slash("ips")
-    job_id = _job_id(ack)
-    call = served.fake.wait_for(lambda calls: _final(calls, "response_url", job_id), timeout=60)
+    try:
+        status, ack = served.slash("ips")
+        job_id = _job_id(ack)
+        call = served.fake.wait_for(lambda calls: _final(calls, "response_url", job_id), timeout=60)
+    finally:
+        clean_lab.control("hv-a2", "up", {})  # lab.clear_faults() does not bring a manually downed host back
     blocks = json.dumps(call.args["blocks"])
     assert "3 hosts answered, 1 with errors" in call.args["text"]
     error_lines = [line for line in blocks.split("\\n") if "hv-a2" in line]

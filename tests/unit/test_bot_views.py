@@ -64,3 +64,20 @@ def test_audit_view_stays_within_one_message_and_says_what_is_left_out() -> None
     view = views.audit_list(entries)
     text = str(view.block_dicts())
     assert len(text) < 13_000 and "older entries do not fit" in text
+
+
+def test_wide_rows_shrink_the_page_not_the_rows() -> None:
+    extra = [f"c{j}" for j in range(25)]
+    report = {"kind": "vms", "columns": ["host", "vm", *extra], "errors": [], "hosts_ok": ["hv-0"],
+              "rows": [{"host": "hv-0", "vm": f"vm{i:03d}", **{c: "x" * 35 for c in extra}} for i in range(60)]}
+    first = views.result("vms", "j", report, 0, 20)
+    text = str(first.block_dicts())
+    assert len(text) < 13_000
+    nxt = [e for b in first.block_dicts() if b["type"] == "actions" for e in b["elements"]
+           if e["action_id"] == "hvbot_page_next"][0]
+    job, page, per = nxt["value"].split(":")
+    assert int(per) < 20 and page == "1"
+    seen = set()
+    for p in range(views.page_count(report, int(per))):
+        seen.update(r["vm"] for r in report["rows"] if r["vm"] in str(views.result("vms", "j", report, p, int(per)).block_dicts()))
+    assert len(seen) == 60
