@@ -5,13 +5,14 @@ export runs *outside* the lock (other pipelines go on meanwhile). Progress follo
 activity "Export a virtual machine snapshot" (TaskDescriptions.resx), status "<n>%", PercentComplete n, a
 final Completed record [DECOMP VirtualizationCmdletBase]. While it runs the VM shows OperationalStatus
 ``ExportingVirtualMachine`` (§1.2 item 3). Duration and step count are ``Fleet.export_seconds`` /
-``Fleet.export_steps`` (control action ``export_timing``). Error texts are UNCONFIRMED (no reference quotes
+``Fleet.export_steps`` (control action ``export_timing``), measured on the fleet clock. Error texts are UNCONFIRMED (no reference quotes
 them); refusing Replica-type recovery points is an inference of §1.2.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
 from lab.binding import Bound
@@ -105,7 +106,7 @@ def _progress(ctx: "Context", record: ExportRecord, seconds: float, steps: int, 
             return "Failed"
         if step == steps:
             break
-        if not _wait(ctx, seconds / steps):
+        if not _wait_until(ctx, record.started + timedelta(seconds=seconds * (step + 1) / steps)):
             return "Cancelled"
         percent = (step + 1) * 100 // steps
         record.percent = percent
@@ -114,14 +115,15 @@ def _progress(ctx: "Context", record: ExportRecord, seconds: float, steps: int, 
     return "Completed"
 
 
-def _wait(ctx: "Context", seconds: float) -> bool:
-    """Wait ``seconds`` of wall time unless the client stops the pipeline; False when it did."""
-    deadline = time.monotonic() + seconds
+def _wait_until(ctx: "Context", deadline: datetime) -> bool:
+    """Wait until ``deadline`` on the fleet clock unless the client stops the pipeline; False when it did.
+
+    Steps are scheduled from the export's start, so with a frozen clock (``clock`` control action) a step
+    is released exactly when a test moves the clock past it, whatever the machine's speed."""
     while not ctx.io.stopping:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if ctx.fleet.clock() >= deadline:
             return True
-        time.sleep(min(SLICE, remaining))
+        time.sleep(SLICE)
     return False
 
 
