@@ -30,6 +30,7 @@ Format (every key but ``hosts[].name``, ``site`` and ``vms[].name`` is optional)
               state: Replicating      # primary side; replica_state defaults to the same
               health: Normal          # both sides unless replica_health is given
               last_replication_s: 120 # seconds before load time
+              apply_seconds: 6        # optional: log-apply cycles on the replica (lab.timeline), 6 s each
 
 Times in a file are relative to the load time (``age_h``, ``last_replication_s``), so a loaded fleet
 always looks current. Nothing is random: ids and MACs derive from names.
@@ -44,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from lab import timeline
 from lab.model import MIB, VM, Checkpoint, Fleet, Host, Memory, NetAdapter, Replication, check_enum, utc_now
 
 ID_NS = uuid.UUID("6f1c2a47-8a51-4f59-9b8e-2f3c1d7e9a10")
@@ -132,6 +134,8 @@ def _replicate(fleet: Fleet, host: Host, v: dict[str, Any], now: datetime) -> No
         health=check_enum("VMReplicationHealthState", str(r.get("replica_health", health))), **common, **stats)
     replica.checkpoints = _recovery_points(replica, int(common["recovery_history"]),
                                            int(common["vss_frequency_hour"]), last)
+    if r.get("apply_seconds"):
+        timeline.enable_log_apply(replica.replication, now, float(r["apply_seconds"]))
     target.vms.append(replica)
 
 

@@ -213,3 +213,17 @@ def test_clock_control_freezes_advances_and_returns_to_real_time() -> None:
     assert fleet.apply_control("clock", {"real": True})["manual"] is False
     with pytest.raises(ValueError, match="freeze the clock"):
         fleet.apply_control("clock", {"advance_s": 1})
+
+
+def test_fleet_file_can_start_log_apply_cycles(clock: ManualClock) -> None:
+    from lab.fleet_file import fleet_from_dict
+
+    data = {"hosts": [
+        {"name": "p1", "site": "a", "vms": [{"name": "db", "replica": {"to": "r1", "frequency_sec": 30,
+                                                                      "apply_seconds": 6}}]},
+        {"name": "r1", "site": "b"}]}
+    fleet = fleet_from_dict(data, now=T0)
+    fleet.clock = clock
+    assert applying(replica_view(fleet, "db", "r1"))
+    clock.advance(6)
+    assert not applying(replica_view(fleet, "db", "r1"))
