@@ -31,6 +31,9 @@ from pypsrp.complex_objects import (
 from pypsrp.messages import DebugRecord, ErrorRecordMessage, InformationRecord, VerboseRecord, WarningRecord
 from pypsrp.serializer import Serializer
 
+# ElementTree's own escaping, so our text matches ``ET.tostring`` on every Python version pypsrp runs on
+from xml.etree.ElementTree import _escape_attrib, _escape_cdata  # type: ignore[attr-defined]  # isort: skip
+
 log = logging.getLogger("pypsrp.serializer")  # pypsrp's logger: the same warnings in the same place
 
 
@@ -146,37 +149,72 @@ _GENERIC_LISTS = (
 _DICTIONARY = "System.Collections.Generic.Dictionary`2[["
 
 
-class _LazyText:
-    """The element's XML text, serialised on first use (pypsrp serialises it up front, every time)."""
+class _NotPlain(Exception):
+    """An element our serialiser does not reproduce (namespaces, comments): use ElementTree's."""
 
-    __slots__ = ("element", "text")
 
-    def __init__(self, element: ET.Element | None, text: str | None) -> None:
-        self.element, self.text = element, text
+def _plain_xml(elem: ET.Element, cache: dict[int, str]) -> str:
+    """``ET.tostring(elem, encoding="utf-8").decode()`` for namespace-free trees, each subtree done once.
 
-    def get(self) -> str:
-        if self.text is None:
-            assert self.element is not None
-            self.text = ET.tostring(self.element, encoding="utf-8", method="xml").decode("utf-8")
-        return self.text
+    Mirrors ElementTree's ``_serialize_xml`` (same escaping functions, ``<a />`` for empty elements, the
+    tail included); a parent reuses its children's cached text, so nesting costs O(size), not O(size x depth).
+    """
+    done = cache.get(id(elem))
+    if done is not None:
+        return done
+    tag = elem.tag
+    if not isinstance(tag, str) or tag[:1] == "{":
+        raise _NotPlain()
+    parts = ["<", tag]
+    for key, value in elem.items():
+        if not isinstance(key, str) or key[:1] == "{" or not isinstance(value, str):
+            raise _NotPlain()
+        parts.append(f' {key}="{_escape_attrib(value)}"')
+    text = elem.text
+    if text or len(elem):
+        parts.append(">")
+        if text:
+            parts.append(_escape_cdata(text))
+        for child in elem:
+            parts.append(_plain_xml(child, cache))
+        parts.append(f"</{tag}>")
+    else:
+        parts.append(" />")
+    if elem.tail:
+        parts.append(_escape_cdata(elem.tail))
+    done = cache[id(elem)] = "".join(parts)
+    return done
 
 
 class FastSerializer(Serializer):
     """pypsrp's ``Serializer`` with a faster, result-identical ``deserialize``."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._xml_cache: dict[int, str] = {}  # id(element) -> its text, for the current top-level call
+
+    def _clear(self) -> None:
+        super()._clear()
+        self._xml_cache = {}
+
+    def _xml_of(self, element: ET.Element) -> str:
+        try:
+            return _plain_xml(element, self._xml_cache)
+        except _NotPlain:
+            return ET.tostring(element, encoding="utf-8", method="xml").decode("utf-8")
+
     def deserialize(self, element: ET.Element | str, metadata: ObjectMeta | None = None,
                     clear: bool = True) -> Any:
         if clear:
             self._clear()
+        source: str | None = None  # the text given; otherwise serialised from the element when needed
         if isinstance(element, str):
-            text = _LazyText(None, element)
+            source = element
             try:
                 element = ET.fromstring(element)
             except ET.ParseError as err:
-                log.warning("Failed to parse data '%s' as XML, return raw xml: %s" % (element, str(err)))
-                return text.get()
-        else:
-            text = _LazyText(element, None)
+                log.warning("Failed to parse data '%s' as XML, return raw xml: %s" % (source, str(err)))
+                return source
 
         metadata = metadata or ObjectMeta()
         if metadata.tag == "*":
@@ -190,16 +228,16 @@ class FastSerializer(Serializer):
             if metadata.tag == "Obj" and len(obj_types) == 0:
                 obj_types = ["System.Object"]
             metadata = _meta_for_types(obj_types)
-        obj = self._build(element, metadata, text)
+        obj = self._build(element, metadata, source)
         if element.tag == "Obj":
             self.obj[element.attrib["RefId"]] = obj
         if isinstance(obj, ComplexObject):
-            obj._xml = text.get()
+            obj._xml = source if source is not None else self._xml_of(element)
         return obj
 
-    def _build(self, element: ET.Element, metadata: ObjectMeta | None, text: _LazyText) -> Any:
+    def _build(self, element: ET.Element, metadata: ObjectMeta | None, source: str | None) -> Any:
         if metadata is None:
-            return text.get()
+            return source if source is not None else self._xml_of(element)
         tag = metadata.tag
         if tag == "Obj":
             return self._deserialize_obj(element, metadata)
@@ -214,7 +252,7 @@ class FastSerializer(Serializer):
         if tag == "DCT":
             return self._deserialize_dct(element)
         log.warning("Unknown metadata tag type '%s', failed to deserialize object" % tag)
-        return text.get()
+        return source if source is not None else self._xml_of(element)
 
     def _get_types_from_obj(self, element: ET.Element) -> list[str]:
         # One pass over the children instead of findall("TN/T") + find("TN") + find("TNRef").
