@@ -68,6 +68,7 @@ class Runtime:
                 "heartbeat_seconds": self.settings.abandoned_check_seconds,
             },
             job_id=job_id,
+            description=f"/hyperv {command.canonical()} by {reply.user}",  # not the call repr: no response_url
             job_timeout=self.settings.job_timeout_seconds,
             result_ttl=self.settings.result_ttl_seconds,
             failure_ttl=self.settings.result_ttl_seconds,
