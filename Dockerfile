@@ -14,7 +14,7 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY jobs ./jobs
 COPY lab ./lab
-RUN --mount=type=cache,target=/root/.cache/pip pip install .
+RUN pip install --no-cache-dir .
 
 USER appuser
 EXPOSE 3000
