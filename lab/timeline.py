@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from lab.model import Fleet, Host, LogApply, Replication
+from lab.model import VM, Fleet, Host, LogApply, Replication
 
 APPLY_TASK = "Applying replication log"  # UNCONFIRMED wording (hyperv.md §4 #1, §8 item 3)
 RESYNC_DETAIL = "Resynchronization is in progress for virtual machine '{0}'."  # UNCONFIRMED wording
@@ -49,15 +49,16 @@ def apply_view(rep: Replication, now: datetime) -> tuple[datetime, datetime | No
     return received, received, None
 
 
-def _apply_cycle(fleet: Fleet, host: Host, vm: object, now: datetime) -> None:
-    rep = vm.replication  # type: ignore[attr-defined]
+def _apply_cycle(fleet: Fleet, host: Host, vm: VM, now: datetime) -> None:
+    rep = vm.replication
+    assert rep is not None and rep.log_apply is not None
     if rep.mode != "Replica" or rep.state != "Replicating" or now < rep.log_apply.anchor:
         finish_apply(rep)
         return
     received, applied, percent = apply_view(rep, now)
     rep.last_replication_time, rep.last_applied_log_time = received, applied
     rep.current_tasks = [] if percent is None else [f"{APPLY_TASK} ({percent}%)"]
-    partner = fleet.partner(host, vm)  # type: ignore[arg-type]
+    partner = fleet.partner(host, vm)
     if partner is not None and partner[1].replication is not None and partner[1].replication.state == "Replicating":
         partner[1].replication.last_replication_time = received  # the primary sent it
 
@@ -87,32 +88,34 @@ def restart_cycles(rep: Replication, now: datetime, applied_before: datetime | N
 # --- resynchronization (hyperv.md §1.8, §7 "Resync side effects") ------------------------------------
 
 
-def _sides(fleet: Fleet, host: Host, vm: object) -> list[Replication]:
-    sides = [vm.replication]  # type: ignore[attr-defined]
-    partner = fleet.partner(host, vm)  # type: ignore[arg-type]
+def _sides(fleet: Fleet, host: Host, vm: VM) -> list[Replication]:
+    assert vm.replication is not None
+    sides = [vm.replication]
+    partner = fleet.partner(host, vm)
     if partner is not None and partner[1].replication is not None:
         sides.append(partner[1].replication)
     return sides
 
 
-def start_resync(fleet: Fleet, host: Host, vm: object, now: datetime) -> None:
+def start_resync(fleet: Fleet, host: Host, vm: VM, now: datetime) -> None:
     """Both sides Resynchronizing until ``resync_seconds`` (of the side it was started on) have passed."""
-    seconds = vm.replication.resync_seconds  # type: ignore[attr-defined]
+    assert vm.replication is not None
+    seconds = vm.replication.resync_seconds
     for rep in _sides(fleet, host, vm):
         finish_apply(rep)
         rep.resync_seconds = seconds
     continue_resync(fleet, host, vm, now)
 
 
-def continue_resync(fleet: Fleet, host: Host, vm: object, now: datetime) -> None:
+def continue_resync(fleet: Fleet, host: Host, vm: VM, now: datetime) -> None:
     """Resume of a paused resync: both sides Resynchronizing again for the time that was left."""
     for rep in _sides(fleet, host, vm):
         rep.state, rep.health = "Resynchronizing", "Warning"
-        rep.health_details = [RESYNC_DETAIL.format(vm.name)]  # type: ignore[attr-defined]
+        rep.health_details = [RESYNC_DETAIL.format(vm.name)]
         rep.resync_done_at = now + timedelta(seconds=rep.resync_seconds)
 
 
-def suspend_resync(fleet: Fleet, host: Host, vm: object, now: datetime) -> None:
+def suspend_resync(fleet: Fleet, host: Host, vm: VM, now: datetime) -> None:
     """Pausing stops the resync; resuming continues it where it stopped [BLOG-RESYNC]."""
     for rep in _sides(fleet, host, vm):
         if rep.resync_done_at is not None:
@@ -121,7 +124,7 @@ def suspend_resync(fleet: Fleet, host: Host, vm: object, now: datetime) -> None:
         rep.state = "ResynchronizeSuspended"
 
 
-def finish_resync(fleet: Fleet, host: Host, vm: object, when: datetime) -> None:
+def finish_resync(fleet: Fleet, host: Host, vm: VM, when: datetime) -> None:
     for rep in _sides(fleet, host, vm):
         rep.state, rep.health, rep.health_details = "Replicating", "Normal", []
         rep.resync_done_at = None
