@@ -1,8 +1,9 @@
 """Fan-out benchmark: the IP listing on 1 host, on N hosts at once, and N hosts one after another.
 
-The lab runs in a separate process (`hvbot lab --hosts N --vms-per-host M --write-inventory PATH`) so
-its CPU does not share our GIL; every host gets 200 ms of added latency per HTTP exchange through the
-lab's control endpoint. Prints figures; the last line is machine-readable:
+The lab runs as ``--shards`` separate processes (`hvbot lab --hosts N/K --first-host i*N/K ...`, one
+inventory each, merged here) so neither its CPU nor ours shares a GIL with the other, and one lab process
+is not the bottleneck; every host gets 200 ms of added latency per HTTP exchange through its shard's
+control endpoint. Prints figures; the last line is machine-readable:
 
     RESULT one_host_s=<float> fleet_s=<float> sequential_s=<float> hosts=<int> exchanges_per_op=<float>
 """
@@ -23,24 +24,40 @@ from pathlib import Path
 
 from jobs.hyperv.commands import single
 from jobs.hyperv.fleet import Fleet
-from jobs.hyperv.hosts import load_inventory
+from jobs.hyperv.hosts import Inventory, load_inventory
 from jobs.inventory import find_ips
 from jobs.settings import JobSettings
 
 
-def start_lab(hosts: int, vms: int, inventory: Path) -> subprocess.Popen[bytes]:
+def start_lab(hosts: int, vms: int, first: int, inventory: Path) -> subprocess.Popen[bytes]:
     hvbot = Path(sys.executable).with_name("hvbot")
-    cmd = [str(hvbot), "lab", "--hosts", str(hosts), "--vms-per-host", str(vms), "--write-inventory", str(inventory)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not inventory.exists():
-        if proc.poll() is not None:
-            raise SystemExit(f"hvbot lab exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+    cmd = [str(hvbot), "lab", "--hosts", str(hosts), "--vms-per-host", str(vms), "--first-host", str(first),
+           "--write-inventory", str(inventory)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def wait_for(procs: list[subprocess.Popen[bytes]], inventories: list[Path]) -> None:
+    deadline = time.monotonic() + 180
+    while not all(p.exists() for p in inventories):
+        for proc in procs:
+            if proc.poll() is not None:
+                assert proc.stderr is not None
+                raise SystemExit(f"hvbot lab exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
         if time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("hvbot lab did not write its inventory within 120 s")
-        time.sleep(0.1)  # a benchmark script, not a test: polling a file the subprocess writes
-    return proc
+            raise SystemExit("hvbot lab did not write its inventory within 180 s")
+        time.sleep(0.1)  # a benchmark script, not a test: polling files the subprocesses write
+
+
+def shards_of(hosts: int, shards: int) -> list[tuple[int, int]]:
+    """(first host, host count) of each lab process."""
+    shards = max(1, min(shards, hosts))
+    size, extra = divmod(hosts, shards)
+    out, first = [], 0
+    for i in range(shards):
+        count = size + (1 if i < extra else 0)
+        out.append((first, count))
+        first += count
+    return out
 
 
 def control(url: str, payload: dict[str, object]) -> None:
@@ -69,24 +86,31 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--vms-per-host", type=int, default=10)
     parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--shards", type=int, default=4, help="lab processes")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="hvbot-bench-") as tmp:
-        inventory_path = Path(tmp) / "inventory.yml"
-        proc = start_lab(args.hosts, args.vms_per_host, inventory_path)
+        shards = shards_of(args.hosts, args.shards)
+        paths = [Path(tmp) / f"inventory-{i}.yml" for i in range(len(shards))]
+        procs = [start_lab(count, args.vms_per_host, first, path) for (first, count), path in zip(shards, paths)]
         try:
-            run(inventory_path, args)
+            wait_for(procs, paths)
+            run(paths, args)
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+            for proc in procs:
+                os.killpg(proc.pid, signal.SIGTERM)
+            for proc in procs:
+                proc.wait(timeout=30)
 
 
-def run(inventory_path: Path, args: argparse.Namespace) -> None:
-    inventory = load_inventory(inventory_path)
-    if not inventory.lab_control_url:
-        raise SystemExit("the lab inventory has no lab.control_url")
-    for name in inventory.names:
-        control(inventory.lab_control_url, {"host": name, "action": "latency", "seconds": args.latency})
+def run(paths: list[Path], args: argparse.Namespace) -> None:
+    parts = [load_inventory(p) for p in paths]
+    for part in parts:
+        if not part.lab_control_url:
+            raise SystemExit("a lab inventory has no lab.control_url")
+        for name in part.names:
+            control(part.lab_control_url, {"host": name, "action": "latency", "seconds": args.latency})
+    inventory = Inventory(hosts=tuple(h for part in parts for h in part.hosts))
     settings = JobSettings(deadline_s=60, fanout_concurrency=max(1, len(inventory.hosts)))
     with Fleet(inventory, settings) as fleet:
         first = fleet.hosts[0]
@@ -101,7 +125,8 @@ def run(inventory_path: Path, args: argparse.Namespace) -> None:
             fleet.run(first, single("Get-VM"))
         per_op = (session.exchanges - before) / ops
     hosts = len(inventory.hosts)
-    print(f"hosts={hosts} vms/host={args.vms_per_host} added latency={args.latency * 1000:.0f} ms per exchange")
+    print(f"hosts={hosts} vms/host={args.vms_per_host} added latency={args.latency * 1000:.0f} ms per exchange, "
+          f"lab in {len(paths)} processes, fan-out threads={settings.fanout_concurrency}")
     print(f"IP listing, 1 host:            {one:7.3f} s")
     print(f"IP listing, {hosts} hosts at once: {whole:7.3f} s  ({rows} rows; target <= 2 x one host)")
     print(f"IP listing, {hosts} hosts in turn: {sequential:7.3f} s")

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from jobs.hyperv.commands import command, pipeline, single
 from jobs.hyperv.errors import HyperVError, PowerShellError
 from jobs.hyperv.fleet import FanOut, Fleet, HostCall
-from jobs.hyperv.records import MemoryRecord, NetAdapterRecord, SnapshotRecord, VmRecord
+from jobs.hyperv.records import MemoryRecord, NetAdapterRecord, SnapshotRecord, VmRecord, type_name
 from jobs.report import Cell, Report
 
 T = TypeVar("T")
@@ -28,14 +28,20 @@ TEAMING_COLUMNS = ["host", "vm", "adapter", "switch", "mac", "allow_teaming"]
 CHECKPOINT_COLUMNS = ["host", "vm", "name", "type", "created", "parent"]
 
 
+# Get-VM gives the states (no script, no Where-Object: JEA's NoLanguage); the piped pipeline the adapters.
+_IPS_STATEMENTS = (single("Get-VM"), pipeline(command("Get-VM"), command("Get-VMNetworkAdapter", piped=True)))
+
+
 def find_ips(fleet: Fleet, targets: Sequence[str] = (), host: str | None = None) -> Report:
     """IPs of running VMs; ``targets`` narrows to VM names (wildcards), addresses or prefixes (10.0.4.0/24)."""
     match = _target_matcher(targets)
 
     def per_host(call: HostCall) -> list[Row]:
-        running = {(v.id or v.name) for v in _vms(call) if v.state == "Running"}
-        adapters = [NetAdapterRecord.parse(call.host, o) for o in
-                    call.run(pipeline(command("Get-VM"), command("Get-VMNetworkAdapter", piped=True)))]
+        # Both pipelines as statements of one invocation: one Command/Receive/Signal instead of two.
+        out = call.run(_IPS_STATEMENTS)
+        running = {(v.id or v.name) for v in (VmRecord.parse(call.host, o) for o in out
+                                              if type_name(o) == "VirtualMachine") if v.state == "Running"}
+        adapters = [NetAdapterRecord.parse(call.host, o) for o in out if type_name(o) == "VMNetworkAdapter"]
         rows: list[Row] = []
         for a in adapters:
             if (a.vm_id or a.vm_name) in running and match(a):

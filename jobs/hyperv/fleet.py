@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -29,7 +29,8 @@ class HostCall:
     def host(self) -> str:
         return self.session.name
 
-    def run(self, pipe: Pipeline) -> list[Any]:
+    def run(self, pipe: Pipeline | Sequence[Pipeline]) -> list[Any]:
+        """One pipeline, or several sent as statements of one invocation (one round of exchanges)."""
         return self.session.run(pipe, deadline_at=self.deadline_at)
 
 

@@ -24,6 +24,13 @@ def prop(obj: Any, name: str) -> Any:
     return None
 
 
+def type_name(obj: Any) -> str:
+    """The object's own .NET type, short (``VirtualMachine``), without a ``Deserialized.`` prefix."""
+    types = getattr(obj, "types", None) or []
+    first = str(types[0]) if types else ""
+    return first.removeprefix("Deserialized.").rsplit(".", 1)[-1]
+
+
 def enum_name(value: Any) -> str | None:
     if value is None:
         return None

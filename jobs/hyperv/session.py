@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,6 +38,38 @@ log = structlog.get_logger(__name__)
 
 SHELL_NOT_FOUND = 2150858843  # 0x8033805B: unknown ShellId, the shell is gone (psrp.md §4 #13)
 GRACE_S = 0.5  # extra time for stop/close after the deadline, and HTTP slack on the last exchange
+
+
+@dataclass(frozen=True)
+class Statements:
+    """Pipelines sent as the statements of one PowerShell invocation (``add_statement``, not script text).
+
+    One Command + Receive + Signal serves them all, so a two-pipeline operation costs the exchanges of
+    one. Outputs arrive as one stream, in statement order; a terminating error ends the invocation.
+    """
+
+    pipes: tuple[Pipeline, ...]
+
+    @property
+    def first_cmdlet(self) -> str:
+        return self.pipes[0].commands[0].cmdlet
+
+    @property
+    def mutating(self) -> bool:
+        return any(p.mutating for p in self.pipes)
+
+    def render(self) -> str:
+        return "; ".join(p.render() for p in self.pipes)
+
+    def failed_command(self) -> str:
+        return " / ".join(dict.fromkeys(p.commands[-1].cmdlet for p in self.pipes))
+
+
+def as_statements(pipe: Pipeline | Sequence[Pipeline]) -> Statements:
+    pipes = (pipe,) if isinstance(pipe, Pipeline) else tuple(pipe)
+    if not pipes or any(not p.commands for p in pipes):
+        raise ValueError("nothing to run: every pipeline needs a command")
+    return Statements(pipes)
 
 
 class _DeadlineHit(Exception):
@@ -113,13 +146,18 @@ class HostSession:
         """HTTP exchanges sent by this session so far (all pools)."""
         return self._exchanges_closed + (self._wsman.exchanges if self._wsman else 0)
 
-    def run(self, pipe: Pipeline, *, deadline_s: float | None = None, deadline_at: float | None = None) -> list[Any]:
-        """Output objects of ``pipe``; raises a ``HyperVError`` subclass (never a pypsrp/requests error)."""
+    def run(self, pipe: Pipeline | Sequence[Pipeline], *, deadline_s: float | None = None,
+            deadline_at: float | None = None) -> list[Any]:
+        """Output objects of ``pipe`` (or of several pipelines sent as statements of one invocation).
+
+        Raises a ``HyperVError`` subclass (never a pypsrp/requests error).
+        """
+        pipe = as_statements(pipe)
         limit = deadline_s if deadline_s is not None else self.settings.deadline_s
         at = deadline_at if deadline_at is not None else time.monotonic() + limit
         budget = max(0.0, at - time.monotonic())
         if not self._lock.acquire(timeout=budget):
-            raise HostTimeout.build(self.name, f"waiting for the previous call ({pipe.commands[0].cmdlet})", limit)
+            raise HostTimeout.build(self.name, f"waiting for the previous call ({pipe.first_cmdlet})", limit)
         started = time.monotonic()
         try:
             out = self._run_rebuilding(pipe, at)
@@ -144,7 +182,7 @@ class HostSession:
 
     # -- internals (lock held) -------------------------------------------------------------------
 
-    def _run_rebuilding(self, pipe: Pipeline, at: float) -> list[Any]:
+    def _run_rebuilding(self, pipe: Statements, at: float) -> list[Any]:
         try:
             return self._invoke(self._ensure_pool(at), pipe, at)
         except _ShellGone as gone:
@@ -179,12 +217,15 @@ class HostSession:
         self._pool = pool
         return pool
 
-    def _invoke(self, pool: RunspacePool, pipe: Pipeline, at: float) -> list[Any]:
+    def _invoke(self, pool: RunspacePool, pipe: Statements, at: float) -> list[Any]:
         ps = PowerShell(pool)
-        for cmd in pipe.commands:
-            ps.add_cmdlet(cmd.cmdlet)
-            for name, value in sent_parameters(cmd):
-                ps.add_parameter(name, value)
+        for i, statement in enumerate(pipe.pipes):
+            if i:
+                ps.add_statement()
+            for cmd in statement.commands:
+                ps.add_cmdlet(cmd.cmdlet)
+                for name, value in sent_parameters(cmd):
+                    ps.add_parameter(name, value)
         try:
             ps.begin_invoke()
         except (WSManFaultError, InvalidPSRPOperation, InvalidRunspacePoolStateError) as exc:
@@ -203,7 +244,7 @@ class HostSession:
                 raise
         if ps.streams.error or ps.had_errors:
             details = tuple(_detail(rec) for rec in ps.streams.error) or (ErrorDetail("pipeline failed", "", ""),)
-            raise PowerShellError.build(self.name, pipe.commands[-1].cmdlet, details)
+            raise PowerShellError.build(self.name, pipe.failed_command(), details)
         return list(ps.output)
 
     @contextmanager
@@ -235,7 +276,7 @@ class HostSession:
                 pass
         wsman.close()
 
-    def _translate(self, exc: BaseException, pipe: Pipeline, at: float, limit: float) -> HyperVError:
+    def _translate(self, exc: BaseException, pipe: Statements, at: float, limit: float) -> HyperVError:
         if not isinstance(exc, (AuthenticationError, ValueError)):
             self._discard(graceful=False)  # after a transport/protocol failure the pool may be unusable
         return translate_error(exc, self.config, pipe.render(), limit)

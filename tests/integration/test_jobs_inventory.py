@@ -40,6 +40,16 @@ def test_ips_of_running_vms_across_all_hosts(lab: Any, fleet: Fleet) -> None:
     assert Report.from_dict(report.to_dict()) == report
 
 
+def test_ip_listing_is_one_invocation_per_host(lab: Any, fleet: Fleet) -> None:
+    host = next(iter(lab.fleet.hosts))
+    find_ips(fleet, host=host)  # warm: the pool is open
+    before = fleet.session(host).exchanges
+    assert find_ips(fleet, host=host).rows
+    # Get-VM and Get-VM | Get-VMNetworkAdapter as two statements: Command + Receive(s) + Signal once;
+    # two separate pipelines would cost at least 6 exchanges.
+    assert fleet.session(host).exchanges - before <= 4
+
+
 def test_same_vm_name_on_several_hosts_is_reported_per_host(lab: Any, fleet: Fleet) -> None:
     holders = sorted(h.name for h in lab.fleet.hosts.values() for vm in h.vms if vm.name == "app01")
     assert len(holders) > 1

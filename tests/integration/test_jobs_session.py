@@ -83,3 +83,19 @@ def test_lost_shell_is_rebuilt_transparently(proto: tuple[Any, HostSession]) -> 
     lab.hosts["h1"].server.service.close_all()
     assert session.run(_pipe("Echo", ("Name", "2")))[0] == "Name=2"
     assert session.rebuilds == 1
+
+
+def test_statements_share_one_invocation(proto: tuple[Any, HostSession]) -> None:
+    lab, session = proto
+    session.run(_pipe("Echo", ("Name", "warm-up")))
+    before = session.exchanges
+    out = session.run([_pipe("Echo", ("Name", "first")), _pipe("Emit", ("Count", 3))])
+    assert out == ["Name=first", "ErrorAction=Stop", 0, 1, 2]  # both statements' output, in statement order
+    assert session.exchanges - before <= 4  # one Command, its Receive(s), one Signal: not two rounds
+
+
+def test_a_failing_statement_fails_the_call(proto: tuple[Any, HostSession]) -> None:
+    _, session = proto
+    with pytest.raises(PowerShellError) as info:
+        session.run([_pipe("Throw"), _pipe("Echo", ("Name", "never"))])
+    assert "Throw" in str(info.value) and "It failed." in str(info.value)
