@@ -35,7 +35,11 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
 
     @app.command(COMMAND)
     def hyperv(ack: Ack, body: dict[str, Any]) -> None:
-        view = handle_command(runtime, body)
+        try:
+            view = handle_command(runtime, body)
+        except Exception:  # a bug must still give the user an answer, not Slack's "operation_timeout"
+            log.exception("/hyperv handler failed")
+            view = views.notice("hvbot hit an internal error; nothing was started. The admins can find it in the log.")
         ack(text=view.text, blocks=view.blocks)
 
     def ack_only(ack: Ack) -> None:

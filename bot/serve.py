@@ -23,7 +23,15 @@ def serve_command(port: int, bind: str) -> None:
     """Run the Slack app: HTTP mode, or Socket Mode when SLACK_APP_TOKEN is set."""
     settings = Settings()
     configure_logging(settings.log_json)
-    app = build_app(settings)
+    if settings.slack_bot_token is None:
+        raise click.ClickException("SLACK_BOT_TOKEN is not set (see README, Settings).")
+    if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        raise click.ClickException("HTTP mode needs SLACK_SIGNING_SECRET; or set SLACK_APP_TOKEN for Socket Mode.")
+    try:
+        app = build_app(settings)  # calls Slack auth.test once: a wrong token or URL stops here
+    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+        raise click.ClickException(f"cannot start: Slack auth.test at {settings.api_base_url()} failed: "
+                                   f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
     runtime = app.runtime  # type: ignore[attr-defined]
     AbandonedJobWatcher(runtime).start()
 
