@@ -103,3 +103,17 @@ def test_heartbeat_key_lives_while_running_and_goes_after() -> None:
     with tasks.heartbeat(conn, "hvj3", interval=0.2):
         assert conn.pttl(tasks.ALIVE_KEY.format("hvj3")) > 0
     assert not conn.exists(tasks.ALIVE_KEY.format("hvj3"))
+
+
+def test_a_handler_bug_still_answers_within_the_ack(fake_slack: FakeSlack, redis_conn: redis.Redis,
+                                                    monkeypatch: Any) -> None:
+    import bot.app
+
+    def broken(runtime: Any, body: Any) -> Any:
+        raise KeyError("simulated bug")
+
+    monkeypatch.setattr(bot.app, "handle_command", broken)
+    app = build_app(_settings(fake_slack), runtime=build_runtime(_settings(fake_slack), connection=redis_conn))
+    body = slash_body("ips")
+    response = app.dispatch(BoltRequest(body=body, headers={k.lower(): [v] for k, v in signed_headers(body).items()}))
+    assert response.status == 200 and "internal error" in json.loads(response.body)["text"]
