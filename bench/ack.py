@@ -1,7 +1,8 @@
 """Ack latency of `/hyperv ips` through `hvbot serve` vs a bare Bolt app that only acks, in the same run.
 
 Both servers run as child processes behind the same threaded HTTP front (bot.http_server), on real Redis
-(REDIS_URL, database 14, emptied afterwards). 20 client threads send 1,000 signed requests to each.
+(REDIS_URL, database 14, emptied afterwards). 20 client threads send 1,000 signed requests to each,
+alternating between the two servers in 10 rounds of 100.
 Last line: RESULT p50_ms=<float> p99_ms=<float> bare_p50_ms=<float> bare_p99_ms=<float> requests=<int>
 """
 
@@ -22,9 +23,10 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from slack_sdk.signature import SignatureVerifier
 
 SECRET = "bench-signing-secret"
-REQUESTS = int(os.environ.get("BENCH_REQUESTS", "1000"))
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "1000"))  # a multiple of ROUNDS
 CLIENTS = 20
 WARMUP = 100
+ROUNDS = 10
 
 
 def _free_port() -> int:
@@ -77,18 +79,23 @@ def _body(i: int) -> str:
                       "response_url": "http://127.0.0.1:9/unused"})
 
 
-def _run(port: int, count: int) -> list[float]:
-    local = threading.local()
-    verifier = SignatureVerifier(SECRET)
+class _Clients:
+    """CLIENTS threads with one keep-alive connection each, kept across rounds."""
 
-    def one(i: int) -> float:
-        conn = getattr(local, "conn", None)
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.pool = ThreadPoolExecutor(CLIENTS)
+        self.local = threading.local()
+        self.verifier = SignatureVerifier(SECRET)
+
+    def one(self, i: int) -> float:
+        conn = getattr(self.local, "conn", None)
         if conn is None:
-            conn = local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         body = _body(i)
         ts = str(int(time.time()))
         headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
-                   "X-Slack-Signature": verifier.generate_signature(timestamp=ts, body=body)}
+                   "X-Slack-Signature": self.verifier.generate_signature(timestamp=ts, body=body)}
         start = time.perf_counter()
         conn.request("POST", "/slack/events", body=body, headers=headers)
         response = conn.getresponse()
@@ -98,8 +105,8 @@ def _run(port: int, count: int) -> list[float]:
             raise RuntimeError(f"request {i}: HTTP {response.status}")
         return elapsed * 1000
 
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        return list(pool.map(one, range(count)))
+    def run(self, count: int) -> list[float]:
+        return list(self.pool.map(self.one, range(count)))
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -118,9 +125,12 @@ def main() -> None:
         bare_port, hv_port = _free_port(), _free_port()
         procs = [_start("bare", bare_port, env), _start("hvbot", hv_port, env)]
         try:
-            _run(bare_port, WARMUP), _run(hv_port, WARMUP)
-            bare = _run(bare_port, REQUESTS)
-            ours = _run(hv_port, REQUESTS)
+            bare_clients, hv_clients = _Clients(bare_port), _Clients(hv_port)
+            bare_clients.run(WARMUP), hv_clients.run(WARMUP)
+            bare, ours = [], []
+            for _ in range(ROUNDS):  # alternate in rounds so background load hits both alike
+                bare += bare_clients.run(REQUESTS // ROUNDS)
+                ours += hv_clients.run(REQUESTS // ROUNDS)
         finally:
             for proc in procs:
                 proc.terminate()
