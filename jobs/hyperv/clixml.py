@@ -254,6 +254,42 @@ class FastSerializer(Serializer):
         log.warning("Unknown metadata tag type '%s', failed to deserialize object" % tag)
         return source if source is not None else self._xml_of(element)
 
+    def _deserialize_dynamic_obj(self, element: ET.Element, metadata: ObjectMeta) -> Any:
+        """pypsrp's loop, with leaf primitives (most properties) decoded without a full ``deserialize``.
+
+        For a leaf element ``deserialize(el, clear=False)`` only builds throw-away metadata, finds no type
+        names and calls the primitive's unpack function: calling that function directly is the same.
+        """
+        obj = metadata.object()
+        self.obj[element.attrib["RefId"]] = obj
+        for child in element:
+            tag = child.tag
+            if tag == "TN":
+                for obj_type in child:
+                    obj.types.append(obj_type.text)
+                self.tn[child.attrib["RefId"]] = obj.types
+            elif tag == "TNRef":
+                obj.types = self.tn[child.attrib["RefId"]]
+            elif tag == "Props":
+                bag = obj.adapted_properties
+                for prop in child:
+                    bag[prop.attrib["N"]] = self._value(prop)
+            elif tag == "MS":
+                bag = obj.extended_properties
+                for prop in child:
+                    bag[prop.attrib["N"]] = self._value(prop)
+            elif tag == "ToString":
+                obj.to_string = self._value(child)
+            else:
+                obj.property_sets.append(self._value(child))
+        return obj
+
+    def _value(self, element: ET.Element) -> Any:
+        unpack = _PRIMITIVES.get(element.tag)
+        if unpack is not None and len(element) == 0:
+            return unpack(self, element)
+        return self.deserialize(element, clear=False)
+
     def _get_types_from_obj(self, element: ET.Element) -> list[str]:
         # One pass over the children instead of findall("TN/T") + find("TN") + find("TNRef").
         obj_types: list[str] = []
