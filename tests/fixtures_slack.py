@@ -163,6 +163,9 @@ class HvbotProcess:
             raise RuntimeError("hvbot did not start:\n" + "".join(self.lines[-30:]))
 
     def stop(self) -> None:
+        import os
+        import signal
+
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -170,6 +173,10 @@ class HvbotProcess:
             except Exception:  # noqa: BLE001 - a stuck child must not hang the test run
                 self.proc.kill()
                 self.proc.wait(5)
+        try:  # children it left behind (e.g. RQ's scheduler process) share its process group
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def free_port() -> int:

@@ -43,8 +43,8 @@ def test_killed_worker_is_reported_within_60_s(clean_lab, lab_inventory_path: Pa
         # the worker stores the message's ts right after Slack answers; kill it only once it has
         wait_until(lambda: redis_conn.exists(f"hvbot:msg:{job_id}"), 30, "message ts stored")
         horse = int(Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer).meta["pid"])
-        os.kill(worker.proc.pid, signal.SIGKILL)
-        os.kill(horse, signal.SIGKILL)
+        os.killpg(worker.proc.pid, signal.SIGKILL)  # the worker and its scheduler process, as if the machine died
+        os.kill(horse, signal.SIGKILL)  # the work horse runs in a session of its own
         killed_at = time.monotonic()
         update = fake_slack.wait_for(lambda calls: next((c for c in calls if c.method == "chat.update"
                                                          and f"job {job_id}" in json.dumps(c.args)), None), 60)
