@@ -73,6 +73,16 @@ REGISTRY: dict[str, CmdletSpec] = {
             [Param("VMName"), Param("Name"), Param("SnapshotType", accepted=SNAPSHOT_TYPES)],
             _f(required=["VMName"], optional=["Name", "SnapshotType"]),
         ),
+        # Replica-VM backups and checkpoint export (issue #6, hyperv.md §1.2, §1.8, §4)
+        _spec("Get-VMReplication", False, [Param("VMName")], _f(optional=["VMName"])),
+        _spec("Measure-VMReplication", False, [Param("VMName")], _f(optional=["VMName"])),
+        _spec("Suspend-VMReplication", True, [Param("VMName")], _f(required=["VMName"])),
+        _spec("Resume-VMReplication", True, [Param("VMName"), Param("Resynchronize", "switch")],
+              _f(required=["VMName"], optional=["Resynchronize"])),
+        _spec("Checkpoint-VM", True, [Param("Name"), Param("SnapshotName"), Param("Passthru", "switch")],
+              _f(required=["Name"], optional=["SnapshotName", "Passthru"])),
+        _spec("Export-VMSnapshot", True, [Param("VMName"), Param("Name"), Param("Path")],
+              _f(required=["VMName", "Name", "Path"])),
     )
 }
 
