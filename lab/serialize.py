@@ -4,7 +4,8 @@ Each object carries the real type name (plus a base chain ending in ``System.Obj
 its class in ``hyperv-types.json`` as an adapted property of the declared .NET type: enums as PowerShell enums
 (name + I32), DateTime as ``DT``, TimeSpan as ``TS``, Int64/UInt32/UInt64 with their own tags, String[] as a
 typed list. Nested Hyper-V objects arrive as their ToString text (serialization depth 1, §5.2). Properties the
-model does not know are null. Per-class converter lists are cached so 2,000 objects stay cheap.
+model does not know are null. Per-class converter lists are cached. Pipelines do not send these objects:
+they send ``lab.clixml.HyperVOutput``, which writes the same bytes ~30x faster; this module is its reference.
 """
 
 from __future__ import annotations
