@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -62,6 +63,8 @@ class Fleet:
         self.inventory = inventory
         self.settings = settings or JobSettings()
         self._sessions: dict[str, HostSession] = {h.name: HostSession(h, self.settings) for h in inventory.hosts}
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: JobSettings | None = None) -> Fleet:
@@ -107,17 +110,28 @@ class Fleet:
         if not names:
             return out
         sessions = {n: self.session(n) for n in names}
-        pool = ThreadPoolExecutor(max_workers=min(self.settings.fanout_concurrency, len(names)),
-                                  thread_name_prefix="hvbot-fanout")
+        futures = {n: self._executor().submit(fn, HostCall(s, at)) for n, s in sessions.items()}
         try:
-            futures = {n: pool.submit(fn, HostCall(s, at)) for n, s in sessions.items()}
             # Sessions already bound every exchange; this outer wait is the backstop for fn's own work.
             wait(futures.values(), timeout=max(0.0, at - time.monotonic()) + 2 * GRACE_S + 1.0)
             for name, fut in futures.items():
                 self._collect(out, name, fut, limit)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            for fut in futures.values():
+                fut.cancel()  # not started by now: its host already counts as timed out
         return _ordered(out, names)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """One bounded pool per fleet, kept between calls: threads start once, not on every fan-out.
+
+        At most ``fanout_concurrency`` threads (``HVBOT_FANOUT_CONCURRENCY``) ever exist, whatever the number
+        of hosts or calls; hosts beyond that wait their turn under the same deadline.
+        """
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.settings.fanout_concurrency,
+                                                thread_name_prefix="hvbot-fanout")
+            return self._pool
 
     def find_vm(self, name: str, deadline_s: float | None = None) -> FanOut[list[VmLocation]]:
         """Which hosts hold a VM named ``name`` (case-insensitive), with state and replication mode."""
@@ -133,8 +147,12 @@ class Fleet:
         return sum(s.exchanges for s in self._sessions.values())
 
     def close(self) -> None:
-        with ThreadPoolExecutor(max_workers=max(1, min(16, len(self._sessions)))) as pool:
-            list(pool.map(lambda s: s.close(), self._sessions.values()))
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(self._sessions)))) as closer:
+            list(closer.map(lambda s: s.close(), self._sessions.values()))
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     @staticmethod
     def _collect(out: FanOut[T], name: str, fut: Any, limit: float) -> None:

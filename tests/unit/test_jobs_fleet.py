@@ -87,3 +87,22 @@ def test_targets_classified() -> None:
     assert t.names == ("web*", "db'; x")
     assert {str(a) for a in t.addresses} == {"10.0.4.7"}
     assert [str(n) for n in t.networks] == ["10.0.4.0/24", "2001:db8::/64"]
+
+
+def test_threads_are_bounded_and_reused_across_calls() -> None:
+    fleet = _fleet(20, fanout_concurrency=4)
+
+    seen: set[int] = set()
+    lock = threading.Lock()
+
+    def fn(call: HostCall) -> str:
+        with lock:
+            seen.add(threading.get_ident())
+        return call.host
+
+    try:
+        for _ in range(3):
+            assert len(fleet.fan_out(fn).results) == 20
+        assert 1 <= len(seen) <= 4  # 60 host calls on at most 4 threads, kept between fan-outs
+    finally:
+        fleet.close()
