@@ -121,6 +121,7 @@ def demo_command(https: bool) -> None:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hvbot-demo-")))
         inventory = lab.write_inventory(workdir / "inventory.yml")
         out.write(f"Lab: {len(lab.fleet.hosts)} simulated Hyper-V hosts ({', '.join(lab.fleet.hosts)})\n")
-        settings = Settings(inventory=inventory, slack_signing_secret=None, slack_app_token=None,
-                            queue="hvbot-demo")
+        settings = Settings(inventory=inventory, slack_signing_secret=None, slack_app_token=None)
+        if "HVBOT_QUEUE" not in os.environ:  # keep demo jobs away from a real deployment's queue
+            settings = settings.model_copy(update={"queue": "hvbot-demo"})
         run_session(settings, sys.stdin, out)

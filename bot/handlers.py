@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import redis
+import structlog
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -36,7 +37,8 @@ def handle_command(runtime: Runtime, body: dict[str, Any]) -> views.View:
         runtime.record(user, channel, text, "invalid", exc.message)
         return views.notice(exc.text())
     try:
-        return _authorized(runtime, command, body, user, channel)
+        with structlog.contextvars.bound_contextvars(slack_user=user, command=command.verb):
+            return _authorized(runtime, command, body, user, channel)
     except redis.RedisError:
         log.warning("Redis unreachable while handling %s", command.verb)
         return views.notice(REDIS_DOWN)
@@ -44,6 +46,7 @@ def handle_command(runtime: Runtime, body: dict[str, Any]) -> views.View:
 
 def _authorized(runtime: Runtime, command: Command, body: dict[str, Any], user: str, channel: str) -> views.View:
     if command.verb == "help":
+        runtime.record(user, channel, command.canonical(), "done")
         return views.notice(help_text(command.args[0] if command.args else None))
     decision = runtime.authz.check(user, channel, command.spec.role, command.verb)
     if not decision.allowed:

@@ -10,6 +10,9 @@ import pytest
 import redis
 
 TEST_DB = 13
+# One queue name per test run, so a second `./dev test` running at the same time on the same Redis never
+# takes this run's jobs.
+TEST_QUEUE = f"hvbot-test-{os.getpid()}"
 
 
 def test_redis_url() -> str:

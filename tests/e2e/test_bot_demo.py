@@ -10,12 +10,12 @@ from pathlib import Path
 
 import redis
 
-from tests.fixtures_redis import test_redis_url
+from tests.fixtures_redis import TEST_QUEUE, test_redis_url
 
 
 def _demo(stdin: str) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("hvbot")
-    env = {**os.environ, "REDIS_URL": test_redis_url()}
+    env = {**os.environ, "REDIS_URL": test_redis_url(), "HVBOT_QUEUE": f"{TEST_QUEUE}-demo"}
     return subprocess.run([str(exe), "demo"], input=stdin, capture_output=True, text=True, env=env, timeout=180)
 
 

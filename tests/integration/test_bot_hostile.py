@@ -16,6 +16,7 @@ from bot.fake_slack import FakeSlack
 from bot.runtime import build_runtime
 from bot.settings import Settings
 from jobs import reporting
+from tests.fixtures_redis import TEST_QUEUE
 from tests.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, signed_headers, slash_body
 
 HOSTILE = [
@@ -40,7 +41,7 @@ CLEAR = ("Unknown command", "needs", "takes", "is not a valid", "is not a host n
 
 @pytest.fixture
 def app(redis_conn: redis.Redis, lab_inventory_path: Path, fake_slack: FakeSlack) -> Iterator[App]:
-    settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+    settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, queue=TEST_QUEUE,
                         slack_api_url=fake_slack.api_url, redis_url="redis://unused", inventory=lab_inventory_path)
     runtime = build_runtime(settings, connection=redis_conn)
     reporting.install(runtime.reporter)

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from bot.fake_slack import FakeSlack
-from tests.fixtures_redis import test_redis_url
+from tests.fixtures_redis import TEST_QUEUE, test_redis_url
 from tests.fixtures_slack import (
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -48,6 +48,7 @@ def served(lab_inventory_path: Path) -> Iterator[Served]:
             "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.api_url,
             "REDIS_URL": test_redis_url(), "HVBOT_INVENTORY": str(lab_inventory_path), "HVBOT_ROWS_PER_PAGE": "10",
             "HVBOT_CHANNEL_POST_INTERVAL_SECONDS": "0", "HVBOT_LOG_JSON": "false",
+            "HVBOT_QUEUE": TEST_QUEUE,
         }
         server = HvbotProcess(["serve", "--port", str(port), "--host", "127.0.0.1"], env, "listening on")
         worker = HvbotProcess(["worker", "--name", f"test-http-{port}"], env)
@@ -90,7 +91,7 @@ def test_bad_or_stale_signature_is_401(served: Served) -> None:
     assert post(served.port, body, signed_headers(body, timestamp=int(time.time()) - 400))[0] == 401
     block = action_body("hvbot_page_next", "hvx:1")
     assert post(served.port, block, signed_headers(block, secret="wrong-secret"))[0] == 401
-    assert served.redis.llen("rq:queue:hvbot") == 0
+    assert served.redis.llen(f"rq:queue:{TEST_QUEUE}") == 0
 
 
 def test_ips_lookup_answers_the_requester_through_response_url(served: Served) -> None:

@@ -15,11 +15,13 @@ from bot.app import build_app
 from bot.fake_slack import FakeSlack
 from bot.runtime import build_runtime
 from bot.settings import Settings
+from tests.fixtures_redis import TEST_QUEUE
 from tests.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, signed_headers, slash_body
 
 
 def _app(fake: FakeSlack, conn: redis.Redis, **kw: object) -> App:
     settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=fake.api_url,
+                        queue=TEST_QUEUE,
                         channel_post_interval_seconds=0, **kw)
     return build_app(settings, runtime=build_runtime(settings, connection=conn))
 

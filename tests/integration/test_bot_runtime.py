@@ -22,11 +22,13 @@ from bot.runtime import build_runtime, redis_connection
 from bot.settings import Settings
 from jobs import tasks
 from jobs.reporting import ReplyTo
+from tests.fixtures_redis import TEST_QUEUE
 from tests.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, free_port, signed_headers, slash_body
 
 
 def _settings(fake: FakeSlack, **kw: Any) -> Settings:
     return Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=fake.api_url,
+                    queue=TEST_QUEUE,
                     channel_post_interval_seconds=0, **kw)
 
 

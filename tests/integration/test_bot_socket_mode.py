@@ -10,7 +10,7 @@ from pathlib import Path
 import redis
 
 from bot.fake_slack import FakeSlack
-from tests.fixtures_redis import test_redis_url
+from tests.fixtures_redis import TEST_QUEUE, test_redis_url
 from tests.fixtures_slack import BOT_TOKEN, HvbotProcess, SocketModeServer, free_port
 
 
@@ -18,7 +18,7 @@ def test_slash_command_over_socket_mode(socket_mode_server: SocketModeServer, fa
                                         redis_conn: redis.Redis, lab_inventory_path: Path) -> None:
     fake_slack.socket_mode_url = socket_mode_server.url
     env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": "xapp-test-not-real", "SLACK_API_URL": fake_slack.api_url,
-           "REDIS_URL": test_redis_url(), "HVBOT_INVENTORY": str(lab_inventory_path), "HVBOT_LOG_JSON": "false"}
+           "REDIS_URL": test_redis_url(), "HVBOT_INVENTORY": str(lab_inventory_path), "HVBOT_LOG_JSON": "false", "HVBOT_QUEUE": TEST_QUEUE}
     server = HvbotProcess(["serve", "--port", str(free_port()), "--host", "127.0.0.1"], env)
     worker = HvbotProcess(["worker", "--name", "test-socket-mode"], env)
     try:

@@ -18,7 +18,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from bot.fake_slack import FakeSlack
-from tests.fixtures_redis import test_redis_url, wait_until
+from tests.fixtures_redis import TEST_QUEUE, test_redis_url, wait_until
 from tests.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, HvbotProcess, free_port, post, signed_headers, slash_body
 
 
@@ -27,7 +27,7 @@ def test_killed_worker_is_reported_within_60_s(clean_lab, lab_inventory_path: Pa
     clean_lab.control("hv-a1", "hung", {"on": True})  # the job waits on hv-a1 until we kill its worker
     port = free_port()
     env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake_slack.api_url,
-           "REDIS_URL": test_redis_url(), "HVBOT_INVENTORY": str(lab_inventory_path), "HVBOT_LOG_JSON": "false",
+           "REDIS_URL": test_redis_url(), "HVBOT_INVENTORY": str(lab_inventory_path), "HVBOT_LOG_JSON": "false", "HVBOT_QUEUE": TEST_QUEUE,
            "HVBOT_ABANDONED_CHECK_SECONDS": "0.5", "HVBOT_DEADLINE_S": "120",
            "HVBOT_CHANNEL_POST_INTERVAL_SECONDS": "0"}
     server = HvbotProcess(["serve", "--port", str(port), "--host", "127.0.0.1"], env, "listening on")
