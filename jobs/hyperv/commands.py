@@ -73,6 +73,25 @@ REGISTRY: dict[str, CmdletSpec] = {
             [Param("VMName"), Param("Name"), Param("SnapshotType", accepted=SNAPSHOT_TYPES)],
             _f(required=["VMName"], optional=["Name", "SnapshotType"]),
         ),
+        # Replica failover and reverse replication (issue #5, hyperv.md §1.3-1.7), NIC teaming (§1.11)
+        _spec("Stop-VM", True, [Param("Name"), Param("TurnOff", "switch")], _f(required=["Name"], optional=["TurnOff"])),
+        _spec("Start-VM", True, [Param("Name")], _f(required=["Name"])),
+        _spec(
+            "Start-VMFailover", True,
+            [Param("VMName"), Param("Prepare", "switch"), Param("AsTest", "switch"), Param("VMRecoverySnapshot")],
+            _f(required=["VMName"], optional=["Prepare"]), _f(required=["VMName", "AsTest"]),
+            _f(pipeline="VMRecoverySnapshot"), _f(required=["AsTest"], pipeline="VMRecoverySnapshot"),
+        ),
+        _spec("Stop-VMFailover", True, [Param("VMName")], _f(required=["VMName"])),
+        _spec("Complete-VMFailover", True, [Param("VMName")], _f(required=["VMName"])),
+        _spec(
+            "Set-VMReplication", True,
+            [Param("VMName"), Param("Reverse", "switch"), Param("AsReplica", "switch"), Param("ReplicaServerName")],
+            _f(required=["VMName", "Reverse"], optional=["ReplicaServerName"]), _f(required=["VMName", "AsReplica"]),
+        ),
+        _spec("Start-VMInitialReplication", True, [Param("VMName")], _f(required=["VMName"])),
+        _spec("Set-VMNetworkAdapter", True, [Param("VMName"), Param("Name"), Param("AllowTeaming", accepted=("On", "Off"))],
+              _f(required=["VMName", "AllowTeaming"], optional=["Name"])),
         # Replica-VM backups and checkpoint export (issue #6, hyperv.md §1.2, §1.8, §4)
         _spec("Get-VMReplication", False, [Param("VMName")], _f(optional=["VMName"])),
         _spec("Measure-VMReplication", False, [Param("VMName")], _f(optional=["VMName"])),
