@@ -64,3 +64,36 @@ def install(reporter: Reporter) -> None:
 
 def current() -> Reporter:
     return _installed
+
+
+class StepReporter(Protocol):
+    """Progress of a multi-step operation (a failover) on its one card: each step, then one outcome.
+
+    ``card`` is plain JSON data the bot gave the job (where the card is and what it shows); ``step`` and
+    ``outcome`` are JSON-able dicts built by the job (``jobs.failover``).
+    """
+
+    def step(self, card: dict[str, Any], step: dict[str, Any]) -> None: ...
+
+    def outcome(self, card: dict[str, Any], outcome: dict[str, Any]) -> None: ...
+
+
+class NoStepReporter:
+    def step(self, card: dict[str, Any], step: dict[str, Any]) -> None:
+        return None
+
+    def outcome(self, card: dict[str, Any], outcome: dict[str, Any]) -> None:
+        return None
+
+
+_installed_steps: StepReporter = NoStepReporter()
+
+
+def install_steps(reporter: StepReporter) -> None:
+    """Set the process-wide step reporter (worker start-up, before forking horses)."""
+    global _installed_steps
+    _installed_steps = reporter
+
+
+def current_steps() -> StepReporter:
+    return _installed_steps
