@@ -84,6 +84,14 @@ class Settings(BaseSettings):
     rows_per_page: int = Field(default=20, ge=1, le=100)
     log_json: bool = True
 
+    # Replica health monitor (`hvbot monitor`, issue #7): sweep period and alert routing.
+    sweep_interval_seconds: float = Field(default=60.0, ge=30)  # 30 s is the fastest replication frequency
+    alert_critical_channel: str = "#hv-oncall"
+    alert_warning_channel: str = "#hv-ops"
+    oncall_usergroup: str | None = None  # S… id, mentioned on Critical alerts
+    alert_group_wait_seconds: float = Field(default=30.0, ge=0)
+    alert_repeat_interval_seconds: float = Field(default=4 * 3600.0, gt=0)
+
     @field_validator("viewers", "operators", "approvers", "allowed_channels", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
