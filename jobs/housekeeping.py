@@ -20,7 +20,10 @@ log = logging.getLogger("hvbot.housekeeping")
 Chore = Callable[[redis.Redis, datetime], object]
 
 # name -> "module:function(connection, now)". Features add one line each.
-CHORES: dict[str, str] = {}
+CHORES: dict[str, str] = {
+    "abandoned_jobs": "jobs.monitor:abandoned_jobs_chore",
+    "backup_windows": "jobs.backup:housekeeping_chore",  # resume overdue backup windows (issue #6)
+}
 
 
 def resolve(target: str) -> Chore:
