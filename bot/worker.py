@@ -19,6 +19,18 @@ def make_worker(settings: Settings, connection: redis.Redis, simple: bool = Fals
     return cls([settings.queue], connection=connection, serializer=JSONSerializer, name=name)
 
 
+def _housekeeping_at_start(connection: redis.Redis) -> None:
+    """Chores run once at every worker start, so promises (e.g. backup-window resumes) hold without the monitor."""
+    from datetime import UTC, datetime
+
+    from jobs.housekeeping import run_housekeeping
+
+    try:
+        run_housekeeping(connection, datetime.now(UTC))
+    except redis.RedisError:
+        pass  # Redis down: the worker cannot work either; RQ reports that itself
+
+
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="exit when the queue is empty")
 @click.option("--simple", is_flag=True, help="run jobs in this process (no fork per job)")
@@ -29,6 +41,7 @@ def worker_command(burst: bool, simple: bool, name: str | None) -> None:
     configure_logging(settings.log_json)
     runtime = build_runtime(settings, connection=redis.Redis.from_url(settings.redis_url))
     reporting.install(runtime.reporter)  # before forking: work horses inherit it
+    _housekeeping_at_start(runtime.redis)
     watcher = AbandonedJobWatcher(runtime).start()
     try:
         make_worker(settings, runtime.redis, simple=simple, name=name).work(with_scheduler=True, burst=burst)
