@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "console": "bot.console:console_command",
     "demo": "bot.demo:demo_command",
     "check-config": "bot.check_config:check_config_command",
+    "backup": "bot.backup_cli:backup_command",
     "monitor": "bot.monitor_cli:monitor_command",
 }
 
