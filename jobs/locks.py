@@ -66,3 +66,16 @@ class VmLock:
         """The owner part of the current token, or None when the VM is free."""
         value = _text(self._redis.get(self.key))
         return value.rpartition("/")[0] if value else None
+
+
+_RELEASE_OWNER_LUA = """
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '/' then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def release_owned_by(connection: redis.Redis, vm: str, owner: str, prefix: str = "hvbot:") -> bool:
+    """Free the VM if ``owner`` (e.g. the approval id of a dead run) still holds it; never someone else's lock."""
+    script = connection.register_script(_RELEASE_OWNER_LUA)
+    return bool(script(keys=[f"{prefix}lock:vm:{vm}"], args=[owner]) == 1)
