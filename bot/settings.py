@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     alert_group_wait_seconds: float = Field(default=30.0, ge=0)
     alert_repeat_interval_seconds: float = Field(default=4 * 3600.0, gt=0)
 
+    # Failover approvals (issue #5): HMAC key of approval buttons (default: the signing secret), where requests go.
+    approval_secret: SecretStr | None = None
+    approval_channel: str = ""  # on-call channel for approval requests; empty: the requester's channel
+    approval_ttl_seconds: int = Field(default=900, ge=60)
+    test_failover_needs_approval: bool = True
+
     @field_validator("viewers", "operators", "approvers", "allowed_channels", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
