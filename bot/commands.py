@@ -18,6 +18,7 @@ _SLACK_LINK = re.compile(r"<(?:mailto:|https?://)?[^|>]*\|([^>]*)>")
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u00a0": " "})
 
 VIEWER, OPERATOR, APPROVER = "viewer", "operator", "approver"
+FAILOVER_KINDS = ("planned", "unplanned", "test", "cancel", "complete")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ GRAMMAR: tuple[Verb, ...] = (
     Verb("jobs", "", "running and recent jobs", VIEWER, "none"),
     Verb("cancel", "JOB", "cancel a queued or running job (your own, or any as operator)", VIEWER, "one"),
     Verb("audit", "[N]", "the last N audit entries (default 20, max 100)", APPROVER, "optional"),
+    Verb("failover", "VM [planned|unplanned|test|cancel|complete]", "preview a Replica failover, then request "
+         "approval (default: planned)", OPERATOR, "many", ("point", "host")),
+    Verb("reverse", "VM", "preview reverse replication after a failover, then request approval", OPERATOR, "one",
+         ("host",)),
+    Verb("points", "VM", "recovery points of a replicated VM", VIEWER, "one", ("host",), True),
 )
 VERBS: dict[str, Verb] = {v.name: v for v in GRAMMAR}
 
@@ -177,6 +183,10 @@ def _check_arg(verb: Verb, arg: str) -> None:
     elif verb.name == "audit":
         if not arg.isdigit() or not 1 <= int(arg) <= 100:
             raise CommandError("N must be a number from 1 to 100.", verb.usage())
+    elif verb.name == "failover" and arg.lower() in FAILOVER_KINDS:
+        return  # the kind word; its position and count are checked by bot.failover_flow
+    elif verb.name in ("failover", "reverse", "points") and "*" in arg:
+        raise CommandError("A failover names one VM exactly (no * wildcards).", verb.usage())
     elif verb.name == "cancel":
         if not _JOB_ID.match(arg):
             raise CommandError("That is not a job id (letters, digits, - and _ only).", verb.usage())
