@@ -186,11 +186,11 @@ class Lab:
     # -- switches ----------------------------------------------------------------------------
 
     def clear_faults(self) -> None:
+        self._manual_down.clear()  # before the loop: a host downed by hand comes back up too
         for name, handle in self.hosts.items():
             handle.faults.clear()
             if not handle.server.is_up and self._powered(name):
                 handle.server.come_up()
-        self._manual_down.clear()
 
     def control(self, host: str | None, action: str, args: dict[str, Any]) -> dict[str, Any]:
         """One control action; protocol switches here, model actions to ``Fleet.apply_control``."""
