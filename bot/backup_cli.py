@@ -7,6 +7,7 @@ line is posted there, so chat sees what the backup product did.
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import Callable
@@ -34,6 +35,9 @@ def parse_duration(text: str) -> timedelta:
 
 
 def _run(command: Command, vm: str, as_json: bool, action: Callable[[Fleet, BackupSettings], CliResult]) -> None:
+    from bot.logs import configure_logging
+
+    configure_logging(json_logs=False, level=logging.CRITICAL)  # stderr carries the one-line reason only
     settings = BackupSettings()
     try:
         with Fleet.from_settings(JobSettings()) as fleet:
