@@ -71,7 +71,14 @@ def _lookups() -> dict[str, Callable[..., Any]]:
         "memory": lambda fleet, args, host: inventory.memory(fleet, vm=_one(args), host=host),
         "teaming": lambda fleet, args, host: inventory.teaming(fleet, vm=_one(args), host=host),
         "checkpoints": lambda fleet, args, host: inventory.checkpoints(fleet, args[0], host=host),
+        "points": lambda fleet, args, host: _failover().points_report(fleet, args[0], host=host),
     }
+
+
+def _failover() -> Any:
+    from jobs import failover  # lazily, like inventory
+
+    return failover
 
 
 def _one(args: list[str]) -> str | None:
