@@ -169,3 +169,16 @@ def state_now(fleet: Fleet, vm: str, pair: Pair) -> dict[str, Any]:
     """The VM's real state on both sides and the safe next actions (after a worker died mid-run)."""
     facts = gather(fleet, vm, pair)
     return {"sides": state_summary(facts), "next_actions": next_actions(facts)}
+
+
+POINT_COLUMNS = ["host", "vm", "name", "type", "created"]
+
+
+def points_report(fleet: Fleet, vm: str, host: str | None = None) -> Any:
+    """`/hyperv points VM`: the replica's recovery points as a Report (oldest first), for the lookup path."""
+    from jobs.report import Report
+
+    data = recovery_points(fleet, vm, host)
+    rows = [{"host": data["replica"], "vm": vm, "name": p["name"], "type": p["type"], "created": p["created"]}
+            for p in data["points"]]
+    return Report("points", POINT_COLUMNS, rows, [], [data["replica"]])
