@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +70,10 @@ def as_statements(pipe: Pipeline | Sequence[Pipeline]) -> Statements:
     if not pipes or any(not p.commands for p in pipes):
         raise ValueError("nothing to run: every pipeline needs a command")
     return Statements(pipes)
+
+
+class WatchStopped(Exception):
+    """``run_watched``'s watcher asked to stop the pipeline (e.g. a Cancel button)."""
 
 
 class _DeadlineHit(Exception):
@@ -181,6 +185,25 @@ class HostSession:
         finally:
             self._lock.release()
 
+    def run_watched(self, pipe: Pipeline, watch: Callable[[list[Any]], bool], *, deadline_s: float) -> list[Any]:
+        """A long pipeline (e.g. Export-VMSnapshot): after every poll ``watch(progress records so far)`` runs;
+        when it returns False the pipeline is stopped and ``WatchStopped`` raised. Never re-sent."""
+        statements = as_statements(pipe)
+        at = time.monotonic() + deadline_s
+        if not self._lock.acquire(timeout=deadline_s):
+            raise HostTimeout.build(self.name, f"waiting for the previous call ({statements.first_cmdlet})", deadline_s)
+        try:
+            return self._invoke(self._ensure_pool(at), statements, at, watch)
+        except (HyperVError, WatchStopped):
+            raise
+        except _ShellGone as gone:
+            self._discard(graceful=False)
+            raise translate_error(gone.cause, self.config, statements.render(), deadline_s) from None
+        except Exception as exc:  # noqa: BLE001 - typed, secret-free errors only
+            raise self._translate(exc, statements, at, deadline_s) from None
+        finally:
+            self._lock.release()
+
     def close(self) -> None:
         with self._lock:
             self._discard(graceful=True)
@@ -222,7 +245,8 @@ class HostSession:
         self._pool = pool
         return pool
 
-    def _invoke(self, pool: RunspacePool, pipe: Statements, at: float) -> list[Any]:
+    def _invoke(self, pool: RunspacePool, pipe: Statements, at: float,
+                watch: Callable[[list[Any]], bool] | None = None) -> list[Any]:
         ps = PowerShell(pool)
         for i, statement in enumerate(pipe.pipes):
             if i:
@@ -243,6 +267,9 @@ class HostSession:
                     if time.monotonic() >= at:
                         raise _DeadlineHit()
                     ps.poll_invoke()
+                    # watch sees every poll, the last one too; only a running pipeline can be stopped
+                    if watch is not None and not watch(list(ps.streams.progress)) and ps.state == PSInvocationState.RUNNING:
+                        raise WatchStopped()  # _closing stops the pipeline on the host
             except (WSManFaultError, InvalidPSRPOperation) as exc:
                 if _shell_gone(exc):
                     raise _ShellGone(exc, started=True) from None
