@@ -318,7 +318,50 @@ class FastSerializer(Serializer):
         return result
 
 
+_PLANS: dict[tuple[str, ...], Callable[[], ObjectMeta | None]] = {}
+_MAX_PLANS = 4096  # distinct type-name lists seen; a hostile host cannot grow this without bound
+
+
 def _meta_for_types(obj_types: list[str]) -> ObjectMeta | None:
+    """``_lookup_meta`` remembered per type-name list: a Hyper-V object repeats the same few lists."""
+    key = tuple(obj_types)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _plan(obj_types)
+        if len(_PLANS) < _MAX_PLANS:
+            _PLANS[key] = plan
+    return plan()
+
+
+def _plan(obj_types: list[str]) -> Callable[[], ObjectMeta | None]:
+    """How to build fresh metadata for these type names (pypsrp builds it anew on every call)."""
+    probe = _lookup_meta(obj_types)
+    if probe is None:
+        return lambda: None
+    if isinstance(probe, DictionaryMeta) and any(t.removeprefix("Deserialized.").startswith(_DICTIONARY)
+                                                 for t in obj_types):
+        return lambda: _lookup_meta(obj_types)  # rare: keep pypsrp's full walk for generic dictionaries
+    for obj_type in obj_types:
+        factory, is_list = _factory_for(obj_type)
+        if factory is not None:
+            if is_list:
+                return lambda: ListMeta(list_value_meta=factory())  # type: ignore[misc]
+            return factory
+    return lambda: _lookup_meta(obj_types)
+
+
+def _factory_for(obj_type: str) -> tuple[Callable[[], ObjectMeta] | None, bool]:
+    if obj_type.startswith("Deserialized.System."):
+        obj_type = obj_type[13:]
+    if obj_type.endswith("[]"):
+        return _STRUCTURES.get(obj_type[0:-2]), True
+    for prefix, cut in _GENERIC_LISTS:
+        if obj_type.startswith(prefix):
+            return _STRUCTURES.get(obj_type[cut:-1].split(",")[0]), True
+    return _STRUCTURES.get(obj_type), False
+
+
+def _lookup_meta(obj_types: list[str]) -> ObjectMeta | None:
     """pypsrp's type-name lookup: the first known type wins; ``[]`` and generic collections become lists."""
     for obj_type in obj_types:
         if obj_type.startswith("Deserialized.System."):
