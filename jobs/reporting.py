@@ -73,12 +73,17 @@ class StepReporter(Protocol):
     ``outcome`` are JSON-able dicts built by the job (``jobs.failover``).
     """
 
+    def preview(self, card: dict[str, Any], preview_id: str, data: dict[str, Any]) -> None: ...
+
     def step(self, card: dict[str, Any], step: dict[str, Any]) -> None: ...
 
     def outcome(self, card: dict[str, Any], outcome: dict[str, Any]) -> None: ...
 
 
 class NoStepReporter:
+    def preview(self, card: dict[str, Any], preview_id: str, data: dict[str, Any]) -> None:
+        return None
+
     def step(self, card: dict[str, Any], step: dict[str, Any]) -> None:
         return None
 
