@@ -108,3 +108,28 @@ def sweep_dead_failovers(connection: redis.Redis, now: datetime, grace_seconds: 
         release_owned_by(connection, run["vm"], approval_id)
         connection.hdel(RUNS_KEY, approval_id)
     return reported
+
+
+PREVIEW_KEY = "hvbot:failover:preview:{}"
+PREVIEW_TTL_S = 900
+
+
+def run_preview(preview_id: str, kind: str, vm: str, point: str | None, host: str | None,
+                card: dict[str, Any]) -> dict[str, Any]:
+    """Read the fleet, build the plan, keep it for the Request button, and show it to the requester."""
+    from rq import get_current_job
+
+    from jobs.failover import preview
+    from jobs.failover_gather import FailoverLookupError
+    from jobs.hyperv.errors import HyperVError
+    from jobs.tasks import fleet
+
+    job = get_current_job()
+    assert job is not None
+    try:
+        data = preview(fleet(), kind, vm, point, host)
+    except (FailoverLookupError, HyperVError) as exc:
+        data = {"kind": kind, "vm": vm, "point": point, "error": str(exc)}
+    job.connection.set(PREVIEW_KEY.format(preview_id), json.dumps(data), ex=PREVIEW_TTL_S)
+    reporting.current_steps().preview(card, preview_id, data)
+    return data
