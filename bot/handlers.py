@@ -59,6 +59,10 @@ def _authorized(runtime: Runtime, command: Command, body: dict[str, Any], user: 
         return views.jobs_list(recent_jobs(runtime))
     if command.verb == "cancel":
         return _cancel(runtime, command.args[0], user, channel)
+    if command.verb in ("failover", "reverse"):
+        from bot import failover_flow  # issue #5: preview → request → approval → execution
+
+        return failover_flow.handle(runtime, command, user, channel)
     if command.verb == "audit":
         count = int(command.args[0]) if command.args else 20
         runtime.record(user, channel, command.canonical(), "done")
