@@ -54,6 +54,9 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
     for action_id in (f"{views.ACTION_PAGE}_prev", f"{views.ACTION_PAGE}_next"):
         app.action(action_id)(ack=ack_only, lazy=[show_page])
     app.action(views.ACTION_CSV)(ack=ack_only, lazy=[send_csv])
+    from bot import failover_flow  # issue #5: Request / Approve / Reject buttons
+
+    failover_flow.register(app, runtime)
 
     return app
 
