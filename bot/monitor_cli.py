@@ -24,8 +24,10 @@ def alert_rules(settings: Settings) -> AlertRules:
     mention = f"<!subteam^{settings.oncall_usergroup}>" if settings.oncall_usergroup else None
     routing = AlertRouting(critical_channel=settings.alert_critical_channel,
                            warning_channel=settings.alert_warning_channel, oncall_mention=mention)
+    # Two or more groups ready at once in a channel (e.g. site-a and site-b after a power cut) become one
+    # message: each group's CSV would otherwise be a write of its own, and the storm budget is 3 per channel.
     return AlertRules(routing=routing, group_wait_s=settings.alert_group_wait_seconds,
-                      repeat_interval_s=settings.alert_repeat_interval_seconds)
+                      repeat_interval_s=settings.alert_repeat_interval_seconds, coalesce_after_groups=1)
 
 
 def build_monitor(settings: Settings, connection: redis.Redis, hosts: list[str], **overrides: Any) -> Monitor:
