@@ -53,6 +53,16 @@ GRAMMAR: tuple[Verb, ...] = (
     Verb("reverse", "VM", "preview reverse replication after a failover, then request approval", OPERATOR, "one",
          ("host",)),
     Verb("points", "VM", "recovery points of a replicated VM", VIEWER, "one", ("host",), True),
+    Verb("backup-check", "VM", "can the Replica VM be backed up now? (retried while transient)", VIEWER, "one"),
+    Verb("backup-window", "VM DURATION|end", "pause replication for a backup (like 2h), or end the window now",
+         OPERATOR, "many", ("at",)),
+    Verb("checkpoint", "VM [NAME]", "create a checkpoint (Checkpoint-VM)", OPERATOR, "many"),
+    Verb("export", "VM CHECKPOINT PATH", "export a checkpoint to D:\\Exports or \\\\server\\share (progress, "
+         "cancel)", OPERATOR, "many"),
+    Verb("replication", "[VM|HOST] [--fresh]", "replica health from the last sweep (--fresh: sweep now too)", VIEWER,
+         "optional"),
+    Verb("silence", "VM|HOST DURATION", "mute replica alerts of a VM or host for DURATION (30m, 2h, 1d)", OPERATOR,
+         "many"),
 )
 VERBS: dict[str, Verb] = {v.name: v for v in GRAMMAR}
 
@@ -107,7 +117,9 @@ def tokenize(text: str) -> list[str]:
         raise CommandError("That command contains control characters; please type it again as plain text.")
     cleaned = _SLACK_LINK.sub(r"\1", text.translate(_QUOTES))  # Slack auto-links host names: keep the label
     try:
-        return shlex.split(cleaned)
+        lexer = shlex.shlex(cleaned, posix=True)  # shlex.split, except that \ is a plain character:
+        lexer.whitespace_split, lexer.commenters, lexer.escape = True, "", ""  # Windows paths (export PATH)
+        return list(lexer)
     except ValueError:
         raise CommandError("Unbalanced quotes in the command; close every \" or '.") from None
 
@@ -143,6 +155,8 @@ def _split_options(verb: Verb, words: list[str]) -> tuple[list[str], dict[str, s
             opt = word.lstrip("-\u2014").lower()
             if opt == "here" and verb.lookup:
                 here = True
+            elif opt == "fresh" and verb.name == "replication":  # a flag: answer and also sweep now
+                options["fresh"] = "1"
             elif opt in verb.options:
                 if i + 1 >= len(words):
                     raise CommandError(f"`--{opt}` needs a value.", verb.usage())
@@ -163,6 +177,16 @@ def _split_options(verb: Verb, words: list[str]) -> tuple[list[str], dict[str, s
 
 def _check_positionals(verb: Verb, args: list[str]) -> None:
     count = len(args)
+    if verb.name in ("backup-check", "backup-window", "checkpoint", "export"):
+        from bot.backup_grammar import check_args  # issue #6: positional shapes (DURATION, Windows PATH)
+
+        try:
+            check_args(verb.name, args, lambda token, what: _check_token(verb, token, what))
+        except ValueError as err:
+            if isinstance(err, CommandError):
+                raise
+            raise CommandError(str(err), verb.usage()) from None
+        return
     if verb.positional == "none" and count:
         raise CommandError(f"`{verb.name}` takes no arguments.", verb.usage())
     if verb.positional == "optional" and count > 1:
