@@ -59,6 +59,10 @@ def _authorized(runtime: Runtime, command: Command, body: dict[str, Any], user: 
         return views.jobs_list(recent_jobs(runtime))
     if command.verb == "cancel":
         return _cancel(runtime, command.args[0], user, channel)
+    if command.verb in ("replication", "silence"):
+        from bot import monitor_commands  # issue #7: replica monitor
+
+        return monitor_commands.handle(runtime, command, user, channel)
     if command.verb in ("failover", "reverse"):
         from bot import failover_flow  # issue #5: preview → request → approval → execution
 
