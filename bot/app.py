@@ -57,6 +57,9 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
     from bot import failover_flow  # issue #5: Request / Approve / Reject buttons
 
     failover_flow.register(app, runtime)
+    from bot import monitor_commands  # issue #7: Ack / Snooze / VM menu of replica alerts
+
+    monitor_commands.register(app, runtime)
 
     return app
 
