@@ -39,6 +39,11 @@ class Reporter(Protocol):
 
     def failed(self, job_id: str, reply: ReplyTo, message: str) -> None: ...
 
+    def update(self, key: str, reply: ReplyTo, text: str, actions: list[dict[str, str]] | None = None) -> None:
+        """In-place progress of a long or retried request: the first call posts one message under `key`, later
+        calls (from any job or process) update it. `actions` are plain {"action", "label", "value"} buttons."""
+        ...
+
 
 class NoReporter:
     """Used when nothing was installed: results stay in RQ only (e.g. `rq worker` run by hand)."""
@@ -50,6 +55,9 @@ class NoReporter:
         return None
 
     def failed(self, job_id: str, reply: ReplyTo, message: str) -> None:
+        return None
+
+    def update(self, key: str, reply: ReplyTo, text: str, actions: list[dict[str, str]] | None = None) -> None:
         return None
 
 
