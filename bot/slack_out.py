@@ -63,6 +63,18 @@ class SlackReporter:
     def failed(self, job_id: str, reply: ReplyTo, message: str) -> None:
         self._deliver(job_id, reply, views.failure(reply.command, job_id, message))
 
+    def update(self, key: str, reply: ReplyTo, text: str, actions: list[dict[str, str]] | None = None) -> None:
+        """One channel message per `key`, posted once, then updated in place (backup-check retries, exports)."""
+        from bot import backup_views  # issue #6
+
+        self._post_or_update(key, reply, backup_views.progress(text, actions))
+
+    def backup_alert(self, alert_id: str, reply: ReplyTo, vm: str, text: str) -> None:
+        """jobs.backup_alert: the on-call alert with Retry / Resynchronize buttons."""
+        from bot import backup_views  # issue #6
+
+        self._post_or_update(alert_id, reply, backup_views.resume_alert(vm, text))
+
     # --- results kept for paging and CSV ------------------------------------------------------------------
     def store_result(self, job_id: str, reply: ReplyTo, report: dict[str, Any]) -> None:
         payload = json.dumps({"command": reply.command, "reply": reply.to_dict(), "report": report})
