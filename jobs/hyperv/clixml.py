@@ -176,7 +176,10 @@ def _plain_xml(elem: ET.Element, cache: dict[int, str]) -> str:
         if text:
             parts.append(_escape_cdata(text))
         for child in elem:
-            parts.append(_plain_xml(child, cache))
+            if len(child):
+                parts.append(_plain_xml(child, cache))
+            else:
+                _plain_leaf(child, parts)  # most children: one call less per primitive
         parts.append(f"</{tag}>")
     else:
         parts.append(" />")
@@ -184,6 +187,22 @@ def _plain_xml(elem: ET.Element, cache: dict[int, str]) -> str:
         parts.append(_escape_cdata(elem.tail))
     done = cache[id(elem)] = "".join(parts)
     return done
+
+
+def _plain_leaf(elem: ET.Element, parts: list[str]) -> None:
+    """``_plain_xml`` for an element without children, appended to ``parts`` and not cached."""
+    tag = elem.tag
+    if not isinstance(tag, str) or tag[:1] == "{":
+        raise _NotPlain()
+    parts.append("<" + tag)
+    for key, value in elem.items():
+        if not isinstance(key, str) or key[:1] == "{" or not isinstance(value, str):
+            raise _NotPlain()
+        parts.append(f' {key}="{_escape_attrib(value)}"')
+    text = elem.text
+    parts.append(f">{_escape_cdata(text)}</{tag}>" if text else " />")
+    if elem.tail:
+        parts.append(_escape_cdata(elem.tail))
 
 
 class FastSerializer(Serializer):
