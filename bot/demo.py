@@ -26,9 +26,10 @@ from bot.app import build_app
 from bot.console import Console, run_lines, start_worker_thread
 from bot.fake_slack import FakeSlack
 from bot.logs import configure_logging
+from bot.reporters import reporters_installed
 from bot.runtime import build_runtime
 from bot.settings import Settings
-from jobs import reporting
+
 
 DEMO_TOKEN = "xoxb-demo-not-a-real-token"
 
@@ -99,9 +100,7 @@ def run_session(settings: Settings, stdin: TextIO, stdout: TextIO, redis_conn: r
         if settings.inventory is not None:
             os.environ["HVBOT_INVENTORY"] = str(settings.inventory)  # the in-process worker (jobs.settings) reads it
         runtime = build_runtime(settings, connection=redis_conn)
-        previous = reporting.current()
-        stack.callback(reporting.install, previous)
-        reporting.install(runtime.reporter)
+        stack.enter_context(reporters_installed(runtime))
         app = build_app(settings, runtime=runtime)
         start_worker_thread(settings.queue, redis_conn)
         console = Console(app, fake, stdout)

@@ -9,9 +9,9 @@ from rq.worker import BaseWorker
 from rq.serializers import JSONSerializer
 
 from bot.logs import configure_logging
+from bot.reporters import install_reporters
 from bot.runtime import AbandonedJobWatcher, build_runtime
 from bot.settings import Settings
-from jobs import reporting
 
 
 def make_worker(settings: Settings, connection: redis.Redis, simple: bool = False, name: str | None = None) -> BaseWorker:
@@ -40,7 +40,7 @@ def worker_command(burst: bool, simple: bool, name: str | None) -> None:
     settings = Settings()
     configure_logging(settings.log_json)
     runtime = build_runtime(settings, connection=redis.Redis.from_url(settings.redis_url))
-    reporting.install(runtime.reporter)  # before forking: work horses inherit it
+    install_reporters(runtime)  # before forking: work horses inherit them
     _housekeeping_at_start(runtime.redis)
     watcher = AbandonedJobWatcher(runtime).start()
     try:
