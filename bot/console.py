@@ -11,12 +11,14 @@ import json
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any, TextIO
 
 import click
 from rq import SimpleWorker
 from rq.job import Job
+from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 from slack_bolt import App, BoltRequest
@@ -95,6 +97,7 @@ class Console:
                                                              self.channel, "", payload["response_url"]))
         for job_id in _JOB.findall(json.dumps(ack)):
             self._wait_job(job_id, start)
+        self._wait_idle()
 
     def press(self, number: str) -> None:
         button = self.buttons.get(int(number)) if number.isdigit() else None
@@ -116,6 +119,19 @@ class Console:
             self.fake.wait_for(lambda calls: any(c.method in SHOWN for c in calls[start:]), timeout=30)
         except TimeoutError:
             self._print(["(no answer from hvbot within 30 s)"])
+        self._wait_idle()
+
+    def _wait_idle(self, timeout: float = 120.0) -> None:
+        """Wait until the worker has nothing queued or running, so follow-up jobs (previews, failover steps) print
+        before the next line is read. Jobs scheduled for later (retries) do not hold the console."""
+        runtime = self.app.runtime  # type: ignore[attr-defined]
+        started = StartedJobRegistry(runtime.settings.queue, connection=runtime.redis)
+        deadline = time.monotonic() + timeout
+        while runtime.queue.count or started.get_job_ids(cleanup=False):
+            if time.monotonic() > deadline:
+                self._print([f"(hvbot is still working after {timeout:.0f} s)"])
+                return
+            time.sleep(0.05)
 
     def _wait_job(self, job_id: str, start: int) -> None:
         job = Job.fetch(job_id, connection=self.app.runtime.redis, serializer=JSONSerializer)  # type: ignore[attr-defined]

@@ -84,6 +84,13 @@ def _safe(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"  # never print a password
 
 
+def demo_roles(settings: Settings) -> dict[str, list[str]]:
+    """With no roles configured the demo casts two people, so failover and approval can be tried at once."""
+    if settings.operators or settings.approvers:
+        return {}
+    return {"operators": ["U100"], "approvers": ["U200"]}
+
+
 def run_session(settings: Settings, stdin: TextIO, stdout: TextIO, redis_conn: redis.Redis | None = None) -> None:
     """Fake Slack + Bolt app + worker thread + console, against settings.inventory / HVBOT_INVENTORY."""
     configure_logging(json_logs=False, level=logging.ERROR)  # the chat is the output; host warnings are in it
@@ -96,7 +103,10 @@ def run_session(settings: Settings, stdin: TextIO, stdout: TextIO, redis_conn: r
             "slack_bot_token": settings.slack_bot_token or SecretStr(DEMO_TOKEN),
             "slack_api_url": fake.api_url,
             "channel_post_interval_seconds": 0.0,
+            **demo_roles(settings),
         })
+        if not (settings.operators or settings.approvers):
+            stdout.write("Roles: you are U100 (operator); type `as U200` to act as the on-call approver\n")
         if settings.inventory is not None:
             os.environ["HVBOT_INVENTORY"] = str(settings.inventory)  # the in-process worker (jobs.settings) reads it
         runtime = build_runtime(settings, connection=redis_conn)
