@@ -67,6 +67,10 @@ def _authorized(runtime: Runtime, command: Command, body: dict[str, Any], user: 
         from bot import failover_flow  # issue #5: preview → request → approval → execution
 
         return failover_flow.handle(runtime, command, user, channel)
+    if command.verb in ("backup-check", "backup-window", "checkpoint", "export"):
+        from bot import backup_flow  # issue #6: check (retried), confirm card → Run → job with one message
+
+        return backup_flow.handle(runtime, command, user, channel)
     if command.verb == "audit":
         count = int(command.args[0]) if command.args else 20
         runtime.record(user, channel, command.canonical(), "done")
