@@ -60,6 +60,9 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
     from bot import monitor_commands  # issue #7: Ack / Snooze / VM menu of replica alerts
 
     monitor_commands.register(app, runtime)
+    from bot import backup_flow  # issue #6: Run (confirm), export Cancel, backup alert Retry / Resynchronize
+
+    backup_flow.register(app, runtime)
 
     return app
 
