@@ -53,6 +53,14 @@ def check_slack(settings: Settings) -> str:
     return f"auth.test ok: bot {result.get('user_id')} in team {result.get('team_id')}; {mode}"
 
 
+def check_approval_secret(settings: Settings) -> str:
+    from bot.failover_flow import approval_secret
+
+    approval_secret(settings)  # raises with the one sentence saying what to set
+    source = "HVBOT_APPROVAL_SECRET" if settings.approval_secret is not None else "SLACK_SIGNING_SECRET"
+    return f"failover approval buttons are signed with {source}"
+
+
 def host_checks(settings: Settings) -> list[Check]:
     from jobs.hyperv.fleet import Fleet
     from jobs.hyperv.hosts import load_inventory
@@ -84,6 +92,7 @@ def run_checks(settings: Settings) -> list[Check]:
     checks = [Check("settings", True, "valid")]
     checks.append(_safe(lambda: check_redis(settings), "redis"))
     checks.append(_safe(lambda: check_slack(settings), "slack"))
+    checks.append(_safe(lambda: check_approval_secret(settings), "approval secret"))
     checks += host_checks(settings)
     return checks
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -103,6 +104,8 @@ def run_session(settings: Settings, stdin: TextIO, stdout: TextIO, redis_conn: r
             "slack_bot_token": settings.slack_bot_token or SecretStr(DEMO_TOKEN),
             "slack_api_url": fake.api_url,
             "channel_post_interval_seconds": 0.0,
+            # a fresh random key per demo session: approval buttons are HMAC-signed, never with a built-in constant
+            "approval_secret": settings.approval_secret or SecretStr(secrets.token_hex(32)),
             **demo_roles(settings),
         })
         if not (settings.operators or settings.approvers):

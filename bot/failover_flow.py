@@ -30,9 +30,23 @@ AUDIT_STREAM = "hvbot:audit"
 PROGRESS_KEY = "hvbot:failover:progress:{}"
 
 
-def approval_store(settings: Settings, connection: redis.Redis) -> ApprovalStore:
+class ApprovalSecretMissing(RuntimeError):
+    """No key to sign approval buttons with: a guessable built-in key would let anyone forge an approval."""
+
+
+APPROVAL_SECRET_MISSING = ("no approval secret: set HVBOT_APPROVAL_SECRET (16+ characters) or SLACK_SIGNING_SECRET; "
+                           "failover approvals cannot be signed without one")
+
+
+def approval_secret(settings: Settings) -> str:
     secret = settings.secret("approval_secret") or settings.secret("slack_signing_secret")
-    return ApprovalStore(connection, secret=secret or "hvbot-unset-approval-secret!", audit_stream=AUDIT_STREAM)
+    if not secret:
+        raise ApprovalSecretMissing(APPROVAL_SECRET_MISSING)
+    return secret
+
+
+def approval_store(settings: Settings, connection: redis.Redis) -> ApprovalStore:
+    return ApprovalStore(connection, secret=approval_secret(settings), audit_stream=AUDIT_STREAM)
 
 
 def handle(runtime: Runtime, command: Command, user: str, channel: str) -> views.View:
@@ -150,7 +164,13 @@ class CardReporter:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.store = approval_store(runtime.settings, runtime.redis)
+        self._store: ApprovalStore | None = None  # built on first use: lookups-only workers need no approval key
+
+    @property
+    def store(self) -> ApprovalStore:
+        if self._store is None:
+            self._store = approval_store(self.runtime.settings, self.runtime.redis)
+        return self._store
 
     def preview(self, card: dict[str, Any], preview_id: str, data: dict[str, Any]) -> None:
         if data.get("error"):
@@ -201,17 +221,22 @@ def expire_chore(connection: redis.Redis, now: datetime) -> int:
 
 
 def register(app: App, runtime: Runtime) -> None:
-    store = approval_store(runtime.settings, runtime.redis)
+    stores: list[ApprovalStore] = []  # built at the first click: a missing secret refuses clicks, not startup
+
+    def store_now() -> ApprovalStore:
+        if not stores:
+            stores.append(approval_store(runtime.settings, runtime.redis))
+        return stores[0]
 
     def ack_only(ack: Ack) -> None:
         ack()
 
     def request(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        on_request(runtime, store, body, action, respond)
+        on_request(runtime, store_now(), body, action, respond)
 
     def decide(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         ack()  # first: Slack's 3 s; the store call is a few ms
-        on_decision(runtime, store, body, action, respond)
+        on_decision(runtime, store_now(), body, action, respond)
 
     def dismiss(respond: Respond) -> None:
         respond(delete_original=True)
