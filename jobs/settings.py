@@ -15,7 +15,7 @@ class JobSettings(BaseSettings):
 
     inventory: Path | None = Field(default=None, description="YAML inventory file (HVBOT_INVENTORY)")
     deadline_s: float = Field(default=10.0, gt=0, description="overall deadline of one host call")
-    fanout_concurrency: int = Field(default=32, ge=1, description="hosts called at the same time")
+    fanout_concurrency: int = Field(default=100, ge=1, le=1000, description="hosts called at the same time (threads; the work is I/O-bound on real networks)")
     operation_timeout_s: int = Field(default=5, ge=1, description="WSMan OperationTimeout of one Receive")
     connection_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=8.0, gt=0, description="must stay above operation_timeout_s")
