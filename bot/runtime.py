@@ -85,10 +85,23 @@ class Runtime:
             log.warning("audit write failed (Redis unreachable): %s %s by %s", outcome, command[:80], user)
 
     def sweep_abandoned(self) -> int:
-        return tasks.sweep_abandoned(
+        found = tasks.sweep_abandoned(
             self.redis, self.settings.queue, grace_seconds=2 * self.settings.abandoned_check_seconds,
             reporter=self.reporter,
         )
+        return found + self.sweep_dead_failovers()
+
+    def sweep_dead_failovers(self) -> int:
+        """Failovers of dead workers (issue #5): card shows the failure and the VM's state; the VM lock is freed."""
+        from datetime import UTC, datetime
+
+        from bot.failover_flow import CardReporter  # bot.failover_flow imports this module
+        from jobs.failover_task import RUNS_KEY, sweep_dead_failovers
+
+        if not self.redis.exists(RUNS_KEY):  # the usual case: one EXISTS per period
+            return 0
+        return sweep_dead_failovers(self.redis, datetime.now(UTC), 2 * self.settings.abandoned_check_seconds,
+                                    steps=CardReporter(self))
 
 
 def build_runtime(settings: Settings, connection: redis.Redis | None = None, client: WebClient | None = None) -> Runtime:

@@ -85,8 +85,12 @@ def run_failover(approval_id: str, kind: str, vm: str, primary: str, replica: st
         lock.release()
 
 
-def sweep_dead_failovers(connection: redis.Redis, now: datetime, grace_seconds: float = 10.0) -> int:
-    """Housekeeping chore: a run whose heartbeat stopped is reported once with the VM's real state."""
+def sweep_dead_failovers(connection: redis.Redis, now: datetime, grace_seconds: float = 10.0,
+                         steps: reporting.StepReporter | None = None) -> int:
+    """Housekeeping chore: a run whose heartbeat stopped is reported once with the VM's real state.
+
+    ``steps`` is the card reporter to use (the abandoned-job watcher of serve/worker passes its own); by default
+    the process's installed one."""
     from jobs.failover import state_now
     from jobs.tasks import fleet
 
@@ -103,7 +107,7 @@ def sweep_dead_failovers(connection: redis.Redis, now: datetime, grace_seconds: 
                 state = {"sides": [], "next_actions": [], "state_error": str(exc)[:200]}
             outcome = {"ok": False, "kind": run["card"].get("kind", ""), "vm": run["vm"], "steps": [],
                        "error": DEAD_MESSAGE, "abandoned": True} | state
-            reporting.current_steps().outcome(run["card"], outcome)
+            (steps or reporting.current_steps()).outcome(run["card"], outcome)
             reported += 1
         release_owned_by(connection, run["vm"], approval_id)
         connection.hdel(RUNS_KEY, approval_id)
