@@ -130,6 +130,27 @@ def on_decision(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], ac
     return result
 
 
+def on_next_action(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    """A safe-next-action button of a failed run: the same path as typing the command (operator, preview)."""
+    from bot.commands import CommandError, parse
+
+    user, channel = _user_channel(body)
+    kind, _, vm = str(action.get("value", "")).partition(":")
+    text = f"reverse {vm}" if kind == "reverse" else f"failover {vm} {kind}"
+    try:  # the value comes back from Slack: parse it like typed text (names, kinds), never trust it
+        command = parse(text)
+    except CommandError as exc:
+        respond(text=exc.message, response_type="ephemeral", replace_original=False)
+        return
+    decision = runtime.authz.check(user, channel, command.spec.role, command.verb)
+    if not decision.allowed:
+        runtime.record(user, channel, command.canonical(), "refused", decision.reason)
+        respond(text=decision.reason, response_type="ephemeral", replace_original=False)
+        return
+    view = handle(runtime, command, user, channel)
+    respond(text=view.text, response_type="ephemeral", replace_original=False)
+
+
 def _stored(runtime: Runtime, approval_id: str) -> dict[str, Any]:
     raw = runtime.redis.get(PREVIEW_KEY.format(f"a:{approval_id}"))
     return json.loads(raw) if raw else {"kind": "?", "vm": "?", "description": "", "steps": []}
@@ -243,5 +264,11 @@ def register(app: App, runtime: Runtime) -> None:
 
     app.action(fv.ACTION_REQUEST)(ack=ack_only, lazy=[request])
     app.action(fv.ACTION_DISMISS)(ack=ack_only, lazy=[dismiss])
+
+    def next_action(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        on_next_action(runtime, body, action, respond)
+
+    for kind in fv.NEXT_LABELS:
+        app.action(f"{fv.ACTION_NEXT}_{kind}")(ack=ack_only, lazy=[next_action])
     app.action(fv.ACTION_APPROVE)(decide)
     app.action(fv.ACTION_REJECT)(decide)

@@ -14,6 +14,9 @@ ACTION_REQUEST = "hvbot_fo_request"
 ACTION_DISMISS = "hvbot_fo_dismiss"
 ACTION_APPROVE = "hvbot_fo_approve"
 ACTION_REJECT = "hvbot_fo_reject"
+ACTION_NEXT = "hvbot_fo_next"  # a safe next action after a failure: opens that operation's own preview
+NEXT_LABELS = {"cancel": "Cancel failover", "complete": "Complete failover", "reverse": "Reverse replication",
+               "planned": "Planned failover", "unplanned": "Unplanned failover", "test": "Test failover"}
 SECTION = 2900
 
 
@@ -105,11 +108,19 @@ def outcome_blocks(data: dict[str, Any], outcome: dict[str, Any], done: list[dic
     if outcome.get("sides"):
         blocks.append(_md("*State now*\n" + sides_text(outcome["sides"])))
     if outcome.get("next_actions"):
-        vm = data["vm"]
+        vm = outcome.get("vm") or data["vm"]
         cmds = ", ".join(f"`/hyperv reverse {vm}`" if a == "reverse" else f"`/hyperv failover {vm} {a}`"
                          for a in outcome["next_actions"])
         blocks.append(_md(f"Safe next actions (each previews first): {cmds}"))
+        blocks.append(next_action_buttons(vm, outcome["next_actions"]))
     return View(f"{data['kind']} failover of {data['vm']}: {status}", blocks)
+
+
+def next_action_buttons(vm: str, actions: list[str]) -> ActionsBlock:
+    """One button per follow-up; a click only opens that operation's preview (which needs its own approval)."""
+    return ActionsBlock(elements=[
+        ButtonElement(text=NEXT_LABELS.get(a, a.capitalize()), action_id=f"{ACTION_NEXT}_{a}", value=f"{a}:{vm}")
+        for a in actions[:5]])
 
 
 def decided(data: dict[str, Any], text: str) -> View:
