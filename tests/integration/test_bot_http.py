@@ -145,7 +145,7 @@ def test_block_actions_page_and_csv(served: Served) -> None:
 def test_refused_and_invalid_commands_answer_clearly(served: Served) -> None:
     status, ack = served.slash("audit 5")
     assert status == 200 and "needs the *approver* role" in ack
-    status, ack = served.slash("checkpoint web01")
+    status, ack = served.slash("checkpoits web01")
     assert status == 200 and "Did you mean `checkpoints`" in ack
 
 
