@@ -43,7 +43,8 @@ GRAMMAR: tuple[Verb, ...] = (
     Verb("ips", "[VM|IP|PREFIX ...]", "IP addresses of VMs; find a VM by IP or prefix", VIEWER, "many", ("host",), True),
     Verb("vms", "[FILTER]", "list VMs (FILTER may use * wildcards)", VIEWER, "optional", ("host",), True),
     Verb("memory", "[VM]", "dynamic memory: assigned, demand, pressure", VIEWER, "optional", ("host",), True),
-    Verb("teaming", "[VM]", "NIC teaming setting of VM network adapters", VIEWER, "optional", ("host",), True),
+    Verb("teaming", "[VM [on|off]]", "NIC teaming setting of VM network adapters; on|off changes it (operator)",
+         VIEWER, "many", ("host",), True),
     Verb("checkpoints", "VM", "checkpoints of one VM", VIEWER, "one", ("host",), True),
     Verb("jobs", "", "running and recent jobs", VIEWER, "none"),
     Verb("cancel", "JOB", "cancel a queued or running job (your own, or any as operator)", VIEWER, "one"),
@@ -187,6 +188,10 @@ def _check_positionals(verb: Verb, args: list[str]) -> None:
                 raise
             raise CommandError(str(err), verb.usage()) from None
         return
+    if verb.name == "teaming" and (count > 2 or (count == 2 and args[1].lower() not in ("on", "off"))):
+        raise CommandError("`teaming` takes a VM, optionally followed by `on` or `off`.", verb.usage())
+    if verb.name == "teaming" and count == 2 and "*" in args[0]:
+        raise CommandError("Changing teaming names one VM exactly (no * wildcards).", verb.usage())
     if verb.positional == "none" and count:
         raise CommandError(f"`{verb.name}` takes no arguments.", verb.usage())
     if verb.positional == "optional" and count > 1:
@@ -211,6 +216,8 @@ def _check_arg(verb: Verb, arg: str) -> None:
         return  # the kind word; its position and count are checked by bot.failover_flow
     elif verb.name in ("failover", "reverse", "points") and "*" in arg:
         raise CommandError("A failover names one VM exactly (no * wildcards).", verb.usage())
+    elif verb.name == "teaming" and arg.lower() in ("on", "off"):
+        return  # the switch word; its position is checked in _check_positionals
     elif verb.name == "cancel":
         if not _JOB_ID.match(arg):
             raise CommandError("That is not a job id (letters, digits, - and _ only).", verb.usage())
