@@ -52,6 +52,10 @@ def _authorized(runtime: Runtime, command: Command, body: dict[str, Any], user: 
     if not decision.allowed:
         runtime.record(user, channel, command.canonical(), "refused", decision.reason)
         return views.notice(decision.reason)
+    if command.verb == "teaming" and len(command.args) == 2:
+        from bot import teaming_flow  # issue #5: teaming VM on|off (operator, confirm card)
+
+        return teaming_flow.handle(runtime, command, user, channel)
     if command.spec.lookup:
         return _enqueue(runtime, command, body, user, channel)
     if command.verb == "jobs":
