@@ -63,6 +63,9 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
     from bot import backup_flow  # issue #6: Run (confirm), export Cancel, backup alert Retry / Resynchronize
 
     backup_flow.register(app, runtime)
+    from bot import teaming_flow  # issue #5: teaming VM on|off confirm button
+
+    teaming_flow.register(app, runtime)
 
     return app
 
