@@ -119,12 +119,13 @@ def enrich(client: redis.Redis, observations: list[Observation], now: datetime) 
     replicas = [o for o in observations if isinstance(o, ReplicaObservation)]
     if not replicas:
         return observations
-    windows = WindowStore(client)
+    # Same test as WindowStore.is_in_window (open, started), over the few open windows: one read, not one per VM.
+    in_window = {w.vm.lower() for w in WindowStore(client).open_windows() if w.start <= now}
     failing_over = failover_vms(client, [o.vm for o in replicas])
     out: list[Observation] = [o for o in observations if isinstance(o, HostObservation)]
     for o in replicas:
         out.append(ReplicaObservation(**{
-            **asdict(o), "in_backup_window": windows.is_in_window(o.vm, now),
+            **asdict(o), "in_backup_window": o.vm.lower() in in_window,
             "under_failover": o.vm.lower() in failing_over,
         }))
     return out
