@@ -70,12 +70,11 @@ def _vm_menu(row: AlertRow) -> OverflowMenuElement:
     return OverflowMenuElement(
         action_id=ACTION_VM,
         options=[Option(text=label, value=f"{verb}|{value}")
-                 for verb, label in (("details", "Details"), ("resume", "Resume replication"),
-                                     ("resync", "Resync replication"), ("failover", "Failover…"))],
+                 for verb, label in (("details", "Details"), ("resume", "Resume"),
+                                     ("resync", "Resync"), ("failover", "Failover…"))],
         confirm=ConfirmObject(
             title="Act on this VM?", confirm="Continue", deny="Cancel",
-            text=f"Resume and Resync change replication of {_esc(row.vm)} on {_esc(row.host)} (operators only). "
-                 "Details and Failover… only show information or a preview.",
+            text=f"Resume/Resync change replication of {_esc(row.vm)}; Failover… shows a preview first.",
         ),
     )
 

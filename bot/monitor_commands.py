@@ -81,7 +81,7 @@ def replication_text(entries: list[dict[str, Any]], target: str | None, now: flo
         vms = e["vms"] if host_pick or target is None else [
             v for v in e["vms"] if fnmatch.fnmatch(v["vm"].lower(), str(target).lower())]
         if e["error"] and (host_pick or target is None):
-            lines.append(f":x: {e['host']}: {e['error']}")
+            lines.append(f":x: {e['error']}")  # host errors already start with the host name
         if vms or host_pick or e["error"]:
             oldest = min(oldest, e["at"])
         lines += [_line(e, v) for v in vms]
