@@ -14,6 +14,8 @@ from rq.serializers import JSONSerializer
 from bot.logs import configure_logging
 from bot.monitor_poster import POSTER_TARGET, poster_from_env
 from bot.settings import Settings
+from bot.slack_out import SlackReporter
+from jobs import reporting
 from jobs.alert_state import AlertEngine
 from jobs.alerts import AlertRouting, AlertRules
 from jobs.monitor import Monitor, MonitorAlreadyRunning, MonitorLease
@@ -62,6 +64,7 @@ def monitor_command(tick_s: float) -> None:
     configure_logging(settings.log_json)
     connection = redis.Redis.from_url(settings.redis_url)
     hosts = inventory_hosts(settings)
+    reporting.install(SlackReporter(settings, connection))  # housekeeping reports abandoned jobs to their users
     lease = MonitorLease(connection, ttl_s=max(3 * tick_s, 30.0))
     try:
         lease.acquire()

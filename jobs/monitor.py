@@ -86,6 +86,8 @@ class MonitorJobSettings(BaseSettings):
 
 def abandoned_jobs_chore(connection: redis.Redis, now: datetime) -> int:
     """Housekeeping: report started jobs whose worker died (jobs.tasks.sweep_abandoned), once each."""
+    if isinstance(reporting.current(), reporting.NoReporter):
+        return 0  # nobody to tell: leave the job to a process that can report it (claiming would silence it)
     s = MonitorJobSettings()
     return tasks.sweep_abandoned(connection, s.queue, grace_seconds=2 * s.abandoned_check_seconds,
                                  reporter=reporting.current())
