@@ -119,3 +119,44 @@ def test_snooze_button_silences_the_message_groups(world):
     assert "snoozed this alert for 60 min" in reply.args["text"]
     silences = [json.loads(v) for v in w.r.hgetall("hvbot:alerts:silences").values()]
     assert [(s["kind"], s["by"], s["reason"]) for s in silences] == [("group", "U100", "snoozed")]
+
+
+def _menu_body(value: str, user: str, response_url: str) -> str:
+    from urllib.parse import quote
+
+    payload = {
+        "type": "block_actions", "user": {"id": user, "username": user.lower(), "team_id": "T0HVBOT"},
+        "api_app_id": "A0HVBOT", "team": {"id": "T0HVBOT"}, "channel": {"id": "C100", "name": "ops"},
+        "container": {"type": "message", "message_ts": "1.1", "channel_id": "C100", "is_ephemeral": False},
+        "trigger_id": "1.2.3", "response_url": response_url,
+        "actions": [{"action_id": alert_views.ACTION_VM, "block_id": "b1", "type": "overflow",
+                     "selected_option": {"text": {"type": "plain_text", "text": "x"}, "value": value},
+                     "action_ts": "1.2"}],
+    }
+    return "payload=" + quote(json.dumps(payload))
+
+
+def test_vm_menu_details_and_resume_through_a_worker(world):
+    from rq import SimpleWorker
+
+    w = world(2, 2)
+    app = _app(w)
+    w.set("hv-000", "vm-000-0001", state="Suspended")
+    w.sweep(0)
+    _dispatch(app, _menu_body("details|hv-000|vm-000-0001", "U200", w.slack.response_url("details")))
+    details = w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/details")], 10)[0]
+    assert "`vm-000-0001` on hv-000" in details.args["text"] and "Suspended" in details.args["text"]
+    _dispatch(app, _menu_body("resume|hv-000|vm-000-0001", "U200", w.slack.response_url("refused")))
+    refused = w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/refused")], 10)[0]
+    assert "operator" in refused.args["text"]
+    _dispatch(app, _menu_body("resume|hv-000|vm-000-0001", "U100", w.slack.response_url("resume")))
+    w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/resume")], 10)
+    queue = Queue(QUEUE, connection=w.r, serializer=JSONSerializer)
+    wait_until(lambda: queue.count == 1, 10, "resume job queued")
+    SimpleWorker([queue], connection=w.r, serializer=JSONSerializer).work(burst=True)
+    assert queue.finished_job_registry.count == 1
+    vm = next(v for v in w.lab.fleet.hosts["hv-000"].vms if v.name == "vm-000-0001")
+    assert vm.replication.state != "Suspended"
+    resumes = [e for e in w.lab.command_log("hv-000") if e.cmdlet == "Resume-VMReplication"]
+    assert len(resumes) == 1 and ("VMName", ["vm-000-0001"]) in [(k, list(v)) for k, v in resumes[0].parameters
+                                                                 if k == "VMName"]
