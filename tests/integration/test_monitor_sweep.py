@@ -336,3 +336,18 @@ def test_a_second_monitor_refuses_to_start(r, tmp_path, monkeypatch):
     second = MonitorLease(r, ttl_s=30)
     second.acquire()  # free again once the first released
     second.release()
+
+
+def test_no_alert_for_a_vm_under_a_running_failover(world):
+    w = world(2, 2)
+    w.r.set("hvbot:lock:vm:vm-000-0000", "token", ex=600)  # bot.approvals.VmLock held by the failover job
+    w.r.sadd("hvbot:approvals:executing", "ap1")  # and an executing approval naming another VM
+    w.r.hset("hvbot:approval:ap1", mapping={"params": json.dumps({"vm": "vm-001-0000", "kind": "planned"})})
+    w.set("hv-000", "vm-000-0000", health="Critical", state="Error")
+    w.set("hv-001", "vm-001-0000", health="Critical")
+    for t in (0, 60, 120):
+        w.sweep(t)
+        w.tick(t + 30)
+    assert w.writes() == []
+    last = {v["vm"]: v for e in sweep.load_last(w.r) for v in e["vms"] if e["host"] == "hv-000"}
+    assert last["vm-000-0000"]["under_failover"] is True
