@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -15,10 +16,27 @@ TEST_DB = 13
 TEST_QUEUE = f"hvbot-test-{os.getpid()}"
 
 
+def redis_url_on_db(db: int) -> str:
+    """REDIS_URL pointed at one database. The DB goes in the path: a path in the URL beats redis-py's db=."""
+    parts = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
 def test_redis_url() -> str:
-    base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    parts = urlsplit(base)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{TEST_DB}", parts.query, parts.fragment))
+    return redis_url_on_db(TEST_DB)
+
+
+@contextmanager
+def emptied_db(db: int) -> Iterator[redis.Redis]:
+    """A client on database `db` (a test module's own), emptied before and after: never anyone else's DB."""
+    client = redis.Redis.from_url(redis_url_on_db(db))
+    assert client.connection_pool.connection_kwargs["db"] == db
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
 
 
 test_redis_url.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test

@@ -3,7 +3,6 @@ snooze and backup-window suppression. Time is simulated: every call passes `now`
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import Counter
 from dataclasses import replace
@@ -11,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+
+from tests.fixtures_redis import emptied_db, redis_url_on_db
 
 from jobs.alert_messages import Notification, NotificationKind
 from jobs.alert_state import AlertEngine
@@ -22,20 +23,14 @@ K = NotificationKind
 
 
 def db11() -> redis.Redis:
-    """Redis DB 11 (this part's own); set after parsing because a DB in REDIS_URL's path beats db=."""
-    pool = redis.ConnectionPool.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
-    pool.connection_kwargs["db"] = 11
-    return redis.Redis(connection_pool=pool)
+    """Another client on this part's own Redis database (11)."""
+    return redis.Redis.from_url(redis_url_on_db(11))
 
 
 @pytest.fixture
 def r():
-    client = db11()
-    assert client.connection_pool.connection_kwargs["db"] == 11
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with emptied_db(11) as client:
+        yield client
 
 
 def engine(r, **rules) -> AlertEngine:

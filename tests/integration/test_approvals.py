@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+
+from tests.fixtures_redis import emptied_db
 
 from bot.approvals import (
     ApprovalStore, Decision, Status, Verdict, VmLock, parse_button_value,
@@ -24,21 +24,10 @@ T0 = 1_800_000_000.0
 PARAMS = {"vm": "fw01", "kind": "unplanned", "primary": "hv-a1", "replica": "hv-b1", "point": None}
 
 
-def db12_url() -> str:
-    """REDIS_URL with its database replaced by 12: a db in the URL path would override ``db=`` (redis-py)."""
-    url = os.environ.get("REDIS_URL")
-    assert url, "REDIS_URL is not set: run the tests with ./dev test"
-    return urlunsplit(urlsplit(url)._replace(path="/12"))
-
-
 @pytest.fixture
 def conn() -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(db12_url())
-    assert c.connection_pool.connection_kwargs["db"] == 12  # never flush anyone else's database
-    c.flushdb()
-    yield c
-    c.flushdb()
-    c.close()
+    with emptied_db(12) as c:
+        yield c
 
 
 @pytest.fixture

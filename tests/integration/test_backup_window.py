@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+
+from tests.fixtures_redis import emptied_db, redis_url_on_db
 
 from jobs.backup_window import (
     HousekeepingReport, PauseSide, Window, WindowConfig, WindowError, WindowStatus, WindowStore,
@@ -20,26 +20,15 @@ T0 = datetime(2026, 5, 4, 22, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
-def db10_url() -> str:
-    """REDIS_URL on database 10. `from_url(url, db=10)` is not enough: a db in the URL path (./dev sets
-    ``.../0``) overrides the keyword in redis-py, and the fixture's flush would then hit everyone's db 0."""
-    parts = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    return urlunsplit(parts._replace(path="/10"))
-
-
 def _client() -> redis.Redis:
-    client = redis.Redis.from_url(db10_url())
-    assert client.connection_pool.connection_kwargs["db"] == 10
-    return client
+    """Another client on this module's own database, as a separate process would have."""
+    return redis.Redis.from_url(redis_url_on_db(10))
 
 
 @pytest.fixture
 def r() -> Iterator[redis.Redis]:
-    client = _client()
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with emptied_db(10) as client:
+        yield client
 
 
 @pytest.fixture

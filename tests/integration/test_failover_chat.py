@@ -77,9 +77,12 @@ def _request(c: dict[str, Any], text: str) -> str:
     _work(c)
     previews = fake.calls_to("chat.postEphemeral")
     value = _buttons(previews[-1], "hvbot_fo_request")[0]
-    cards_before = len(fake.calls_to("chat.postMessage"))
+    cards_before, start = len(fake.calls_to("chat.postMessage")), len(fake.calls)
     _dispatch(c["app"], action_body("hvbot_fo_request", value, user=OP, response_url=c["fake"].response_url("req")))
     fake.wait_for(lambda calls: len([x for x in calls if x.method == "chat.postMessage"]) > cards_before, 15)
+    # the card's ts is stored right after it is posted, then the requester is told: wait for that answer
+    fake.wait_for(lambda calls: any(x.method == "response_url" and "Requested (approval" in json.dumps(x.args)
+                                    for x in calls[start:]), 15)
     card = [x for x in fake.calls_to("chat.postMessage") if _buttons(x, "hvbot_fo_approve")][-1]
     return _buttons(card, "hvbot_fo_approve")[0]
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import threading
 import time
 from collections import Counter
@@ -15,10 +14,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 import redis
+
+from tests.fixtures_redis import emptied_db, redis_url_on_db
 from click.testing import CliRunner
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
@@ -41,8 +42,7 @@ WRITES = ("chat.postMessage", "chat.update", "files.completeUploadExternal")
 
 
 def _db9_url() -> str:
-    parts = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    return urlunsplit(parts._replace(path="/9"))
+    return redis_url_on_db(9)
 
 
 class _BurstHandler(fake_slack_module._Handler):
@@ -79,11 +79,8 @@ class BurstySlack(FakeSlack):
 
 @pytest.fixture
 def r() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(_db9_url())
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with emptied_db(9) as client:
+        yield client
 
 
 @pytest.fixture

@@ -1,29 +1,24 @@
 """The Redis-backed pacer: one write per second per channel across workers; 429 Retry-After honoured."""
 
-import os
 import threading
 
 import pytest
 import redis
 
+from tests.fixtures_redis import emptied_db, redis_url_on_db
+
 from jobs.pacing import Pacer
 
 
 def db11() -> redis.Redis:
-    """Redis DB 11 (this part's own); set after parsing because a DB in REDIS_URL's path beats db=."""
-    pool = redis.ConnectionPool.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
-    pool.connection_kwargs["db"] = 11
-    return redis.Redis(connection_pool=pool)
+    """Another client on this part's own Redis database (11)."""
+    return redis.Redis.from_url(redis_url_on_db(11))
 
 
 @pytest.fixture
 def r():
-    client = db11()
-    assert client.connection_pool.connection_kwargs["db"] == 11
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with emptied_db(11) as client:
+        yield client
 
 
 def test_slots_are_one_second_apart_per_channel_with_explicit_time(r):
