@@ -95,6 +95,7 @@ class Console:
             ack = _ack_message(response.body)
             self._print(["hvbot (only you):"] + self._render(ack.get("blocks") or [], ack.get("text", ""),
                                                              self.channel, "", payload["response_url"]))
+        self.app.runtime.intake.drain()  # type: ignore[attr-defined]  # lookups are queued just after the ack
         for job_id in _JOB.findall(json.dumps(ack)):
             self._wait_job(job_id, start)
         self._wait_idle()

@@ -15,6 +15,7 @@ from rq.serializers import JSONSerializer
 
 from bot import views
 from bot.commands import OPERATOR, Command, CommandError, help_text, parse
+from bot.intake import new_job_id
 from bot.runtime import Runtime, job_summary
 from jobs.reporting import ReplyTo
 from jobs.tasks import claim_final
@@ -90,10 +91,15 @@ def _enqueue(runtime: Runtime, command: Command, body: dict[str, Any], user: str
         response_url=str(body.get("response_url", "")),
         here=command.here,
     )
-    job = runtime.enqueue_lookup(command, reply)  # also writes the "accepted" audit entry
+    if not runtime.intake.redis_up():
+        return views.notice(REDIS_DOWN)
+    job_id = new_job_id()
+    # queued (and audited) right after the ack, off the request thread: see bot/intake.py
+    runtime.intake.submit(lambda: runtime.enqueue_lookup(command, reply, job_id), reply.response_url,
+                          command.canonical())
     if command.here:
-        return views.notice(f"Queued `{command.canonical()}` as job {job.id}; the answer will be posted here.")
-    return views.working(command.canonical(), job.id)
+        return views.notice(f"Queued `{command.canonical()}` as job {job_id}; the answer will be posted here.")
+    return views.working(command.canonical(), job_id)
 
 
 def recent_jobs(runtime: Runtime, limit: int = 20) -> list[dict[str, str]]:

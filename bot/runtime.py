@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from slack_sdk import WebClient
 from bot.audit import AuditEntry, AuditLog
 from bot.authz import Authorizer, GroupCache, slack_group_fetcher
 from bot.commands import Command
+from bot.intake import Intake, new_job_id
 from bot.settings import Settings
 from bot.slack_out import SlackReporter, web_client
 from jobs import tasks
@@ -45,11 +45,12 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.queue = Queue(self.settings.queue, connection=self.redis, serializer=JSONSerializer)
+        self.intake = Intake(self.redis)
 
-    def enqueue_lookup(self, command: Command, reply: ReplyTo) -> Job:
-        """Enqueue and audit in one Redis round trip (the ack waits for it)."""
+    def enqueue_lookup(self, command: Command, reply: ReplyTo, job_id: str | None = None) -> Job:
+        """Enqueue and audit in one Redis round trip (run by the intake, after the ack)."""
         meta = {"user": reply.user, "channel": reply.channel, "command": command.canonical()}
-        job_id = f"hv{secrets.token_hex(5)}"
+        job_id = job_id or new_job_id()
         with self.redis.pipeline() as pipe:
             job = self._enqueue(command, reply, job_id, meta, pipe)
             self.audit.record(AuditEntry(reply.user, reply.channel, meta["command"], "accepted", job_id=job_id),
