@@ -14,13 +14,17 @@ from dataclasses import dataclass
 
 import redis
 
-# KEYS[1] = next free slot (ms) for the channel. ARGV: now_ms ('' = Redis TIME), interval_ms, ttl_ms.
-_RESERVE = """
+# `now` in ms: ARGV[1], or Redis's own clock when it is '' (one clock for every worker).
+_NOW = """
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+"""
+
+# KEYS[1] = next free slot (ms) for the channel. ARGV: now_ms ('' = Redis TIME), interval_ms, ttl_ms.
+_RESERVE = _NOW + """
 local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
 local slot = math.max(now, nxt)
 redis.call('SET', KEYS[1], slot + tonumber(ARGV[2]), 'PX', tonumber(ARGV[3]))
@@ -28,12 +32,7 @@ return {slot, slot - now}
 """
 
 # Pushes the next free slot to at least now + retry_after; never pulls it earlier.
-_DEFER = """
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+_DEFER = _NOW + """
 local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
 local slot = math.max(nxt, now + tonumber(ARGV[2]))
 redis.call('SET', KEYS[1], slot, 'PX', tonumber(ARGV[3]) + tonumber(ARGV[2]))

@@ -11,7 +11,6 @@ them); refusing Replica-type recovery points is an inference of §1.2.
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -120,11 +119,10 @@ def _wait_until(ctx: "Context", deadline: datetime) -> bool:
 
     Steps are scheduled from the export's start, so with a frozen clock (``clock`` control action) a step
     is released exactly when a test moves the clock past it, whatever the machine's speed."""
-    while not ctx.io.stopping:
-        if ctx.fleet.clock() >= deadline:
-            return True
-        time.sleep(SLICE)
-    return False
+    while ctx.fleet.clock() < deadline:
+        if ctx.io.wait_stopping(SLICE):
+            return False
+    return not ctx.io.stopping
 
 
 HANDLERS: dict[str, tuple[Callable[["Context", Bound, Any], list[Any]], str | None]] = {

@@ -58,6 +58,10 @@ class PipelineIO(Protocol):
     def stopping(self) -> bool:
         """True once the client asked to stop (ctrl_c signal); long cmdlets poll it and return."""
 
+    def wait_stopping(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds or until the client asks to stop; True when it did. A long cmdlet
+        waits here instead of sleeping, so a stop ends it at once."""
+
 
 class HostEngine(Protocol):
     """One simulated Hyper-V host. ``run`` is called on a thread of its own for every pipeline."""

@@ -83,6 +83,9 @@ class LabPipelineIO:
     def stopping(self) -> bool:
         return self._run.stop_event.is_set()
 
+    def wait_stopping(self, timeout: float) -> bool:
+        return self._run.stop_event.wait(timeout)
+
     def _write(self, action: Callable[[ServerPipeline], None]) -> None:
         with self._shell.cond:
             if self._run.pipe.state != PSInvocationState.Running:

@@ -9,7 +9,6 @@ Commands: ``Echo`` (outputs "name=value" for each parameter, then its input obje
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,8 +76,8 @@ class ProtocolEngine:
             elif call.name == "Wait-Stop":
                 self._wait_stop(io)
             elif call.name == "Slow":
-                time.sleep(float(params["Seconds"]))
-                io.output("slow done")
+                if not io.wait_stopping(float(params["Seconds"])):  # a long cmdlet, e.g. Start-Sleep
+                    io.output("slow done")
             elif call.name == "Warn-And-Error":
                 io.warning("careful")
                 io.error(error_record("VM 'nope' was not found.", "InvalidParameter,Get-VM", ErrorCategory.InvalidArgument, target="nope"))
@@ -92,10 +91,7 @@ class ProtocolEngine:
 
     def _wait_stop(self, io: PipelineIO) -> None:
         self.started.set()
-        deadline = time.monotonic() + 30
-        while not io.stopping and time.monotonic() < deadline:
-            time.sleep(0.01)  # server side: a long cmdlet polling its stop flag
-        if io.stopping:
+        if io.wait_stopping(30):  # server side: a long cmdlet until the client stops it
             self.stopped.set()
 
 

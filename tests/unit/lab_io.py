@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from typing import Any
 
 from psrpcore.types import ErrorRecord
@@ -16,7 +18,18 @@ class MemoryIO:
         self.errors: list[ErrorRecord] = []
         self.warnings: list[str] = []
         self.failed: ErrorRecord | None = None
-        self.stopping = False
+        self._stop = threading.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @stopping.setter
+    def stopping(self, value: bool) -> None:
+        self._stop.set() if value else self._stop.clear()
+
+    def wait_stopping(self, timeout: float) -> bool:
+        return self._stop.wait(timeout)
 
     def output(self, obj: Any) -> None:
         self.out.append(obj)
