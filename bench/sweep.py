@@ -4,7 +4,7 @@ The lab runs as `hvbot lab --hosts N --vms-per-host M --first-host K --write-inv
 processes; shards start at even hosts so replication pairs stay together), the workers are `hvbot worker
 --simple` processes (sessions stay open between sweeps, as in production), Slack is the fake Web API in this
 process, Redis is REDIS_URL's server on database 8 (emptied before and after). Three sweeps through the real
-`Monitor`: cold (sessions open), warm (all healthy), and a storm (500 VMs turned Critical, then the group-wait
+`Monitor`: cold (right after the workers start, while they open their sessions to every host), warm (all healthy), and a storm (500 VMs turned Critical, then the group-wait
 tick). Redis commands are the server's `total_commands_processed` delta (workers, monitor and RQ together).
 Last line: RESULT sweep_s=<float> vms=<int> hosts=<int> slack_writes=<int> redis_cmds=<int>
 (the warm sweep's time and Redis commands; the storm's Slack writes).
@@ -187,7 +187,7 @@ def run(r: redis.Redis, slack: FakeSlack, hosts: list[str], controls: list[str],
     writes = len([c for c in slack.calls if c.method in WRITES and c.status == 200]) - before_writes
     print(f"hosts={len(hosts)} VMs={len(hosts) * args.vms_per_host} replication objects={vms} "
           f"latency={args.latency * 1000:.0f} ms/exchange workers={args.workers} (simple, warm sessions)")
-    print(f"cold sweep (sessions opening): {cold:7.2f} s")
+    print(f"cold sweep (workers opening sessions): {cold:7.2f} s")
     print(f"warm sweep (all healthy):      {warm:7.2f} s  Redis commands {warm_cmds}")
     print(f"storm sweep ({critical} Critical):  {storm:7.2f} s  Redis commands {storm_cmds}, Slack writes after "
           f"the group wait: {writes} ({poster.rate_limited} 429s)")

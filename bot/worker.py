@@ -35,13 +35,19 @@ def _housekeeping_at_start(connection: redis.Redis) -> None:
 @click.option("--burst", is_flag=True, help="exit when the queue is empty")
 @click.option("--simple", is_flag=True, help="run jobs in this process (no fork per job)")
 @click.option("--name", default=None, help="worker name (default: RQ's)")
-def worker_command(burst: bool, simple: bool, name: str | None) -> None:
+@click.option("--warm/--no-warm", default=True, show_default=True,
+              help="with --simple: open every inventory host's session at start, not on first use")
+def worker_command(burst: bool, simple: bool, name: str | None, warm: bool) -> None:
     """Run an RQ worker for hvbot's queue, with the scheduler on."""
     settings = Settings()
     configure_logging(settings.log_json)
     runtime = build_runtime(settings, connection=redis.Redis.from_url(settings.redis_url))
     install_reporters(runtime)  # before forking: work horses inherit them
     _housekeeping_at_start(runtime.redis)
+    if simple and warm:
+        from jobs.tasks import warm_fleet_in_background
+
+        warm_fleet_in_background()  # forked work horses cannot reuse their parent's sessions: simple only
     watcher = AbandonedJobWatcher(runtime).start()
     try:
         make_worker(settings, runtime.redis, simple=simple, name=name).work(with_scheduler=True, burst=burst)

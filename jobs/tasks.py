@@ -106,6 +106,32 @@ def fleet() -> Any:
         return _fleet_cache[pid]
 
 
+def warm_fleet_in_background() -> threading.Thread | None:
+    """Open this process's host sessions in a daemon thread (simple workers keep them between jobs).
+
+    Why: RQ hands a host's next job to whichever worker is free, so without this each worker pays the
+    pool-open exchanges once per host on its own first visit, sweeps after a restart included.
+    Failures only cost the first call's speed: they are logged, the call opens the session itself.
+    """
+    from jobs.settings import JobSettings
+
+    if JobSettings().inventory is None:
+        return None
+
+    def warm() -> None:
+        try:
+            result = fleet().warm()
+        except Exception:  # noqa: BLE001 - an optimisation: never take the worker down
+            log.exception("opening host sessions ahead of jobs failed")
+            return
+        log.info("host sessions opened ahead of jobs: %d ok, %d failed (%s)", len(result.results),
+                 len(result.errors), ", ".join(result.errors) or "none")
+
+    thread = threading.Thread(target=warm, name="hvbot-warm-sessions", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_lookup(
     verb: str, args: list[str], host: str | None, reply: dict[str, Any], heartbeat_seconds: float = 10.0
 ) -> dict[str, Any]:

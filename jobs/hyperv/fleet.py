@@ -143,6 +143,16 @@ class Fleet:
 
         return self.fan_out(locate, deadline_s=deadline_s)
 
+    def warm(self, hosts: Iterable[str] | None = None, deadline_s: float | None = None) -> FanOut[bool]:
+        """Open every host's session now (bounded fan-out, no command): a long-lived process (a simple
+        worker, the monitor) then answers its first calls without the pool-open exchanges."""
+
+        def open_session(call: HostCall) -> bool:
+            call.session.open(deadline_s=max(0.1, call.deadline_at - time.monotonic()))
+            return True
+
+        return self.fan_out(open_session, hosts, deadline_s)
+
     def exchanges(self) -> int:
         return sum(s.exchanges for s in self._sessions.values())
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from pypsrp.exceptions import (
 from pypsrp.powershell import DEFAULT_CONFIGURATION_NAME, PowerShell, PSInvocationState, RunspacePool
 from pypsrp.wsman import WSMan
 
-from jobs.hyperv.clixml import use_fast_deserializer
+from jobs.hyperv.clixml import FastSerializer, use_fast_deserializer
 from jobs.hyperv.commands import Pipeline, sent_parameters
 from jobs.hyperv.errors import (
     AuthFailed, ConfigError, ErrorDetail, HostTimeout, HostUnreachable, HyperVError, PowerShellError,
@@ -35,6 +36,10 @@ from jobs.hyperv.hosts import HostConfig, InventoryError
 from jobs.settings import JobSettings
 
 log = structlog.get_logger(__name__)
+
+# Closing a finished pipeline is one more exchange (Signal terminate) the caller need not wait for: it runs
+# here, and the session's next call (or close) waits for it before touching the shell again.
+_CLOSER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hvbot-pipeline-close")
 
 SHELL_NOT_FOUND = 2150858843  # 0x8033805B: unknown ShellId, the shell is gone (psrp.md §4 #13)
 GRACE_S = 0.5  # extra time for stop/close after the deadline, and HTTP slack on the last exchange
@@ -144,6 +149,7 @@ class HostSession:
         self._wsman: _DeadlineWSMan | None = None
         self._pool: RunspacePool | None = None
         self._exchanges_closed = 0  # exchanges of discarded WSMan objects
+        self._pending_close: Future[None] | None = None  # the last finished pipeline's deferred close
         self.rebuilds = 0
 
     @property
@@ -169,6 +175,7 @@ class HostSession:
             raise HostTimeout.build(self.name, f"waiting for the previous call ({pipe.first_cmdlet})", limit)
         started = time.monotonic()
         try:
+            self._settle()
             out = self._run_rebuilding(pipe, at)
             log.info("hyperv.call", host=self.name, command=pipe.render(), objects=len(out),
                      seconds=round(time.monotonic() - started, 3))
@@ -185,6 +192,28 @@ class HostSession:
         finally:
             self._lock.release()
 
+    @property
+    def is_open(self) -> bool:
+        """True while the session holds an opened runspace pool (the next call costs no pool open)."""
+        return self._pool is not None
+
+    def open(self, *, deadline_s: float | None = None) -> None:
+        """Open the runspace pool now (no command), so the first real call does not pay for it."""
+        limit = deadline_s if deadline_s is not None else self.settings.deadline_s
+        at = time.monotonic() + limit
+        if not self._lock.acquire(timeout=limit):
+            raise HostTimeout.build(self.name, "waiting for the previous call (opening the session)", limit)
+        try:
+            self._settle()
+            self._ensure_pool(at)
+        except HyperVError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - typed, secret-free errors only
+            self._discard(graceful=False)
+            raise translate_error(exc, self.config, "opening the session", limit) from None
+        finally:
+            self._lock.release()
+
     def run_watched(self, pipe: Pipeline, watch: Callable[[list[Any]], bool], *, deadline_s: float) -> list[Any]:
         """A long pipeline (e.g. Export-VMSnapshot): after every poll ``watch(progress records so far)`` runs;
         when it returns False the pipeline is stopped and ``WatchStopped`` raised. Never re-sent."""
@@ -193,6 +222,7 @@ class HostSession:
         if not self._lock.acquire(timeout=deadline_s):
             raise HostTimeout.build(self.name, f"waiting for the previous call ({statements.first_cmdlet})", deadline_s)
         try:
+            self._settle()
             return self._invoke(self._ensure_pool(at), statements, at, watch)
         except (HyperVError, WatchStopped):
             raise
@@ -204,8 +234,14 @@ class HostSession:
         finally:
             self._lock.release()
 
+    def settle(self) -> None:
+        """Wait until the last call's pipeline is closed on the host (exchange counts are then final)."""
+        with self._lock:
+            self._settle()
+
     def close(self) -> None:
         with self._lock:
+            self._settle()
             self._discard(graceful=True)
 
     # -- internals (lock held) -------------------------------------------------------------------
@@ -255,6 +291,8 @@ class HostSession:
                 ps.add_cmdlet(cmd.cmdlet)
                 for name, value in sent_parameters(cmd):
                     ps.add_parameter(name, value)
+        if isinstance(pool._serializer, FastSerializer) and pool.host is None:
+            pool._serializer.pipeline_key = pipeline_key(pipe)
         try:
             ps.begin_invoke()
         except (WSManFaultError, InvalidPSRPOperation, InvalidRunspacePoolStateError) as exc:
@@ -281,18 +319,36 @@ class HostSession:
 
     @contextmanager
     def _closing(self, ps: PowerShell, at: float) -> Iterator[None]:
-        """Like ``with PowerShell(pool)``, but a pipeline still running (deadline, error) is stopped first."""
+        """Like ``with PowerShell(pool)``, but a pipeline still running (deadline, error) is stopped first.
+
+        A pipeline that finished is closed after the caller has its output (``_CLOSER``), not before.
+        """
+        wsman = self._wsman
+        assert wsman is not None
         try:
             yield
-        finally:
-            assert self._wsman is not None
-            self._wsman.deadline = max(at, time.monotonic() + GRACE_S)
+        except BaseException:
+            wsman.deadline = max(at, time.monotonic() + GRACE_S)
             try:
                 if ps.state == PSInvocationState.RUNNING:
                     ps.stop()
                 ps.close()
             except Exception:  # noqa: BLE001 - cannot close: the pool is suspect, rebuild it next call
                 self._discard(graceful=False)
+            raise
+        self._pending_close = _CLOSER.submit(_close_finished, ps, wsman)
+
+    def _settle(self) -> None:
+        """Wait for the deferred close of the previous pipeline; if it failed, the pool is suspect (lock held)."""
+        pending, self._pending_close = self._pending_close, None
+        if pending is None:
+            return
+        try:
+            pending.result(timeout=GRACE_S + self.settings.read_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - the output was delivered; only the shell's health is in doubt
+            self._discard(graceful=False)
+            self.rebuilds += 1  # the next call opens a fresh pool
+            log.info("hyperv.session_rebuilt", host=self.name, cause=f"closing the last pipeline: {type(exc).__name__}")
 
     def _discard(self, graceful: bool) -> None:
         pool, wsman = self._pool, self._wsman
@@ -312,6 +368,29 @@ class HostSession:
         if not isinstance(exc, (AuthenticationError, ValueError)):
             self._discard(graceful=False)  # after a transport/protocol failure the pool may be unusable
         return translate_error(exc, self.config, pipe.render(), limit)
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def pipeline_key(pipe: Statements) -> str | None:
+    """The commands and parameter values as sent (types included), or None when a value is not plain data."""
+    sent = tuple(tuple((cmd.cmdlet, sent_parameters(cmd)) for cmd in p.commands) for p in pipe.pipes)
+    for statement in sent:
+        for _, params in statement:
+            for _, value in params:
+                items = value if isinstance(value, (list, tuple)) else (value,)
+                if not all(isinstance(v, _PLAIN) for v in items):
+                    return None
+    return repr(sent)
+
+
+def _close_finished(ps: PowerShell, wsman: _DeadlineWSMan) -> None:
+    """Signal terminate for a pipeline that has finished; bounded like any exchange."""
+    wsman.deadline = time.monotonic() + GRACE_S
+    if ps.state == PSInvocationState.RUNNING:  # cannot happen after a normal finish; never leave one running
+        ps.stop()
+    ps.close()
 
 
 def translate_error(exc: BaseException, config: HostConfig, action: str, limit: float) -> HyperVError:

@@ -25,7 +25,7 @@ from pypsrp.messages import Message
 from pypsrp.powershell import Fragment, PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
 
-from jobs.hyperv.clixml import FastSerializer, use_fast_deserializer
+from jobs.hyperv.clixml import FastSerializer, LazyXmlObject, use_fast_deserializer
 from lab.engine import Invocation, PipelineIO, error_record
 from tests.fixtures_lab import lab_wsman
 
@@ -48,6 +48,9 @@ def structure(value: Any, depth: int = 0) -> Any:
         return ("Queue", [structure(v, d) for v in list(value.queue)])
     if isinstance(value, ET.Element):
         return ("Element", ET.tostring(value))
+    if isinstance(value, LazyXmlObject):
+        # pypsrp's GenericComplexObject with _xml made on first read: compare what a reader sees
+        return ("GenericComplexObject", [(k, structure(v, d)) for k, v in sorted(value.pypsrp_vars().items())])
     if hasattr(value, "__dict__"):
         return (type(value).__qualname__, [(k, structure(v, d)) for k, v in sorted(vars(value).items())])
     return (type(value).__name__, repr(value))

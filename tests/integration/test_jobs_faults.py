@@ -41,6 +41,19 @@ def test_host_down_others_answer(lab_fleet: tuple[Any, Fleet]) -> None:
     assert {r["host"] for r in report.rows} == set(report.hosts_ok)
 
 
+def test_warm_opens_every_session_and_reports_a_down_host(lab_fleet: tuple[Any, Fleet]) -> None:
+    lab, fleet = lab_fleet
+    lab.control("hv-a2", "down", {})
+    result = fleet.warm()
+    assert list(result.errors) == ["hv-a2"] and result.errors["hv-a2"].kind == "unreachable"
+    assert sorted(result.results) == sorted(h for h in lab.hosts if h != "hv-a2")
+    assert all(fleet.session(h).is_open for h in result.results) and not fleet.session("hv-a2").is_open
+    opened = {h: fleet.session(h).exchanges for h in result.results}
+    find_ips(fleet, host="hv-a1")
+    fleet.session("hv-a1").settle()
+    assert fleet.session("hv-a1").exchanges - opened["hv-a1"] <= 4  # no pool open on the first call
+
+
 def test_hung_host_returns_within_a_second_of_the_deadline(lab_fleet: tuple[Any, Fleet]) -> None:
     lab, fleet = lab_fleet
     list_vms(fleet)  # warm: sessions open
@@ -115,9 +128,11 @@ def test_warm_single_cmdlet_call_costs_three_exchanges(lab_fleet: tuple[Any, Fle
     _, fleet = lab_fleet
     session = fleet.session("hv-a1")
     fleet.run("hv-a1", single("Get-VM"))
+    session.settle()  # the Signal closing a finished pipeline leaves after the call returns
     before = session.exchanges
     for _ in range(10):
         fleet.run("hv-a1", single("Get-VM", Name=["fw01"]))
+    session.settle()
     # Command + Receive + Signal. The in-process lab's engine thread sometimes queues the output before the
     # final state, so that call needs a second Receive (seen with and without our deserializer); allow two
     # such calls in ten. bench/fanout.py, with the lab in its own processes, measures 3.00.

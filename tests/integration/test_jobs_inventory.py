@@ -43,8 +43,10 @@ def test_ips_of_running_vms_across_all_hosts(lab: Any, fleet: Fleet) -> None:
 def test_ip_listing_is_one_invocation_per_host(lab: Any, fleet: Fleet) -> None:
     host = next(iter(lab.fleet.hosts))
     find_ips(fleet, host=host)  # warm: the pool is open
+    fleet.session(host).settle()
     before = fleet.session(host).exchanges
     assert find_ips(fleet, host=host).rows
+    fleet.session(host).settle()
     # Get-VM and Get-VM | Get-VMNetworkAdapter as two statements: Command + Receive(s) + Signal once;
     # two separate pipelines would cost at least 6 exchanges.
     assert fleet.session(host).exchanges - before <= 4

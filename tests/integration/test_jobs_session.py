@@ -13,6 +13,12 @@ from typing import Any, Callable
 
 import pytest
 
+import xml.etree.ElementTree as ET
+
+from pypsrp.messages import CreatePipeline
+from pypsrp.serializer import Serializer
+
+from jobs.hyperv.clixml import FastSerializer
 from jobs.hyperv.commands import Command, Pipeline
 from jobs.hyperv.errors import HostTimeout, PowerShellError
 from jobs.hyperv.hosts import load_inventory
@@ -67,9 +73,11 @@ def test_error_action_stop_is_sent_on_every_command(proto: tuple[Any, HostSessio
 def test_warm_call_is_three_http_exchanges(proto: tuple[Any, HostSession]) -> None:
     lab, session = proto
     session.run(_pipe("Echo", ("Name", "warm-up")))
+    session.settle()  # the Signal that closes a finished pipeline is sent after the call returns
     before, served = session.exchanges, lab.hosts["h1"].server.requests
     for i in range(10):
         session.run(_pipe("Echo", ("Name", str(i))))
+    session.settle()
     sent = session.exchanges - before
     assert lab.hosts["h1"].server.requests - served == sent  # the client's count is the host's count
     # Command + Receive + Signal(Terminate); now and then the output and the final state arrive in two
@@ -77,9 +85,68 @@ def test_warm_call_is_three_http_exchanges(proto: tuple[Any, HostSession]) -> No
     assert 30 <= sent <= 33, sent
 
 
+def test_every_finished_pipeline_is_closed_before_the_next_command(
+        make_lab: Callable[..., Any], tmp_path: Path) -> None:
+    # A host that allows 2 open commands per shell: had any deferred close not reached it before the next
+    # call, the third call would hit the quota (and force a rebuild).
+    lab = make_lab(spec_fleet("h1"), engine_factory=EngineRegistry(), max_commands_per_shell=2)
+    session = HostSession(load_inventory(lab.write_inventory(tmp_path / "inv.yml")).host("h1"), JobSettings(deadline_s=5))
+    outputs = [session.run(_pipe("Echo", ("Name", str(i)))) for i in range(12)]
+    assert [o[0] for o in outputs] == [f"Name={i}" for i in range(12)]
+    assert session.rebuilds == 0
+    session.close()
+    assert not session.is_open
+
+
+def test_open_warms_the_session(proto: tuple[Any, HostSession]) -> None:
+    lab, session = proto
+    assert not session.is_open
+    session.open()
+    assert session.is_open
+    opened = session.exchanges
+    session.run(_pipe("Echo", ("Name", "first")))
+    session.settle()
+    assert 3 <= session.exchanges - opened <= 4  # the first call pays no pool-open exchanges
+    session.open()  # already open: nothing sent
+    assert session.exchanges - opened <= 4
+
+
+class _CheckedSerializer(FastSerializer):
+    """Our serializer, comparing every CREATE_PIPELINE it sends with pypsrp's own fresh serialisation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[bytes, bytes]] = []
+
+    def serialize(self, value: Any, metadata: Any = None, parent: Any = None, clear: bool = True) -> Any:
+        out = super().serialize(value, metadata, parent, clear)
+        if isinstance(value, CreatePipeline) and parent is None:
+            fresh = ET.tostring(Serializer().serialize(value), encoding="utf-8", method="xml")
+            self.sent.append((out if isinstance(out, bytes) else ET.tostring(out, encoding="utf-8"), fresh))
+        return out
+
+
+def test_remembered_pipeline_bodies_equal_pypsrps_serialisation(proto: tuple[Any, HostSession]) -> None:
+    _, session = proto
+    session.open()
+    pool = session._pool
+    assert pool is not None
+    checked = _CheckedSerializer()
+    checked.cipher = pool._serializer.cipher
+    pool._serializer = pool._fragmenter.serializer = checked
+    calls = [("a",), ("a",), ("b",), (1,), (True,), (["x", "y"],)]
+    outputs = [session.run(_pipe("Echo", ("Name", value))) for (value,) in calls]
+    assert [o[0] for o in outputs] == ["Name=a", "Name=a", "Name=b", "Name=1", "Name=True", "Name=['x', 'y']"]
+    assert len(checked.sent) == len(calls)
+    assert all(ours == fresh for ours, fresh in checked.sent)
+    assert checked.sent[0][0] is checked.sent[1][0]  # the second identical call reused the first body
+    assert len({ours for ours, _ in checked.sent}) == 5
+
+
 def test_lost_shell_is_rebuilt_transparently(proto: tuple[Any, HostSession]) -> None:
     lab, session = proto
     session.run(_pipe("Echo", ("Name", "1")))
+    session.settle()  # the shell is lost between calls, after the first call's pipeline was closed
     lab.hosts["h1"].server.service.close_all()
     assert session.run(_pipe("Echo", ("Name", "2")))[0] == "Name=2"
     assert session.rebuilds == 1

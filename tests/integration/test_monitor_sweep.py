@@ -348,3 +348,18 @@ def test_no_alert_for_a_vm_under_a_running_failover(world):
     assert w.writes() == []
     last = {v["vm"]: v for e in sweep.load_last(w.r) for v in e["vms"] if e["host"] == "hv-000"}
     assert last["vm-000-0000"]["under_failover"] is True
+
+
+def test_a_simple_worker_opens_every_host_session_before_its_first_sweep(world):
+    w = world(4, 2)
+    thread = tasks.warm_fleet_in_background()
+    assert thread is not None
+    thread.join(timeout=30)
+    fleet = tasks.fleet()
+    assert all(fleet.session(h).is_open for h in fleet.hosts)
+    opened = fleet.exchanges()
+    w.sweep(0)
+    for h in fleet.hosts:
+        fleet.session(h).settle()
+    # one Command + Receive(s) + Signal per host job: no pool opens left for the sweep
+    assert fleet.exchanges() - opened <= 4 * len(fleet.hosts)

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from pypsrp.serializer import Serializer
 
-from jobs.hyperv.clixml import FastSerializer
+from jobs.hyperv.clixml import FastSerializer, LazyXmlObject
 
 TRICKY = [
     '<Obj RefId="0"><TN RefId="0"><T>A&amp;B&lt;C&gt;</T></TN><ToString>x &amp; "y" \'z\'</ToString>'
@@ -26,8 +26,10 @@ def picture(value: object) -> object:
         return [picture(v) for v in value]
     if isinstance(value, dict):
         return [(picture(k), picture(v)) for k, v in value.items()]
+    if isinstance(value, LazyXmlObject):  # pypsrp's GenericComplexObject, _xml made on first read
+        return ("GenericComplexObject", {k: picture(v) for k, v in sorted(value.pypsrp_vars().items())})
     if hasattr(value, "__dict__"):
-        return (type(value).__name__, {k: picture(v) for k, v in vars(value).items()})
+        return (type(value).__name__, {k: picture(v) for k, v in sorted(vars(value).items())})
     return (type(value).__name__, value)
 
 
