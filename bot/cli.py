@@ -35,3 +35,6 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup)
 def main() -> None:
     """hvbot: operate Hyper-V and Hyper-V Replica from Slack."""
+    from jobs.gc_tuning import tune_gc
+
+    tune_gc()  # every hvbot process is long-running and allocation-heavy (jobs/gc_tuning.py)

@@ -38,8 +38,9 @@ from jobs.settings import JobSettings
 log = structlog.get_logger(__name__)
 
 # Closing a finished pipeline is one more exchange (Signal terminate) the caller need not wait for: it runs
-# here, and the session's next call (or close) waits for it before touching the shell again.
-_CLOSER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hvbot-pipeline-close")
+# here, and the session's next call (or close) waits for it before touching the shell again. As many
+# threads as a fleet-wide call has hosts in flight (they only wait on the network), else closes queue up.
+_CLOSER = ThreadPoolExecutor(max_workers=128, thread_name_prefix="hvbot-pipeline-close")
 
 SHELL_NOT_FOUND = 2150858843  # 0x8033805B: unknown ShellId, the shell is gone (psrp.md §4 #13)
 GRACE_S = 0.5  # extra time for stop/close after the deadline, and HTTP slack on the last exchange
