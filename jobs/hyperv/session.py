@@ -8,6 +8,7 @@ gone or a pool that broke is rebuilt once per call, transparently.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,7 +41,26 @@ log = structlog.get_logger(__name__)
 # Closing a finished pipeline is one more exchange (Signal terminate) the caller need not wait for: it runs
 # here, and the session's next call (or close) waits for it before touching the shell again. As many
 # threads as a fleet-wide call has hosts in flight (they only wait on the network), else closes queue up.
-_CLOSER = ThreadPoolExecutor(max_workers=128, thread_name_prefix="hvbot-pipeline-close")
+_CLOSER_THREADS = 128
+_closer_pool: ThreadPoolExecutor | None = None
+_closer_lock = threading.Lock()
+
+
+def _closer() -> ThreadPoolExecutor:
+    """This process's closer threads: a forked child (an RQ work horse) must not inherit its parent's pool."""
+    global _closer_pool
+    with _closer_lock:
+        if _closer_pool is None:
+            _closer_pool = ThreadPoolExecutor(max_workers=_CLOSER_THREADS, thread_name_prefix="hvbot-pipeline-close")
+        return _closer_pool
+
+
+def _forget_closer_in_child() -> None:
+    global _closer_pool, _closer_lock
+    _closer_pool, _closer_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_closer_in_child)
 
 SHELL_NOT_FOUND = 2150858843  # 0x8033805B: unknown ShellId, the shell is gone (psrp.md §4 #13)
 GRACE_S = 0.5  # extra time for stop/close after the deadline, and HTTP slack on the last exchange
@@ -322,7 +342,7 @@ class HostSession:
     def _closing(self, ps: PowerShell, at: float) -> Iterator[None]:
         """Like ``with PowerShell(pool)``, but a pipeline still running (deadline, error) is stopped first.
 
-        A pipeline that finished is closed after the caller has its output (``_CLOSER``), not before.
+        A pipeline that finished is closed after the caller has its output (``_closer()``), not before.
         """
         wsman = self._wsman
         assert wsman is not None
@@ -337,7 +357,7 @@ class HostSession:
             except Exception:  # noqa: BLE001 - cannot close: the pool is suspect, rebuild it next call
                 self._discard(graceful=False)
             raise
-        self._pending_close = _CLOSER.submit(_close_finished, ps, wsman)
+        self._pending_close = _closer().submit(_close_finished, ps, wsman)
 
     def _settle(self) -> None:
         """Wait for the deferred close of the previous pipeline; if it failed, the pool is suspect (lock held)."""

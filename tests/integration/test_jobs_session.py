@@ -7,6 +7,7 @@ Warn-And-Error) are deliberately not in hvbot's registry.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -96,6 +97,26 @@ def test_every_finished_pipeline_is_closed_before_the_next_command(
     assert session.rebuilds == 0
     session.close()
     assert not session.is_open
+
+
+def test_a_forked_child_closes_pipelines_on_its_own_threads(proto: tuple[Any, HostSession]) -> None:
+    # RQ's default worker forks a work horse per job: closer threads of the parent do not exist there.
+    _, session = proto
+    session.run(_pipe("Echo", ("Name", "parent")))
+    session.settle()  # the parent's closer pool now has an idle thread
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 only if its close ran (no timeout, no rebuild)
+        code = 1
+        try:
+            child = HostSession(session.config, JobSettings(deadline_s=5))
+            ok = child.run(_pipe("Echo", ("Name", "child")))[0] == "Name=child"
+            child.settle()
+            code = 0 if ok and child.rebuilds == 0 and child.is_open else 1
+            child.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_open_warms_the_session(proto: tuple[Any, HostSession]) -> None:
