@@ -271,7 +271,9 @@ class FastSerializer(Serializer):
             return super().serialize(value, metadata, parent, clear)
         body = _PIPELINE_XML.get(key)
         if body is None:
-            body = ET.tostring(super().serialize(value, metadata, parent, clear), encoding="utf-8", method="xml")
+            element = super().serialize(value, metadata, parent, clear)
+            assert element is not None  # a CREATE_PIPELINE always serialises to an element
+            body = ET.tostring(element, encoding="utf-8", method="xml")
             if len(_PIPELINE_XML) < _MAX_PIPELINES:
                 _PIPELINE_XML[key] = body
         return body

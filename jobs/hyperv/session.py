@@ -130,8 +130,10 @@ class _DeadlineWSMan(WSMan):
         s = self.settings
         # A Receive long-polls for operation_timeout; the HTTP read must outlast it but not the deadline.
         self.operation_timeout = max(1, min(s.operation_timeout_s, int(remaining)))
-        self.transport.read_timeout = min(s.read_timeout_s, self.operation_timeout + 1.0, remaining + GRACE_S)
-        self.transport.connection_timeout = min(s.connection_timeout_s,
+        # pypsrp annotates these as int; requests takes float seconds, which a deadline needs
+        self.transport.read_timeout = min(s.read_timeout_s, self.operation_timeout + 1.0,  # type: ignore[assignment]
+                                          remaining + GRACE_S)
+        self.transport.connection_timeout = min(s.connection_timeout_s,  # type: ignore[assignment]
                                                 remaining / (s.reconnection_retries + 1) + 0.05)
         self.exchanges += 1
         session = self.transport.session
@@ -188,28 +190,28 @@ class HostSession:
 
         Raises a ``HyperVError`` subclass (never a pypsrp/requests error).
         """
-        pipe = as_statements(pipe)
+        statements = as_statements(pipe)
         limit = deadline_s if deadline_s is not None else self.settings.deadline_s
         at = deadline_at if deadline_at is not None else time.monotonic() + limit
         budget = max(0.0, at - time.monotonic())
         if not self._lock.acquire(timeout=budget):
-            raise HostTimeout.build(self.name, f"waiting for the previous call ({pipe.first_cmdlet})", limit)
+            raise HostTimeout.build(self.name, f"waiting for the previous call ({statements.first_cmdlet})", limit)
         started = time.monotonic()
         try:
             self._settle()
-            out = self._run_rebuilding(pipe, at)
-            log.info("hyperv.call", host=self.name, command=pipe.render(), objects=len(out),
+            out = self._run_rebuilding(statements, at)
+            log.info("hyperv.call", host=self.name, command=statements.render(), objects=len(out),
                      seconds=round(time.monotonic() - started, 3))
             return out
         except HyperVError as err:
-            log.warning("hyperv.call_failed", host=self.name, command=pipe.render(), kind=err.kind,
+            log.warning("hyperv.call_failed", host=self.name, command=statements.render(), kind=err.kind,
                         error=err.message, seconds=round(time.monotonic() - started, 3))
             raise
         except Exception as exc:  # noqa: BLE001 - every failure leaves as a typed, secret-free error
-            err = self._translate(exc, pipe, at, limit)
-            log.warning("hyperv.call_failed", host=self.name, command=pipe.render(), kind=err.kind,
-                        error=err.message, seconds=round(time.monotonic() - started, 3))
-            raise err from None
+            failure = self._translate(exc, statements, at, limit)
+            log.warning("hyperv.call_failed", host=self.name, command=statements.render(), kind=failure.kind,
+                        error=failure.message, seconds=round(time.monotonic() - started, 3))
+            raise failure from None
         finally:
             self._lock.release()
 
