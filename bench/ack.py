@@ -1,10 +1,8 @@
 """Ack latency of `/hyperv ips` through `hvbot serve` vs a bare Bolt app that only acks, in the same run.
 
-Both servers run as child processes behind the same HTTP front (bot.http_server), on real Redis
-(REDIS_URL, database 14, emptied afterwards). The front serves each app the way it acks: the bare app (Bolt's
-default: its request thread waits for the ack) with a thread per connection; hvbot's, which acks inline, on one
-loop thread (bot/http_loop.py). 20 client threads send 1,000 signed requests to each, alternating between the two
-servers in 10 rounds of 100.
+Both servers run as child processes behind the same threaded HTTP front (bot.http_server), on real Redis
+(REDIS_URL, database 14, emptied afterwards). 20 client threads send 1,000 signed requests to each,
+alternating between the two servers in 10 rounds of 100.
 Last line: RESULT p50_ms=<float> p99_ms=<float> bare_p50_ms=<float> bare_p99_ms=<float> requests=<int>
 """
 

@@ -84,23 +84,22 @@ def _authorized(runtime: Runtime, command: Command, body: dict[str, Any], user: 
 
 
 def _enqueue(runtime: Runtime, command: Command, body: dict[str, Any], user: str, channel: str) -> views.View:
-    canonical = command.canonical()
     reply = ReplyTo(
         channel=channel,
         user=user,
-        command=canonical,
+        command=command.canonical(),
         response_url=str(body.get("response_url", "")),
         here=command.here,
     )
     if not runtime.intake.redis_up():
         return views.notice(REDIS_DOWN)
     job_id = new_job_id()
-    # queued (and audited) right after the ack, off the ack path: see bot/intake.py
-    runtime.intake.submit(lambda pipe: runtime.add_lookup(pipe, command, reply, job_id), reply.response_url,
-                          canonical)
+    # queued (and audited) right after the ack, off the request thread: see bot/intake.py
+    runtime.intake.submit(lambda: runtime.enqueue_lookup(command, reply, job_id), reply.response_url,
+                          command.canonical())
     if command.here:
-        return views.notice(f"Queued `{canonical}` as job {job_id}; the answer will be posted here.")
-    return views.working(canonical, job_id)
+        return views.notice(f"Queued `{command.canonical()}` as job {job_id}; the answer will be posted here.")
+    return views.working(command.canonical(), job_id)
 
 
 def recent_jobs(runtime: Runtime, limit: int = 20) -> list[dict[str, str]]:

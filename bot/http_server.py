@@ -1,10 +1,6 @@
-"""The HTTP front for the Bolt app: `POST /slack/events`, `GET /healthz`, `GET /readyz`.
+"""A threaded HTTP front for the Bolt app: `POST /slack/events`, `GET /healthz`, `GET /readyz`.
 
-Bolt's own development server handles one request at a time; Slack needs concurrent acks within 3 s. How requests
-are served depends on how the app acks:
-- the app acks in the request thread (process_before_response=True, as hvbot's does): its dispatch is CPU only,
-  so one loop thread serves every connection and dispatches inline, in arrival order (bot/http_loop.py);
-- otherwise (Bolt's default) the request thread waits for the ack, polling every 10 ms: a thread per connection.
+Bolt's own development server handles one request at a time; Slack needs concurrent acks within 3 s.
 """
 
 from __future__ import annotations
@@ -14,8 +10,6 @@ from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from slack_bolt import App, BoltRequest
-
-from bot.http_loop import Background, LoopHTTPServer
 
 EVENTS_PATH = "/slack/events"
 MAX_BODY = 1 << 20  # Slack payloads are small; refuse anything huge before reading it
@@ -28,48 +22,27 @@ class _Server(ThreadingHTTPServer):
 
 class BoltHTTPServer:
     def __init__(
-        self, app: App | None, host: str = "0.0.0.0", port: int = 3000, ready: Callable[[], bool] | None = None,
-        background: Background | None = None,
+        self, app: App | None, host: str = "0.0.0.0", port: int = 3000, ready: Callable[[], bool] | None = None
     ) -> None:
-        """`background`: work to run between requests on the loop thread (only when the app acks inline)."""
-        ready = ready or (lambda: True)
-        self._loop: LoopHTTPServer | None = None
-        self._server: _Server | None = None
-        if app is not None and app.process_before_response:
-            self._loop = LoopHTTPServer(app, host, port, ready, background, EVENTS_PATH, MAX_BODY)
-        else:
-            handler = type("Handler", (_Handler,), {"app": app, "ready": staticmethod(ready)})
-            self._server = _Server((host, port), handler)
+        handler = type("Handler", (_Handler,), {"app": app, "ready": staticmethod(ready or (lambda: True))})
+        self._server = _Server((host, port), handler)
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        if self._loop is not None:
-            return self._loop.port
-        assert self._server is not None
         return int(self._server.server_address[1])
 
     def serve_forever(self) -> None:
-        if self._loop is not None:
-            self._loop.serve_forever()
-        else:
-            assert self._server is not None
-            self._server.serve_forever()
+        self._server.serve_forever()
 
     def start(self) -> BoltHTTPServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="hvbot-http", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="hvbot-http", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.stop()
-            if self._thread is not None:
-                self._thread.join(10)
-        else:
-            assert self._server is not None
-            self._server.shutdown()
-            self._server.server_close()
+        self._server.shutdown()
+        self._server.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):

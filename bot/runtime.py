@@ -9,7 +9,6 @@ from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.client import Pipeline
 from redis.retry import Retry
 from rq import Queue
 from rq.job import Callback, Job
@@ -19,7 +18,7 @@ from slack_sdk import WebClient
 from bot.audit import AuditEntry, AuditLog
 from bot.authz import Authorizer, GroupCache, slack_group_fetcher
 from bot.commands import Command
-from bot.intake import Intake
+from bot.intake import Intake, new_job_id
 from bot.settings import Settings
 from bot.slack_out import SlackReporter, web_client
 from jobs import tasks
@@ -48,15 +47,18 @@ class Runtime:
         self.queue = Queue(self.settings.queue, connection=self.redis, serializer=JSONSerializer)
         self.intake = Intake(self.redis)
 
-    def add_lookup(self, pipe: Pipeline, command: Command, reply: ReplyTo, job_id: str) -> Job:
-        """Put the lookup's job and its "accepted" audit entry on `pipe` (the intake executes it with its batch)."""
-        meta = {"user": reply.user, "channel": reply.channel, "command": reply.command}  # = command.canonical()
-        job = self._enqueue(command, reply, job_id, meta, pipe)
-        self.audit.record(AuditEntry(reply.user, reply.channel, meta["command"], "accepted", job_id=job_id),
-                          pipeline=pipe)
+    def enqueue_lookup(self, command: Command, reply: ReplyTo, job_id: str | None = None) -> Job:
+        """Enqueue and audit in one Redis round trip (run by the intake, after the ack)."""
+        meta = {"user": reply.user, "channel": reply.channel, "command": command.canonical()}
+        job_id = job_id or new_job_id()
+        with self.redis.pipeline() as pipe:
+            job = self._enqueue(command, reply, job_id, meta, pipe)
+            self.audit.record(AuditEntry(reply.user, reply.channel, meta["command"], "accepted", job_id=job_id),
+                              pipeline=pipe)
+            pipe.execute()
         return job
 
-    def _enqueue(self, command: Command, reply: ReplyTo, job_id: str, meta: dict[str, str], pipe: Pipeline) -> Job:
+    def _enqueue(self, command: Command, reply: ReplyTo, job_id: str, meta: dict[str, str], pipe: Any) -> Job:
         return self.queue.enqueue(
             "jobs.tasks.run_lookup",
             kwargs={

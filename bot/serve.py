@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 
 import click
 import redis
@@ -49,13 +48,7 @@ def serve_command(port: int, bind: str) -> None:
         log.info("hvbot serve: Socket Mode (health on port %d)", health.port)
         SocketModeHandler(app, settings.secret("slack_app_token"), web_client=runtime.client).start()  # type: ignore[no-untyped-call]
         return
-    # the app acks inline, so one loop thread serves every request, and queues the lookups between them
-    server = BoltHTTPServer(app, bind, port, ready, background=runtime.intake)
+    server = BoltHTTPServer(app, bind, port, ready)
     log.info("hvbot serve: HTTP mode on port %d, POST /slack/events", server.port)
     click.echo(f"hvbot serve: listening on {bind}:{server.port} (POST /slack/events, GET /healthz)", err=True)
-    for signum in (signal.SIGTERM, signal.SIGINT):  # docker stop, systemd, Ctrl-C: finish the request at hand first
-        signal.signal(signum, lambda *_: server.stop())
-    try:
-        server.serve_forever()
-    finally:
-        runtime.intake.flush()  # lookups acked just before the end are queued, not lost
+    server.serve_forever()
