@@ -145,7 +145,7 @@ class Fleet:
 
     def warm(self, hosts: Iterable[str] | None = None, deadline_s: float | None = None) -> FanOut[bool]:
         """Open every host's session now (bounded fan-out, no command): a long-lived process (a simple
-        worker, the monitor) then answers its first calls without the pool-open exchanges."""
+        worker) then answers its first calls without the pool-open exchanges."""
 
         def open_session(call: HostCall) -> bool:
             call.session.open(deadline_s=max(0.1, call.deadline_at - time.monotonic()))
