@@ -5,6 +5,7 @@ test_monitor_sweep (real jobs, lab over HTTP, fake Slack)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -37,6 +38,16 @@ def _dispatch(app: App, body: str) -> str:
 def _blocks(call) -> list:
     blocks = call.args["blocks"]
     return json.loads(blocks) if isinstance(blocks, str) else blocks
+
+
+def _posted_alert(w: World, action_id: str) -> tuple[Any, dict[str, Any]]:
+    """vm-000-0000 turns Critical and its alert is posted after the group wait: the message and one button."""
+    w.set("hv-000", "vm-000-0000", health="Critical")
+    w.sweep(0)
+    w.tick(30)
+    [post] = w.posts()
+    actions = [b for b in _blocks(post) if b["type"] == "actions"][0]["elements"]
+    return post, next(e for e in actions if e["action_id"] == action_id)
 
 
 def _say(app: App, text: str, user: str = "U100") -> str:
@@ -83,12 +94,7 @@ def test_replication_answers_from_the_last_sweep_and_fresh_queues_sweeps(world):
 def test_ack_button_stops_repeats(world):
     w = world(2, 2, repeat_interval_s=300)
     app = _app(w)
-    w.set("hv-000", "vm-000-0000", health="Critical")
-    w.sweep(0)
-    w.tick(30)
-    [post] = w.posts()
-    actions = [b for b in _blocks(post) if b["type"] == "actions"][0]["elements"]
-    ack = next(e for e in actions if e["action_id"] == alert_views.ACTION_ACK)
+    post, ack = _posted_alert(w, alert_views.ACTION_ACK)
     _dispatch(app, action_body(alert_views.ACTION_ACK, ack["value"], user="U200",
                                response_url=w.slack.response_url("viewer")))
     w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/viewer")], 10)
@@ -107,12 +113,7 @@ def test_ack_button_stops_repeats(world):
 def test_snooze_button_silences_the_message_groups(world):
     w = world(2, 2)
     app = _app(w)
-    w.set("hv-000", "vm-000-0000", health="Critical")
-    w.sweep(0)
-    w.tick(30)
-    [post] = w.posts()
-    actions = [b for b in _blocks(post) if b["type"] == "actions"][0]["elements"]
-    snooze = next(e for e in actions if e["action_id"] == f"{alert_views.ACTION_SNOOZE}_3600")
+    post, snooze = _posted_alert(w, f"{alert_views.ACTION_SNOOZE}_3600")
     _dispatch(app, action_body(snooze["action_id"], snooze["value"], message_ts=post.response["ts"],
                                response_url=w.slack.response_url("snooze")))
     reply = w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/snooze")], 10)[0]
