@@ -30,6 +30,16 @@ CHECKPOINT_COLUMNS = ["host", "vm", "name", "type", "created", "parent"]
 
 # Get-VM gives the states (no script, no Where-Object: JEA's NoLanguage); the piped pipeline the adapters.
 _IPS_STATEMENTS = (single("Get-VM"), pipeline(command("Get-VM"), command("Get-VMNetworkAdapter", piped=True)))
+# The same on full-language endpoints, trimmed to the properties the listing reads: whole VirtualMachine and
+# VMNetworkAdapter objects were ~114 KB of CLIXML per 10-VM host, most of a fleet listing's client CPU
+# (bench/fanout.py). JEA's restricted Select-Object refuses these names (hyperv.md §6.2): JEA keeps the above.
+_VM_FIELDS = ["Id", "Name", "State"]
+_ADAPTER_FIELDS = ["VMId", "VMName", "Name", "MacAddress", "SwitchName", "IPAddresses"]
+_IPS_SELECTED = (
+    pipeline(command("Get-VM"), command("Select-Object", piped=True, Property=_VM_FIELDS)),
+    pipeline(command("Get-VM"), command("Get-VMNetworkAdapter", piped=True),
+             command("Select-Object", piped=True, Property=_ADAPTER_FIELDS)),
+)
 
 
 def find_ips(fleet: Fleet, targets: Sequence[str] = (), host: str | None = None) -> Report:
@@ -38,7 +48,7 @@ def find_ips(fleet: Fleet, targets: Sequence[str] = (), host: str | None = None)
 
     def per_host(call: HostCall) -> list[Row]:
         # Both pipelines as statements of one invocation: one Command/Receive/Signal instead of two.
-        out = call.run(_IPS_STATEMENTS)
+        out = call.run(_IPS_STATEMENTS if call.session.restricted else _IPS_SELECTED)
         running = {(v.id or v.name) for v in (VmRecord.parse(call.host, o) for o in out
                                               if type_name(o) == "VirtualMachine") if v.state == "Running"}
         adapters = [NetAdapterRecord.parse(call.host, o) for o in out if type_name(o) == "VMNetworkAdapter"]

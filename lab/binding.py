@@ -28,8 +28,10 @@ BINDING_EXCEPTION = "System.Management.Automation.ParameterBindingException"
 
 
 def command_class(cmdlet: str) -> str:
-    """``Get-VMNetworkAdapter`` -> ``Microsoft.HyperV.PowerShell.Commands.GetVMNetworkAdapter``."""
-    return "Microsoft.HyperV.PowerShell.Commands." + cmdlet.replace("-", "")
+    """``Get-VMNetworkAdapter`` -> ``Microsoft.HyperV.PowerShell.Commands.GetVMNetworkAdapter``; a core cmdlet's
+    own class from its record (``Select-Object`` -> ``Microsoft.PowerShell.Commands.SelectObjectCommand``)."""
+    known = hvdata.cmdlets().get(cmdlet, {}).get("command_class")
+    return str(known) if known else "Microsoft.HyperV.PowerShell.Commands." + cmdlet.replace("-", "")
 
 
 class BindingError(Exception):
@@ -67,6 +69,8 @@ def _base(type_name: str) -> str:
 
 def _accepts_kind(type_name: str, kind: str) -> bool:
     base = _base(type_name)
+    if base in ("PSObject", "Object"):
+        return True  # Select-Object -InputObject takes anything
     if base == "VirtualMachineBase":
         return kind in ("VirtualMachine", "VMSnapshot")
     if base == "VMNetworkAdapterBase":

@@ -261,6 +261,27 @@ def render(class_name: str, values: dict[str, Any], to_string: str | None) -> by
     return "".join(msg.parts).encode("utf-8", "xmlcharrefreplace")
 
 
+@lru_cache(maxsize=4096)
+def _note_plan(type_name: str | None, name: str) -> tuple[str, Emit]:
+    return f' N="{_escape_attrib(_serialize_string(name))}"', emitter_for(type_name) if type_name else emit_string
+
+
+def render_selected(type_names: tuple[str, ...], props: list[tuple[str, str | None]], values: dict[str, Any],
+                    to_string: str) -> bytes:
+    """The CLIXML psrpcore writes for a PSCustomObject of note properties (Select-Object output): TN, MS, ToString.
+
+    ``props`` is [(property, its .NET type or None when the source class has no such property)]."""
+    msg = Message()
+    msg.open_obj("")
+    msg.type_names(type_names, _tn_body(type_names))
+    msg.parts.append("<MS>")
+    for name, type_name in props:
+        attr, emit = _note_plan(type_name, name)
+        emit(msg, attr, values.get(name))
+    msg.parts.append(f"</MS><ToString>{_escape_cdata(to_string)}</ToString></Obj>")
+    return "".join(msg.parts).encode("utf-8", "xmlcharrefreplace")
+
+
 class HyperVOutput:
     """A Hyper-V object leaving a pipeline: values captured under the fleet lock, rendered on demand."""
 

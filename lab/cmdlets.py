@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from psrpcore.types import ErrorRecord
 
-from lab import cmdlets_export, cmdlets_read, cmdlets_write, timeline
+from lab import cmdlets_export, cmdlets_read, cmdlets_write, select_object, timeline
 from lab.binding import Binder, BindingError, Bound
 from lab.engine import CommandCall, Invocation, PipelineIO
 from lab.errors import binding_record, command_not_found, scripts_not_allowed
@@ -22,7 +22,7 @@ from lab.model import Fleet
 
 Handler = Callable[["Context", Bound, Any], list[Any]]
 HANDLERS: dict[str, tuple[Handler, str | None]] = {**cmdlets_read.HANDLERS, **cmdlets_write.HANDLERS,
-                                                   **cmdlets_export.HANDLERS}
+                                                   **cmdlets_export.HANDLERS, **select_object.HANDLERS}
 
 
 class Terminate(Exception):
@@ -43,6 +43,7 @@ class Context:
     io: PipelineIO
     error_action: str = "Continue"
     warning_action: str = "Continue"
+    restricted: bool = False  # a JEA (RestrictedRemoteServer) session: Select-Object is the restricted proxy
     errors: list[ErrorRecord] = field(default_factory=list)
     deferred: list[Callable[[], list[Any]]] = field(default_factory=list)
 
@@ -96,9 +97,9 @@ class HyperVEngine:
         with self.fleet.lock:
             timeline.tick(self.fleet, host)  # log apply and resync up to the fleet clock
         commands: list[CommandCall] = []
+        jea = host.jea_configuration is not None and invocation.configuration == host.jea_configuration
         for call in invocation.commands:
             if call.is_script:
-                jea = host.jea_configuration is not None and invocation.configuration == host.jea_configuration
                 if jea or not host.allow_script:
                     io.fail(scripts_not_allowed())
                     return
@@ -113,13 +114,13 @@ class HyperVEngine:
         first_input = list(invocation.input_objects)
         for statement in (s for s in statements if s):
             try:
-                self._run_statement(statement, first_input, io)
+                self._run_statement(statement, first_input, io, jea)
             except Terminate as stop:
                 io.fail(stop.record)
                 return
             first_input = []
 
-    def _bind_all(self, statement: list[CommandCall], has_input: Any) -> list[tuple[Bound, Context]]:
+    def _bind_all(self, statement: list[CommandCall], has_input: Any, restricted: bool) -> list[tuple[Bound, Context]]:
         bound: list[tuple[Bound, Context]] = []
         kind = _input_kind(has_input)
         for call in statement:
@@ -133,13 +134,14 @@ class HyperVEngine:
                 raise Terminate(binding_record(exc)) from None
             ctx = Context(self.fleet, self.name, name, io=None,  # type: ignore[arg-type]
                           error_action=b.get("ErrorAction", "Continue"),
-                          warning_action=b.get("WarningAction", "Continue"))
+                          warning_action=b.get("WarningAction", "Continue"), restricted=restricted)
             bound.append((b, ctx))
             kind = handler_kind
         return bound
 
-    def _run_statement(self, statement: list[CommandCall], input_objects: list[Any], io: PipelineIO) -> None:
-        stages = self._bind_all(statement, input_objects)
+    def _run_statement(self, statement: list[CommandCall], input_objects: list[Any], io: PipelineIO,
+                       restricted: bool) -> None:
+        stages = self._bind_all(statement, input_objects, restricted)
         items: list[Any] | None = input_objects or None
         for bound, ctx in stages:
             ctx.io = io
@@ -188,5 +190,5 @@ def _input_kind(items: Any) -> str | None:
 
 
 def _canonical(name: str) -> str | None:
-    short = name.split("\\", 1)[1] if name.lower().startswith("hyper-v\\") else name
+    short = name.split("\\", 1)[1] if name.lower().startswith(("hyper-v\\", "microsoft.powershell.utility\\")) else name
     return next((c for c in HANDLERS if c.lower() == short.lower()), None)

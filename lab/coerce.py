@@ -127,7 +127,7 @@ def _to_object(type_name: str, value: Any) -> Any:
     base = type_name[:-2] if type_name.endswith("[]") else type_name
     ok = kind is not None and (kind == base or (base == "VirtualMachineBase" and kind in ("VirtualMachine",
                                                                                         "VMSnapshot")))
-    if not ok and base not in ("PSObject", "CimSession", "PSCredential"):
+    if not ok and base not in ("PSObject", "Object", "CimSession", "PSCredential"):
         shown_type = "System.String" if isinstance(value, str) else (kind or type(value).__name__)
         raise CoercionError(f"Cannot convert the \"{value}\" value of type \"{shown_type}\" to type "
                             f"\"{dotnet_type(base)}\".", error_id="CannotConvertArgument")

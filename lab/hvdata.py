@@ -1,6 +1,6 @@
 """The Hyper-V reference data the lab ships: cmdlet syntax and .NET classes/enums, loaded once.
 
-``hyperv-cmdlets.json`` (official syntax) drives parameter binding; ``hyperv-types.json`` (classes and enums
+``hyperv-cmdlets.json`` (official syntax) and ``core-cmdlets.json`` (Select-Object) drive parameter binding; ``hyperv-types.json`` (classes and enums
 of the real module) drives serialization and enum validation. Both are read lazily and cached.
 """
 
@@ -21,9 +21,16 @@ def _load(name: str) -> dict[str, Any]:
     return data
 
 
+@lru_cache(maxsize=None)
 def cmdlets() -> dict[str, Any]:
-    """Cmdlet name -> its syntax record (parameter sets, parameters, default set...)."""
-    result: dict[str, Any] = _load("hyperv-cmdlets.json")["cmdlets"]
+    """Cmdlet name -> its syntax record (parameter sets, parameters, default set...): the Hyper-V module's,
+    plus the core cmdlets hvbot sends (``core-cmdlets.json``, our own transcription: Select-Object)."""
+    return {**_load("hyperv-cmdlets.json")["cmdlets"], **_load("core-cmdlets.json")["cmdlets"]}
+
+
+def restricted_select_properties() -> list[str]:
+    """The only -Property values JEA's restricted Select-Object proxy accepts (hyperv.md §6.2)."""
+    result: list[str] = _load("core-cmdlets.json")["restricted_properties"]
     return result
 
 

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from psrpcore import ServerPipeline, ServerRunspacePool
+from psrpcore import ServerPipeline
 from psrpcore._payload import PSRPPayload, StreamType
 from psrpcore.types import (
     ErrorCategory,
@@ -39,6 +39,7 @@ from psrpcore._events import (
 from lab import wsman
 from lab.clixml import write_serialized_output
 from lab.engine import CommandCall, HostEngine, Invocation, error_record
+from lab.runspace_pool import LabRunspacePool
 
 MAX_FRAGMENT = 32 * 1024  # psrp.md gotcha 11: 32 KiB fragments, 2,000 objects in 7 Receives
 DEFAULT_CONFIGURATION = "Microsoft.PowerShell"
@@ -153,7 +154,7 @@ class Shell:
         self.configuration = configuration
         self.engine = engine
         self.cond = threading.Condition()
-        self.pool = ServerRunspacePool()
+        self.pool = LabRunspacePool()
         self.queues: dict[uuid.UUID | None, collections.deque[bytes]] = collections.defaultdict(collections.deque)
         self.runs: dict[str, PipelineRun] = {}  # by WSMan CommandId (upper case)
         self._by_pid: dict[uuid.UUID, PipelineRun] = {}  # by PSRP pipeline id
@@ -260,7 +261,7 @@ class Shell:
     def _on_event(self, event: Any) -> None:
         if isinstance(event, CreatePipelineEvent):
             run = self._by_pid[event.pipeline_id]
-            pipeline = event.pipeline
+            pipeline = self.pool.pipeline_table[event.pipeline_id].metadata  # psrpcore built it from the event
             run.commands = [
                 CommandCall(
                     name=str(c.command_text),

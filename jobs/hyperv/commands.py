@@ -46,6 +46,7 @@ class CmdletSpec:
     params: Mapping[str, Param]
     forms: tuple[Form, ...]
     module: str = "Hyper-V"
+    jea: bool = True  # listed in the JEA role capability; False: sent only to full-language endpoints
 
 
 def _spec(name: str, mutating: bool, params: Sequence[Param], *forms: Form) -> CmdletSpec:
@@ -102,6 +103,11 @@ REGISTRY: dict[str, CmdletSpec] = {
               _f(required=["Name"], optional=["SnapshotName", "Passthru"])),
         _spec("Export-VMSnapshot", True, [Param("VMName"), Param("Name"), Param("Path")],
               _f(required=["VMName", "Name", "Path"])),
+        # Fewer bytes for fleet-wide listings on full-language endpoints (jobs/inventory.py find_ips). Not on
+        # JEA: RestrictedRemoteServer's Select-Object proxy takes only 11 property names (hyperv.md §6.2).
+        CmdletSpec("Select-Object", False, {"Property": Param("Property")},
+                   (_f(required=["Property"], pipeline="InputObject"),), module="Microsoft.PowerShell.Utility",
+                   jea=False),
     )
 }
 
@@ -198,7 +204,7 @@ def sent_parameters(cmd: Command) -> tuple[tuple[str, Any], ...]:
 
 
 def check_against_reference(spec: CmdletSpec, reference: Mapping[str, Any]) -> list[str]:
-    """Problems of one registry entry against a hyperv-cmdlets.json ``cmdlets`` mapping (empty = valid).
+    """Problems of one registry entry against a ``cmdlets`` mapping of hyperv-cmdlets.json's shape (empty = valid).
 
     Each form must fit inside one documented parameter set that has no mandatory parameter the form
     leaves out; every parameter must exist; accepted values must be among the documented ones.

@@ -180,6 +180,12 @@ class HostSession:
         return self.config.name
 
     @property
+    def restricted(self) -> bool:
+        """True unless the host uses the default endpoint: a named configuration may be JEA (NoLanguage)."""
+        name = self.config.configuration
+        return name is not None and name.lower() != DEFAULT_CONFIGURATION_NAME.lower()
+
+    @property
     def exchanges(self) -> int:
         """HTTP exchanges sent by this session so far (all pools)."""
         return self._exchanges_closed + (self._wsman.exchanges if self._wsman else 0)

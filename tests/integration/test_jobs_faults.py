@@ -153,6 +153,27 @@ def test_jea_host_serves_every_operation(make_lab: Callable[..., Any], tmp_path:
     assert not any(e.is_script for e in entries)
 
 
+def test_ip_listing_trims_objects_only_where_the_endpoint_allows_it(make_lab: Callable[..., Any],
+                                                                    tmp_path: Path) -> None:
+    """Full-language endpoint: Select-Object trims the objects; JEA (restricted Select-Object): whole objects.
+    The same host through both endpoints gives the same rows."""
+    from jobs.hyperv.hosts import parse_inventory
+
+    lab = make_lab(jea_hosts=("hv-a1",))
+    data = lab.inventory()
+    full = {**data, "hosts": [{k: v for k, v in h.items() if k != "configuration"} for h in data["hosts"]]}
+    with Fleet(parse_inventory(data), JobSettings(deadline_s=5)) as fleet:
+        through_jea = find_ips(fleet, host="hv-a1")
+    with Fleet(parse_inventory(full), JobSettings(deadline_s=5)) as fleet:
+        through_full = find_ips(fleet, host="hv-a1")
+    assert through_jea.errors == [] and through_jea.rows and through_full.rows == through_jea.rows
+    jea_name = next(h["configuration"] for h in data["hosts"] if h["name"] == "hv-a1")
+    sent_via_jea = {e.cmdlet for e in lab.command_log("hv-a1") if e.configuration == jea_name}
+    sent_via_full = {e.cmdlet for e in lab.command_log("hv-a1") if e.configuration != jea_name}
+    assert sent_via_jea == {"Get-VM", "Get-VMNetworkAdapter"}
+    assert sent_via_full == {"Get-VM", "Get-VMNetworkAdapter", "Select-Object"}
+
+
 @pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
 def test_hostile_strings_reach_the_lab_literally(make_lab: Callable[..., Any], tmp_path: Path, value: str) -> None:
     lab = make_lab()

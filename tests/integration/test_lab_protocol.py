@@ -63,6 +63,20 @@ def test_cmdlet_output_and_parameters_in_order(proto):
     assert entry.configuration == "Microsoft.PowerShell" and not entry.is_script
 
 
+def test_a_repeated_pipeline_body_is_deserialized_once_and_still_answers_each_call(proto):
+    from lab import runspace_pool
+
+    runspace_pool._BODIES.clear()
+    with _pool(proto) as pool:
+        for name in ("vm1", "vm2", "vm1", "vm2", "vm1"):
+            ps = PowerShell(pool)
+            ps.add_cmdlet("Echo").add_parameter("Name", name)
+            assert ps.invoke() == [f"Name={name}"]
+    assert len(runspace_pool._BODIES) == 2  # one per distinct body: the repeats came from the cache
+    assert [e.parameters for e in proto.command_log("h1")[-5:]] == [(("Name", n),) for n in
+                                                                     ("vm1", "vm2", "vm1", "vm2", "vm1")]
+
+
 def test_pipeline_input_reaches_the_engine(proto):
     with _pool(proto) as pool:
         ps = PowerShell(pool)
