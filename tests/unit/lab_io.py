@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
-
+from datetime import datetime, timezone
 from typing import Any
 
 from psrpcore.types import ErrorRecord
 from psrpcore.types._serializer import deserialize, serialize
 
 from lab.engine import CommandCall, Invocation
+
+NOW = datetime(2025, 6, 2, 8, 0, tzinfo=timezone.utc)
 
 
 class MemoryIO:

@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
-
-import pytest
 
 from lab.cmdlets import HyperVEngine
 from lab.engine import CommandCall
-from lab.fleet_file import default_fleet
 from lab.model import Fleet
 from tests.unit.lab_io import cmd, run, wire
-
-NOW = datetime(2025, 6, 2, 8, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def fleet() -> Fleet:
-    f = default_fleet(now=NOW)
-    f.clock = lambda: NOW
-    return f
-
-
-@pytest.fixture
-def a1(fleet: Fleet) -> HyperVEngine:
-    return HyperVEngine(fleet, "hv-a1")
 
 
 def test_get_vm_returns_every_vm_of_the_host(fleet: Fleet, a1: HyperVEngine) -> None:

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from xml.etree import ElementTree as ET
 
 import pytest
 from psrpcore.types._serializer import serialize
 
 from lab.cmdlets import HyperVEngine
-from lab.fleet_file import default_fleet
 from lab.hvobjects import Live
 from lab.model import Fleet
 from lab.select_object import SelectedOutput, chosen_properties
 from tests.unit.lab_io import cmd, run, wire
 
-NOW = datetime(2025, 6, 2, 8, 0, tzinfo=timezone.utc)
 VM_TYPE = "Selected.Microsoft.HyperV.PowerShell.VirtualMachine"
-
-
-@pytest.fixture
-def fleet() -> Fleet:
-    f = default_fleet(now=NOW)
-    f.clock = lambda: NOW
-    return f
-
-
-@pytest.fixture
-def a1(fleet: Fleet) -> HyperVEngine:
-    return HyperVEngine(fleet, "hv-a1")
 
 
 def test_selected_vms_carry_only_the_chosen_properties(fleet: Fleet, a1: HyperVEngine) -> None:
