@@ -17,6 +17,7 @@ from psrpcore.types import ErrorCategory, PSObject
 from lab import hvdata
 from lab.binding import BindingError, Bound
 from lab.clixml import render_selected
+from lab.cmdlets_read import WILDCARD, matches
 from lab.engine import error_record
 from lab.errors import binding_record
 from lab.hvobjects import Live, live_values
@@ -41,11 +42,9 @@ class SelectedOutput:
         self.values = values
 
     def to_string(self) -> str:
-        # PSCustomObject.ToString(): "@{Name=vm1; State=Running}"; arrays show their type name (UNCONFIRMED
-        # for every value type; nothing in hvbot reads it).
-        shown = [f"{n}={t if isinstance(self.values.get(n), list) and t else _text(self.values.get(n))}"
-                 for n, t in self.props]
-        return "@{" + "; ".join(shown) + "}"
+        # PSCustomObject.ToString(): "@{Name=vm1; State=Running}"; an array shows its type name, "System.String[]"
+        # (UNCONFIRMED for every value type; nothing in hvbot reads it).
+        return "@{" + "; ".join(f"{n}={_text(self.values.get(n), t)}" for n, t in self.props) + "}"
 
     def to_clixml(self) -> bytes:
         return render_selected(self.type_names, self.props, self.values, self.to_string())
@@ -65,14 +64,14 @@ class SelectedOutput:
         return value.to_psobject()
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+def _text(value: Any, type_name: str | None) -> str:
+    if value is None:
+        return ""
+    return (type_name or "System.Object[]") if isinstance(value, list) else str(value)
 
 
 def chosen_properties(source_class: str, patterns: list[str]) -> list[tuple[str, str | None]]:
     """[(property, .NET type)] in -Property order; wildcards expand in class order; unknown names stay, typeless."""
-    from lab.cmdlets_read import WILDCARD, matches
-
     known = hvdata.class_properties(source_class)
     chosen: list[tuple[str, str | None]] = []
     for pattern in patterns:
@@ -92,16 +91,15 @@ def restricted_refusal(patterns: list[str]) -> BindingError | None:
     bad = next((p for p in patterns if p not in allowed), None)
     if bad is None:
         return None
-    exc = BindingError(
+    return BindingError(
         CMDLET, f"Cannot validate argument on parameter 'Property'. The argument \"{bad}\" does not belong to the set "
                 f"\"{','.join(allowed)}\" specified by the ValidateSet attribute. Supply an argument that is in the "
                 "set and then try the command again.", "ParameterArgumentValidationError",
         exception_type="System.Management.Automation.ParameterBindingValidationException")
-    return exc
 
 
 def select_object(ctx: Context, bound: Bound, item: Any) -> list[Any]:
-    from lab.cmdlets import Terminate
+    from lab.cmdlets import Terminate  # lab.cmdlets imports this module for its HANDLERS
 
     patterns = [str(p) for p in (bound.get("Property") or [])]
     if ctx.restricted:
