@@ -28,10 +28,11 @@ BINDING_EXCEPTION = "System.Management.Automation.ParameterBindingException"
 
 
 def command_class(cmdlet: str) -> str:
-    """``Get-VMNetworkAdapter`` -> ``Microsoft.HyperV.PowerShell.Commands.GetVMNetworkAdapter``; a core cmdlet's
-    own class from its record (``Select-Object`` -> ``Microsoft.PowerShell.Commands.SelectObjectCommand``)."""
+    """``Get-VMNetworkAdapter`` -> ``Microsoft.HyperV.PowerShell.Commands.GetVMNetworkAdapterCommand`` (the form
+    of hyperv.md §5.4's ``...ResetVMReplicationStatisticsCommand``); a core cmdlet's own class from its record
+    (``Select-Object`` -> ``Microsoft.PowerShell.Commands.SelectObjectCommand``)."""
     known = hvdata.cmdlets().get(cmdlet, {}).get("command_class")
-    return str(known) if known else "Microsoft.HyperV.PowerShell.Commands." + cmdlet.replace("-", "")
+    return str(known) if known else "Microsoft.HyperV.PowerShell.Commands." + cmdlet.replace("-", "") + "Command"
 
 
 class BindingError(Exception):

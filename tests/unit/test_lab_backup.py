@@ -189,7 +189,7 @@ def test_injected_resume_failure_for_the_next_calls(fleet: Fleet) -> None:
         assert "failed to resume replication for virtual machine 'fw01'" in str(err)
         assert "hv-a1.lab.local" in str(err)  # the replica names its primary
         assert err.FullyQualifiedErrorId.startswith("ConnectionError,") and err.FullyQualifiedErrorId.endswith(
-            "ResumeVMReplication")
+            "ResumeVMReplicationCommand")
         assert str(replica_view(fleet).ReplicationState) == "Suspended"
     stop = run(b1, cmd("Resume-VMReplication", VMName=["fw01"], ErrorAction="Stop"))
     assert stop.failed is None and not stop.errors  # the third call works

@@ -119,7 +119,7 @@ def test_invalid_calls_fail_like_powershell(cmdlet: str, params: list, message: 
     with pytest.raises(BindingError) as info:
         Binder(cmdlet).bind(params)
     assert info.value.message.startswith(message)
-    assert info.value.fq_error_id == f"{error_id},Microsoft.HyperV.PowerShell.Commands.{cmdlet.replace('-', '')}"
+    assert info.value.fq_error_id == f"{error_id},Microsoft.HyperV.PowerShell.Commands.{cmdlet.replace('-', '')}Command"
     assert info.value.category == "InvalidArgument"
 
 

@@ -30,14 +30,14 @@ def test_missing_vm_is_non_terminating(a1: HyperVEngine) -> None:
     assert io.failed is None and [wire(o).Name for o in io.out] == ["fw01"]
     (err,) = io.errors
     assert err.Exception.Message == 'Hyper-V was unable to find a virtual machine with name "ghost".'
-    assert err.FullyQualifiedErrorId == "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM"
+    assert err.FullyQualifiedErrorId == "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVMCommand"
     assert err.CategoryInfo.Category.name == "InvalidArgument" and err.TargetObject == "ghost"
 
 
 def test_error_action_stop_makes_it_terminating(a1: HyperVEngine) -> None:
     io = run(a1, cmd("Get-VM", Name=["ghost", "fw01"], ErrorAction="Stop"))
     assert io.failed is not None and not io.out and not io.errors
-    assert io.failed.FullyQualifiedErrorId == "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM"
+    assert io.failed.FullyQualifiedErrorId == "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVMCommand"
     quiet = run(a1, cmd("Get-VM", Name="ghost", ErrorAction="SilentlyContinue"))
     assert quiet.failed is None and not quiet.errors
 
@@ -45,7 +45,7 @@ def test_error_action_stop_makes_it_terminating(a1: HyperVEngine) -> None:
 def test_binding_error_is_terminating(a1: HyperVEngine) -> None:
     io = run(a1, cmd("Get-VM", Bogus=1))
     assert io.failed is not None and not io.out
-    assert io.failed.FullyQualifiedErrorId == "NamedParameterNotFound,Microsoft.HyperV.PowerShell.Commands.GetVM"
+    assert io.failed.FullyQualifiedErrorId == "NamedParameterNotFound,Microsoft.HyperV.PowerShell.Commands.GetVMCommand"
     assert io.failed.Exception.Message == "A parameter cannot be found that matches parameter name 'Bogus'."
 
 
