@@ -53,7 +53,8 @@ class BoltHTTPServer:
         """Serve from a background thread; returns once the server accepts requests."""
         self._thread = threading.Thread(target=self.serve_forever, name="hvbot-http", daemon=True)
         self._thread.start()
-        self._started.wait(timeout=10)
+        if not self._started.wait(timeout=10):
+            raise RuntimeError(f"the HTTP front on port {self.port} did not start within 10 s")
         return self
 
     def stop(self) -> None:

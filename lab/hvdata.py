@@ -1,7 +1,8 @@
 """The Hyper-V reference data the lab ships: cmdlet syntax and .NET classes/enums, loaded once.
 
-``hyperv-cmdlets.json`` (official syntax) and ``core-cmdlets.json`` (Select-Object) drive parameter binding; ``hyperv-types.json`` (classes and enums
-of the real module) drives serialization and enum validation. Both are read lazily and cached.
+``hyperv-cmdlets.json`` (official syntax) and ``core-cmdlets.json`` (Select-Object) drive parameter binding;
+``hyperv-types.json`` (classes and enums of the real module) drives serialization and enum validation. All are
+read lazily and cached.
 """
 
 from __future__ import annotations

@@ -10,17 +10,15 @@ state machine included, is psrpcore's own code.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from psrpcore import ServerRunspacePool
 from psrpcore._payload import PSRPMessage
-from psrpcore.types import PSRPMessageType
 from psrpcore._events import PSRPEvent
+from psrpcore.types import PSRPMessageType
 
 _BODIES: dict[bytes, Any] = {}
-_MAX_BODIES = 256  # distinct pipelines; a client cannot grow this without bound
-_LOCK = threading.Lock()
+_MAX_BODIES = 256  # distinct pipelines; a client cannot grow this without bound (dict get/set: GIL-atomic)
 
 
 class LabRunspacePool(ServerRunspacePool):
@@ -28,13 +26,11 @@ class LabRunspacePool(ServerRunspacePool):
         if message.message_type != PSRPMessageType.CreatePipeline:
             return super()._process_message(message)
         key = bytes(message.data)
-        with _LOCK:
-            known = _BODIES.get(key)
+        known = _BODIES.get(key)
         if known is None:
             event = super()._process_message(message)
-            with _LOCK:
-                if len(_BODIES) < _MAX_BODIES:
-                    _BODIES[key] = event._ps_object
+            if len(_BODIES) < _MAX_BODIES:
+                _BODIES[key] = event._ps_object
             return event
         event = PSRPEvent.create(message.message_type, known, message.runspace_pool_id, message.pipeline_id)
         self._process_CreatePipeline(event)  # type: ignore[arg-type]

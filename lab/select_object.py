@@ -10,6 +10,7 @@ wildcards) and -InputObject; other Select-Object parameters are refused with a c
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from psrpcore.types import ErrorCategory, PSObject
@@ -70,6 +71,11 @@ def _text(value: Any, type_name: str | None) -> str:
     return (type_name or "System.Object[]") if isinstance(value, list) else str(value)
 
 
+@lru_cache(maxsize=1024)
+def _chosen(source_class: str, patterns: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
+    return tuple(chosen_properties(source_class, list(patterns)))
+
+
 def chosen_properties(source_class: str, patterns: list[str]) -> list[tuple[str, str | None]]:
     """[(property, .NET type)] in -Property order; wildcards expand in class order; unknown names stay, typeless."""
     known = hvdata.class_properties(source_class)
@@ -113,7 +119,7 @@ def select_object(ctx: Context, bound: Bound, item: Any) -> list[Any]:
         raise Terminate(error_record(f"The lab does not simulate {what} (it simulates Select-Object -Property "
                                      "on Hyper-V objects).", "LabNotSimulated", ErrorCategory.NotImplemented,
                                      exception_type="System.NotSupportedException", activity=CMDLET))
-    props = chosen_properties(item.ps_kind, patterns)
+    props = list(_chosen(item.ps_kind, tuple(patterns)))  # the same for every piped object of a class
     values = live_values(item, ctx.fleet.clock())
     return [SelectedOutput(item.ps_kind, props, {n: values.get(n) for n, _ in props})]
 
