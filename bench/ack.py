@@ -1,7 +1,7 @@
 """Ack latency of `/hyperv ips` through `hvbot serve` vs a bare Bolt app that only acks, in the same run.
 
 Both servers run as child processes on real Redis (REDIS_URL, database 14, emptied afterwards): `hvbot serve`
-on its own front (bot/http_server.py, aiohttp), the bare app on a thread per connection (see serve_bare).
+on its own front (bot/adapters/http.py, aiohttp), the bare app on a thread per connection (see serve_bare).
 20 keep-alive client connections, driven by one selector loop, send 1,000 signed requests to each,
 alternating between the two servers in 10 rounds of 100.
 Last line: RESULT p50_ms=<float> p99_ms=<float> bare_p50_ms=<float> bare_p99_ms=<float> requests=<int>
@@ -203,7 +203,7 @@ def _pct(values: list[float], q: float) -> float:
 def main() -> None:
     import redis
 
-    from bot.fake_slack import FakeSlack
+    from bot.adapters.fake_slack import FakeSlack
 
     url = _redis_url()
     with FakeSlack() as fake:

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from jobs.backup_conditions import ReplicaBackupFacts, evaluate
-from jobs.backup_window import Window, WindowStore
+from jobs.backup.conditions import ReplicaBackupFacts, evaluate
+from jobs.backup.window import Window, WindowStore
 
 T0 = datetime(2026, 5, 4, 22, 0, tzinfo=UTC)
 

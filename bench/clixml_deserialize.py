@@ -3,7 +3,7 @@
 Records every CLIXML text pypsrp is given while running ``Get-VM`` and ``Get-VM | Get-VMNetworkAdapter``
 against one generated lab host (10 VMs), then deserializes the lot with each, best of 7. Prints figures;
 the last line is ``RESULT pypsrp_ms_per_object=<float> fast_ms_per_object=<float> speedup=<float>``.
-Run from the repository root as ``python -m bench.clixml_deserialize`` (bench/lab.py would shadow ``lab``).
+Run it as ``python bench/clixml_deserialize.py`` (or through ``./dev bench``).
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ from jobs.gc_tuning import tune_gc
 from jobs.hyperv.commands import single
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.hosts import Inventory, load_inventory
-from jobs.inventory import find_ips
-from jobs.settings import JobSettings
+from jobs.inventory.queries import find_ips
+from jobs.hyperv.settings import JobSettings
 
 
 def start_lab(hosts: int, vms: int, first: int, inventory: Path) -> subprocess.Popen[bytes]:
@@ -88,7 +88,7 @@ def checked(report):  # type: ignore[no-untyped-def]
 def main() -> None:
     # Per-call info logs would be 200 lines per fleet call on stdout; warnings (failures) still show.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    tune_gc()  # as every `hvbot` process does (bot/cli.py): this process is the client side of the fan-out
+    tune_gc()  # as every `hvbot` process does (bot/cli/__init__.py): this process is the client side of the fan-out
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--vms-per-host", type=int, default=10)

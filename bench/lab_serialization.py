@@ -19,7 +19,6 @@ from xml.etree import ElementTree as ET
 
 import yaml
 
-sys.path[0] = str(Path(__file__).resolve().parents[1])  # bench/lab.py would shadow the lab package
 from psrpcore.types._serializer import serialize
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer

@@ -33,14 +33,14 @@ import yaml
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from bot.fake_slack import FakeSlack
-from bot.monitor_poster import POSTER_TARGET, SlackAlertPoster, alert_client
+from bot.adapters.fake_slack import FakeSlack
+from bot.delivery.alert_poster import POSTER_TARGET, SlackAlertPoster, alert_client
 from bot.settings import Settings
-from jobs.alert_state import AlertEngine
-from jobs.alerts import AlertRouting, AlertRules
-from jobs.monitor import Monitor
-from jobs.pacing import Pacer
-from jobs.sweep import PENDING_KEY
+from jobs.monitor.state import AlertEngine
+from jobs.monitor.rules import AlertRouting, AlertRules
+from jobs.monitor.loop import Monitor
+from bot.delivery.pacing import Pacer
+from jobs.monitor.sweep import PENDING_KEY
 
 HVBOT = str(Path(sys.executable).with_name("hvbot"))
 QUEUE = "hvbot-bench-sweep"

@@ -9,9 +9,9 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import views
-from bot.commands import VIEWER
-from bot.handlers import handle_command
+from bot.views import common as views
+from bot.grammar import VIEWER
+from bot.listeners.commands import handle_command
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
 
@@ -54,16 +54,16 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
     for action_id in (f"{views.ACTION_PAGE}_prev", f"{views.ACTION_PAGE}_next"):
         app.action(action_id)(ack=ack_only, lazy=[show_page])
     app.action(views.ACTION_CSV)(ack=ack_only, lazy=[send_csv])
-    from bot import failover_flow  # issue #5: Request / Approve / Reject buttons
+    from bot.listeners import failover as failover_flow
 
     failover_flow.register(app, runtime)
-    from bot import monitor_commands  # issue #7: Ack / Snooze / VM menu of replica alerts
+    from bot.listeners import monitor as monitor_commands
 
     monitor_commands.register(app, runtime)
-    from bot import backup_flow  # issue #6: Run (confirm), export Cancel, backup alert Retry / Resynchronize
+    from bot.listeners import backup as backup_flow
 
     backup_flow.register(app, runtime)
-    from bot import teaming_flow  # issue #5: teaming VM on|off confirm button
+    from bot.listeners import teaming as teaming_flow
 
     teaming_flow.register(app, runtime)
 

@@ -15,14 +15,14 @@ from rq.job import Callback, Job
 from rq.serializers import JSONSerializer
 from slack_sdk import WebClient
 
-from bot.audit import AuditEntry, AuditLog
-from bot.authz import Authorizer, GroupCache, slack_group_fetcher
-from bot.commands import Command
+from jobs.audit import AuditEntry, AuditLog
+from bot.middleware.authz import Authorizer, GroupCache, slack_group_fetcher
+from bot.grammar import Command
 from bot.intake import Intake, new_job_id
 from bot.settings import Settings
-from bot.slack_out import SlackReporter, web_client
-from jobs import tasks
-from jobs.reporting import ReplyTo
+from bot.delivery.slack import SlackReporter, web_client
+from jobs import liveness as tasks
+from jobs.ports import ReplyTo
 
 log = logging.getLogger("hvbot.runtime")
 
@@ -60,7 +60,7 @@ class Runtime:
 
     def _enqueue(self, command: Command, reply: ReplyTo, job_id: str, meta: dict[str, str], pipe: Any) -> Job:
         return self.queue.enqueue(
-            "jobs.tasks.run_lookup",
+            "jobs.liveness.run_lookup",
             kwargs={
                 "verb": command.verb,
                 "args": list(command.args),
@@ -73,8 +73,8 @@ class Runtime:
             job_timeout=self.settings.job_timeout_seconds,
             result_ttl=self.settings.result_ttl_seconds,
             failure_ttl=self.settings.result_ttl_seconds,
-            on_failure=Callback("jobs.tasks.on_job_failed"),
-            on_stopped=Callback("jobs.tasks.on_job_stopped"),
+            on_failure=Callback("jobs.liveness.on_job_failed"),
+            on_stopped=Callback("jobs.liveness.on_job_stopped"),
             meta=meta,
             pipeline=pipe,
         )
@@ -96,8 +96,8 @@ class Runtime:
         """Failovers of dead workers (issue #5): card shows the failure and the VM's state; the VM lock is freed."""
         from datetime import UTC, datetime
 
-        from bot.failover_flow import CardReporter  # bot.failover_flow imports this module
-        from jobs.failover_task import RUNS_KEY, sweep_dead_failovers
+        from bot.listeners.failover import CardReporter  # bot.listeners.failover imports this module
+        from jobs.failover.tasks import RUNS_KEY, sweep_dead_failovers
 
         if not self.redis.exists(RUNS_KEY):  # the usual case: one EXISTS per period
             return 0

@@ -21,10 +21,10 @@ Chore = Callable[[redis.Redis, datetime], object]
 
 # name -> "module:function(connection, now)". Features add one line each.
 CHORES: dict[str, str] = {
-    "abandoned_jobs": "jobs.monitor:abandoned_jobs_chore",
-    "backup_windows": "jobs.backup:housekeeping_chore",  # resume overdue backup windows (issue #6)
-    "failover_runs": "jobs.failover_task:sweep_dead_failovers",  # report failovers of dead workers (issue #5)
-    "approval_expiry": "bot.failover_flow:expire_chore",  # expire overdue failover approvals (issue #5)
+    "abandoned_jobs": "jobs.monitor.loop:abandoned_jobs_chore",
+    "backup_windows": "jobs.backup.operations:housekeeping_chore",  # resume overdue backup windows (issue #6)
+    "failover_runs": "jobs.failover.tasks:sweep_dead_failovers",  # report failovers of dead workers (issue #5)
+    "approval_expiry": "bot.listeners.failover:expire_chore",  # expire overdue failover approvals (issue #5)
 }
 
 

@@ -6,7 +6,7 @@ pure-Python writer: ~1 ms per 110-property Hyper-V object. Here each class gets 
 emitter chosen from its .NET type, as ``lab.serialize.converter_for`` chooses converters) and an object is one
 pass over its values into a list of strings.
 
-What must match psrpcore exactly (and ``tests/unit/test_lab_clixml.py`` checks against it for every class the
+What must match psrpcore exactly (and ``tests/unit/lab/test_clixml.py`` checks against it for every class the
 lab emits): element names (``S``, ``B``, ``I32``, ``I64``, ``U32``, ``U64``, ``G``, ``DT``, ``TS``,
 ``Version``, ``Nil``), ``RefId`` numbering (one per ``Obj``: the object, each list, each *new* enum member),
 ``<Ref>`` for an enum member already written in the same message (psrpcore keys enums by identity),
@@ -312,7 +312,7 @@ def write_serialized_output(pipe: ServerPipeline, data: bytes) -> None:
     """Queue pre-serialized CLIXML as pipeline output, as ``ServerPipeline.write_output`` queues an object.
 
     Mirrors psrpcore 0.3.1 ``RunspacePool.prepare_message`` after its ``serialize`` call (the version is
-    pinned in pyproject.toml; ``tests/unit/test_lab_clixml.py`` compares the queued bytes of both paths).
+    pinned in pyproject.toml; ``tests/unit/lab/test_clixml.py`` compares the queued bytes of both paths).
     """
     if pipe.state != PSInvocationState.Running:
         raise ValueError(f"cannot write output to a pipeline in state {pipe.state.name}")

@@ -1,3 +1,3 @@
 """Shared pytest wiring: fixtures live in modules named for the part they stand up."""
 
-pytest_plugins = ["tests.fixtures_lab", "tests.fixtures_redis", "tests.fixtures_slack"]
+pytest_plugins = ["tests.support.fixtures_lab", "tests.support.fixtures_redis", "tests.support.fixtures_slack"]

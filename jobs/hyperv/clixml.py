@@ -9,7 +9,7 @@ properties, so that is 10-40 ms of client CPU per object, which is what made fle
 mutated the same way; raw XML text for unknown shapes; ``_xml`` on every complex object; the same
 ``obj``/``tn`` reference maps), but builds its tables once, serialises an element to text only when the
 result needs it, and skips the UTF-16 round trip of strings without an ``_x`` escape. Serialising
-(client to host) is pypsrp's own code, unchanged. ``tests/integration/test_jobs_clixml.py`` compares
+(client to host) is pypsrp's own code, unchanged. ``tests/integration/hyperv/test_clixml.py`` compares
 both over real lab output and recorded Windows payloads.
 """
 

@@ -103,7 +103,7 @@ REGISTRY: dict[str, CmdletSpec] = {
               _f(required=["Name"], optional=["SnapshotName", "Passthru"])),
         _spec("Export-VMSnapshot", True, [Param("VMName"), Param("Name"), Param("Path")],
               _f(required=["VMName", "Name", "Path"])),
-        # Fewer bytes for fleet-wide listings on full-language endpoints (jobs/inventory.py find_ips). Not on
+        # Fewer bytes for fleet-wide listings on full-language endpoints (jobs/inventory/queries.py find_ips). Not on
         # JEA: RestrictedRemoteServer's Select-Object proxy takes only 11 property names (hyperv.md §6.2).
         CmdletSpec("Select-Object", False, {"Property": Param("Property")},
                    (_f(required=["Property"], pipeline="InputObject"),), module="Microsoft.PowerShell.Utility",

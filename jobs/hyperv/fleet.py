@@ -14,7 +14,7 @@ from jobs.hyperv.errors import ConfigError, HostTimeout, HyperVError
 from jobs.hyperv.hosts import HostConfig, Inventory, load_inventory
 from jobs.hyperv.records import VmRecord
 from jobs.hyperv.session import GRACE_S, HostSession
-from jobs.settings import JobSettings
+from jobs.hyperv.settings import JobSettings
 
 T = TypeVar("T")
 

@@ -34,7 +34,7 @@ from jobs.hyperv.errors import (
     ProtocolError, WSManFault,
 )
 from jobs.hyperv.hosts import HostConfig, InventoryError
-from jobs.settings import JobSettings
+from jobs.hyperv.settings import JobSettings
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from tests.fixtures_redis import TEST_QUEUE, test_redis_url
+from tests.support.fixtures_redis import TEST_QUEUE, test_redis_url
 
 
 def _demo(stdin: str) -> subprocess.CompletedProcess[str]:
@@ -46,7 +46,7 @@ def test_without_redis_server_the_demo_says_it_uses_fakeredis(monkeypatch, lab_i
 
     import fakeredis
 
-    from bot import demo
+    from bot.cli import demo
     from bot.settings import Settings
 
     monkeypatch.setattr(demo.shutil, "which", lambda name: None)

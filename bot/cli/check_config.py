@@ -1,0 +1,116 @@
+"""`hvbot check-config`: validate settings, reach Redis, every inventory host, and Slack `auth.test`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import click
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
+from bot.settings import Settings
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _safe(run: Callable[[], str], name: str) -> Check:
+    try:
+        return Check(name, True, run())
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one readable line
+        return Check(name, False, _describe(exc))
+
+
+def _describe(exc: Exception) -> str:
+    from slack_sdk.errors import SlackApiError
+
+    if isinstance(exc, SlackApiError):
+        return f"Slack answered {exc.response.get('error', 'an error')}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def check_redis(settings: Settings) -> str:
+    from bot.runtime import redis_connection
+
+    redis_connection(settings.redis_url).ping()
+    return "PING answered"
+
+
+def check_slack(settings: Settings) -> str:
+    from bot.delivery.slack import web_client
+
+    if settings.slack_bot_token is None:
+        raise ValueError("SLACK_BOT_TOKEN is not set")
+    result = web_client(settings).auth_test()
+    mode = "Socket Mode (SLACK_APP_TOKEN set)" if settings.slack_app_token else "HTTP mode"
+    if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for Socket Mode)")
+    return f"auth.test ok: bot {result.get('user_id')} in team {result.get('team_id')}; {mode}"
+
+
+def check_approval_secret(settings: Settings) -> str:
+    from bot.listeners.failover import approval_secret
+
+    approval_secret(settings)  # raises with the one sentence saying what to set
+    source = "HVBOT_APPROVAL_SECRET" if settings.approval_secret is not None else "SLACK_SIGNING_SECRET"
+    return f"failover approval buttons are signed with {source}"
+
+
+def host_checks(settings: Settings) -> list[Check]:
+    from jobs.hyperv.fleet import Fleet
+    from jobs.hyperv.hosts import load_inventory
+    from jobs.inventory.queries import list_vms
+    from jobs.hyperv.settings import JobSettings
+
+    if settings.inventory is None:
+        return [Check("inventory", False, "HVBOT_INVENTORY is not set")]
+    try:
+        inventory = load_inventory(settings.inventory)
+    except Exception as exc:  # noqa: BLE001
+        return [Check("inventory", False, _describe(exc))]
+    checks = [Check("inventory", True, f"{len(inventory.hosts)} hosts in {settings.inventory}")]
+    with Fleet(inventory, JobSettings(inventory=settings.inventory)) as fleet:
+        report = list_vms(fleet)  # read-only: Get-VM on every host, in parallel, with deadlines
+    counts: dict[str, int] = {}
+    for row in report.rows:
+        counts[str(row.get("host"))] = counts.get(str(row.get("host")), 0) + 1
+    errors = {e["host"]: e["message"] for e in report.errors}
+    for host in inventory.hosts:
+        if host.name in errors:
+            checks.append(Check(f"host {host.name}", False, errors[host.name]))
+        else:
+            checks.append(Check(f"host {host.name}", True, f"Get-VM answered ({counts.get(host.name, 0)} VMs)"))
+    return checks
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    checks = [Check("settings", True, "valid")]
+    checks.append(_safe(lambda: check_redis(settings), "redis"))
+    checks.append(_safe(lambda: check_slack(settings), "slack"))
+    checks.append(_safe(lambda: check_approval_secret(settings), "approval secret"))
+    checks += host_checks(settings)
+    return checks
+
+
+@click.command("check-config")
+def check_config_command() -> None:
+    """Validate settings and reach Redis, Slack and every Hyper-V host; exit 1 if anything fails."""
+    try:
+        settings = Settings()
+    except SettingsError as exc:
+        click.echo(f"FAIL settings: {exc}")
+        raise SystemExit(1) from None
+    except ValidationError as exc:
+        click.echo("FAIL settings:")
+        for error in exc.errors():
+            click.echo(f"  {'.'.join(map(str, error['loc']))}: {error['msg']}")  # messages never carry values
+        raise SystemExit(1) from None
+    checks = run_checks(settings)
+    for check in checks:
+        click.echo(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    raise SystemExit(0 if all(c.ok for c in checks) else 1)

@@ -1,0 +1,139 @@
+"""`hvbot demo`: the lab's default fleet, a worker and the console in one process. No Slack, no Windows.
+
+Redis: REDIS_URL when it answers; else a private `redis-server` if installed; else fakeredis in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TextIO
+
+import click
+import redis
+from pydantic import SecretStr
+
+from bot.app import build_app
+from bot.adapters.console import Console, run_lines, start_worker_thread
+from bot.adapters.fake_slack import FakeSlack
+from bot.logs import configure_logging
+from bot.delivery.reporters import reporters_installed
+from bot.runtime import build_runtime
+from bot.settings import Settings
+
+
+DEMO_TOKEN = "xoxb-demo-not-a-real-token"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except (redis.RedisError, ValueError):
+        return False
+
+
+@contextmanager
+def private_redis_server() -> Iterator[str]:
+    workdir = tempfile.mkdtemp(prefix="hvbot-redis-")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while not _answers(url):  # redis-server binds within milliseconds; give up after 10 s
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the private redis-server did not start")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def choose_redis(stack: ExitStack, url: str | None) -> tuple[redis.Redis, str]:
+    """A Redis connection and a sentence saying which Redis it is."""
+    if url and _answers(url):
+        return redis.Redis.from_url(url), f"Redis: {_safe(url)} (from REDIS_URL)"
+    if shutil.which("redis-server"):
+        private = stack.enter_context(private_redis_server())
+        return redis.Redis.from_url(private), f"Redis: a private redis-server at {private}"
+    import fakeredis
+
+    return fakeredis.FakeRedis(), "Redis: fakeredis, an in-process stand-in (no redis-server installed)"
+
+
+def _safe(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"  # never print a password
+
+
+def demo_roles(settings: Settings) -> dict[str, list[str]]:
+    """With no roles configured the demo casts two people, so failover and approval can be tried at once."""
+    if settings.operators or settings.approvers:
+        return {}
+    return {"operators": ["U100"], "approvers": ["U200"]}
+
+
+def run_session(settings: Settings, stdin: TextIO, stdout: TextIO, redis_conn: redis.Redis | None = None) -> None:
+    """Fake Slack + Bolt app + worker thread + console, against settings.inventory / HVBOT_INVENTORY."""
+    configure_logging(json_logs=False, level=logging.ERROR)  # the chat is the output; host warnings are in it
+    with ExitStack() as stack:
+        if redis_conn is None:
+            redis_conn, which = choose_redis(stack, settings.redis_url)
+            stdout.write(which + "\n")
+        fake = stack.enter_context(FakeSlack())
+        settings = settings.model_copy(update={
+            "slack_bot_token": settings.slack_bot_token or SecretStr(DEMO_TOKEN),
+            "slack_api_url": fake.api_url,
+            "channel_post_interval_seconds": 0.0,
+            # a fresh random key per demo session: approval buttons are HMAC-signed, never with a built-in constant
+            "approval_secret": settings.approval_secret or SecretStr(secrets.token_hex(32)),
+            **demo_roles(settings),
+        })
+        if not (settings.operators or settings.approvers):
+            stdout.write("Roles: you are U100 (operator); type `as U200` to act as the on-call approver\n")
+        if settings.inventory is not None:
+            os.environ["HVBOT_INVENTORY"] = str(settings.inventory)  # the in-process worker (jobs.hyperv.settings) reads it
+        runtime = build_runtime(settings, connection=redis_conn)
+        stack.enter_context(reporters_installed(runtime))
+        app = build_app(settings, runtime=runtime)
+        start_worker_thread(settings.queue, redis_conn)
+        console = Console(app, fake, stdout)
+        run_lines(console, stdin, interactive=stdin.isatty())
+
+
+@click.command("demo")
+@click.option("--https", is_flag=True, help="run the lab hosts over HTTPS")
+def demo_command(https: bool) -> None:
+    """The bot on the embedded lab fleet, chatting in this terminal (reads stdin when piped)."""
+    from lab.fleet import Lab
+    from lab.fleet_file import default_fleet
+
+    out = sys.stdout
+    with ExitStack() as stack:
+        lab = stack.enter_context(Lab(default_fleet(), https=https))
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hvbot-demo-")))
+        inventory = lab.write_inventory(workdir / "inventory.yml")
+        out.write(f"Lab: {len(lab.fleet.hosts)} simulated Hyper-V hosts ({', '.join(lab.fleet.hosts)})\n")
+        settings = Settings(inventory=inventory, slack_signing_secret=None, slack_app_token=None)
+        if "HVBOT_QUEUE" not in os.environ:  # keep demo jobs away from a real deployment's queue
+            settings = settings.model_copy(update={"queue": "hvbot-demo"})
+        run_session(settings, sys.stdin, out)

@@ -1,0 +1,245 @@
+"""The `/hyperv` grammar: text -> typed Command. Help, usage lines and suggestions are generated from GRAMMAR."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from dataclasses import dataclass, field
+
+MAX_TEXT = 1000
+MAX_TARGETS = 20
+# Names, IPs (v4/v6), prefixes (10.0.4. or 10.0.4.0/24) and wildcard filters. Everything else is refused early.
+# Quoted VM names may contain inner spaces ("web 01"); commands are sent as parameters, never as script text.
+_TOKEN = re.compile(r"^[A-Za-z0-9_*](?:[A-Za-z0-9._:/* -]{0,98}[A-Za-z0-9._:/*-])?$")
+_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SLACK_LINK = re.compile(r"<(?:mailto:|https?://)?[^|>]*\|([^>]*)>")
+_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u00a0": " "})
+
+VIEWER, OPERATOR, APPROVER = "viewer", "operator", "approver"
+FAILOVER_KINDS = ("planned", "unplanned", "test", "cancel", "complete")
+
+
+@dataclass(frozen=True)
+class Verb:
+    name: str
+    args: str  # usage shape, e.g. "VM" or "[VM|IP|PREFIX ...]"
+    summary: str
+    role: str
+    positional: str  # "none" | "optional" | "one" | "many"
+    options: tuple[str, ...] = ()  # accepted --options taking a value
+    lookup: bool = False  # runs on a worker against the fleet; answered to the requester unless --here
+
+    def usage(self) -> str:
+        parts = [f"/hyperv {self.name}", self.args] + [f"[--{o} {o.upper()}]" for o in self.options]
+        if self.lookup:
+            parts.append("[--here]")
+        return " ".join(p for p in parts if p)
+
+
+GRAMMAR: tuple[Verb, ...] = (
+    Verb("help", "[COMMAND]", "show this help, or one command's usage", VIEWER, "optional"),
+    Verb("ips", "[VM|IP|PREFIX ...]", "IP addresses of VMs; find a VM by IP or prefix", VIEWER, "many", ("host",), True),
+    Verb("vms", "[FILTER]", "list VMs (FILTER may use * wildcards)", VIEWER, "optional", ("host",), True),
+    Verb("memory", "[VM]", "dynamic memory: assigned, demand, pressure", VIEWER, "optional", ("host",), True),
+    Verb("teaming", "[VM [on|off]]", "NIC teaming setting of VM network adapters; on|off changes it (operator)",
+         VIEWER, "many", ("host",), True),
+    Verb("checkpoints", "VM", "checkpoints of one VM", VIEWER, "one", ("host",), True),
+    Verb("jobs", "", "running and recent jobs", VIEWER, "none"),
+    Verb("cancel", "JOB", "cancel a queued or running job (your own, or any as operator)", VIEWER, "one"),
+    Verb("audit", "[N]", "the last N audit entries (default 20, max 100)", APPROVER, "optional"),
+    Verb("failover", "VM [planned|unplanned|test|cancel|complete]", "preview a Replica failover, then request "
+         "approval (default: planned)", OPERATOR, "many", ("point", "host")),
+    Verb("reverse", "VM", "preview reverse replication after a failover, then request approval", OPERATOR, "one",
+         ("host",)),
+    Verb("points", "VM", "recovery points of a replicated VM", VIEWER, "one", ("host",), True),
+    Verb("backup-check", "VM", "can the Replica VM be backed up now? (retried while transient)", VIEWER, "one"),
+    Verb("backup-window", "VM DURATION|end", "pause replication for a backup (like 2h), or end the window now",
+         OPERATOR, "many", ("at",)),
+    Verb("checkpoint", "VM [NAME]", "create a checkpoint (Checkpoint-VM)", OPERATOR, "many"),
+    Verb("export", "VM CHECKPOINT PATH", "export a checkpoint to D:\\Exports or \\\\server\\share (progress, "
+         "cancel)", OPERATOR, "many"),
+    Verb("replication", "[VM|HOST] [--fresh]", "replica health from the last sweep (--fresh: sweep now too)", VIEWER,
+         "optional"),
+    Verb("silence", "VM|HOST DURATION", "mute replica alerts of a VM or host for DURATION (30m, 2h, 1d)", OPERATOR,
+         "many"),
+)
+VERBS: dict[str, Verb] = {v.name: v for v in GRAMMAR}
+
+
+class CommandError(ValueError):
+    """A clear, user-facing reason why the text is not a command; `usage` is the line to show with it."""
+
+    def __init__(self, message: str, usage: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+
+    def text(self) -> str:
+        return f"{self.message}\nUsage: `{self.usage}`" if self.usage else self.message
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: str
+    args: tuple[str, ...] = ()
+    host: str | None = None
+    here: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> Verb:
+        return VERBS[self.verb]
+
+    def canonical(self) -> str:
+        """The command as hvbot understood it (what the audit log and messages show)."""
+        parts = [self.verb, *(_quote(a) for a in self.args)]
+        if self.host:
+            parts += ["--host", _quote(self.host)]
+        if self.here:
+            parts.append("--here")
+        return " ".join(parts)
+
+
+def _quote(token: str) -> str:
+    return token if _TOKEN.match(token) else shlex.quote(token)
+
+
+def suggest(word: str, choices: list[str]) -> str | None:
+    match = difflib.get_close_matches(word.lower(), choices, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def tokenize(text: str) -> list[str]:
+    if len(text) > MAX_TEXT:
+        raise CommandError(f"That command is too long ({len(text)} characters; the limit is {MAX_TEXT}).")
+    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in text):
+        raise CommandError("That command contains control characters; please type it again as plain text.")
+    cleaned = _SLACK_LINK.sub(r"\1", text.translate(_QUOTES))  # Slack auto-links host names: keep the label
+    try:
+        lexer = shlex.shlex(cleaned, posix=True)  # shlex.split, except that \ is a plain character:
+        lexer.whitespace_split, lexer.commenters, lexer.escape = True, "", ""  # Windows paths (export PATH)
+        return list(lexer)
+    except ValueError:
+        raise CommandError("Unbalanced quotes in the command; close every \" or '.") from None
+
+
+def parse(text: str) -> Command:
+    """Parse the text after `/hyperv`. Raises CommandError with a clear message (and usage) when it is not valid."""
+    words = tokenize(text or "")
+    if not words:
+        return Command("help")
+    name, rest = words[0].lower(), words[1:]
+    verb = VERBS.get(name)
+    if verb is None:
+        hint = suggest(name, list(VERBS))
+        shown = name if len(name) <= 30 else name[:30] + "…"
+        did_you_mean = f" Did you mean `{hint}`?" if hint else ""
+        raise CommandError(f"Unknown command `{shown}`.{did_you_mean} Try `/hyperv help`.")
+    args, options, here = _split_options(verb, rest)
+    _check_positionals(verb, args)
+    host = options.pop("host", None)
+    if host is not None and not _HOST.match(host):
+        raise CommandError(f"`{host[:30]}` is not a host name (letters, digits, . - _).", verb.usage())
+    return Command(verb.name, tuple(args), host=host, here=here, extra=options)
+
+
+def _split_options(verb: Verb, words: list[str]) -> tuple[list[str], dict[str, str], bool]:
+    args: list[str] = []
+    options: dict[str, str] = {}
+    here = False
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word.startswith("--") or word.startswith("\u2014"):  # macOS turns -- into an em dash
+            opt = word.lstrip("-\u2014").lower()
+            if opt == "here" and verb.lookup:
+                here = True
+            elif opt == "fresh" and verb.name == "replication":  # a flag: answer and also sweep now
+                options["fresh"] = "1"
+            elif opt in verb.options:
+                if i + 1 >= len(words):
+                    raise CommandError(f"`--{opt}` needs a value.", verb.usage())
+                if opt in options:
+                    raise CommandError(f"`--{opt}` is given twice.", verb.usage())
+                options[opt] = words[i + 1]
+                i += 1
+            else:
+                allowed = list(verb.options) + (["here"] if verb.lookup else [])
+                hint = suggest(opt, allowed)
+                did = f" Did you mean `--{hint}`?" if hint else ""
+                raise CommandError(f"`{verb.name}` has no option `--{opt[:30]}`.{did}", verb.usage())
+        else:
+            args.append(word)
+        i += 1
+    return args, options, here
+
+
+def _check_positionals(verb: Verb, args: list[str]) -> None:
+    count = len(args)
+    if verb.name in ("backup-check", "backup-window", "checkpoint", "export"):
+        from bot.grammar_args import check_args  # issue #6: positional shapes (DURATION, Windows PATH)
+
+        try:
+            check_args(verb.name, args, lambda token, what: _check_token(verb, token, what))
+        except ValueError as err:
+            if isinstance(err, CommandError):
+                raise
+            raise CommandError(str(err), verb.usage()) from None
+        return
+    if verb.name == "teaming" and (count > 2 or (count == 2 and args[1].lower() not in ("on", "off"))):
+        raise CommandError("`teaming` takes a VM, optionally followed by `on` or `off`.", verb.usage())
+    if verb.name == "teaming" and count == 2 and "*" in args[0]:
+        raise CommandError("Changing teaming names one VM exactly (no * wildcards).", verb.usage())
+    if verb.positional == "none" and count:
+        raise CommandError(f"`{verb.name}` takes no arguments.", verb.usage())
+    if verb.positional == "optional" and count > 1:
+        raise CommandError(f"`{verb.name}` takes at most one argument.", verb.usage())
+    if verb.positional == "one" and count != 1:
+        raise CommandError(f"`{verb.name}` needs exactly one {verb.args}.", verb.usage())
+    if verb.positional == "many" and count > MAX_TARGETS:
+        raise CommandError(f"At most {MAX_TARGETS} targets per request (got {count}).", verb.usage())
+    for arg in args:
+        _check_arg(verb, arg)
+
+
+def _check_arg(verb: Verb, arg: str) -> None:
+    if verb.name == "help":
+        if arg.lower() not in VERBS:
+            hint = suggest(arg, list(VERBS))
+            raise CommandError(f"No command `{arg[:30]}`." + (f" Did you mean `{hint}`?" if hint else ""))
+    elif verb.name == "audit":
+        if not arg.isdigit() or not 1 <= int(arg) <= 100:
+            raise CommandError("N must be a number from 1 to 100.", verb.usage())
+    elif verb.name == "failover" and arg.lower() in FAILOVER_KINDS:
+        return  # the kind word; its position and count are checked by bot.listeners.failover
+    elif verb.name in ("failover", "reverse", "points") and "*" in arg:
+        raise CommandError("A failover names one VM exactly (no * wildcards).", verb.usage())
+    elif verb.name == "teaming" and arg.lower() in ("on", "off"):
+        return  # the switch word; its position is checked in _check_positionals
+    elif verb.name == "cancel":
+        if not _JOB_ID.match(arg):
+            raise CommandError("That is not a job id (letters, digits, - and _ only).", verb.usage())
+    else:
+        _check_token(verb, arg, verb.args.strip("[]. ").split("|")[0].lower() or "argument")
+
+
+def _check_token(verb: Verb, token: str, what: str) -> None:
+    if not _TOKEN.match(token):
+        shown = token if len(token) <= 30 else token[:30] + "…"
+        raise CommandError(
+            f"`{shown}` is not a valid {what}: use letters, digits and . - _ : / * (at most 100 characters).",
+            verb.usage(),
+        )
+
+
+def help_text(topic: str | None = None) -> str:
+    """Help generated from GRAMMAR; role names say who may run each command."""
+    if topic:
+        verb = VERBS[topic.lower()]
+        return f"`{verb.usage()}`\n{verb.summary} (role: {verb.role})"
+    lines = ["*hvbot* — Hyper-V from Slack. Commands:"]
+    lines += [f"• `{v.usage()}` — {v.summary}" + ("" if v.role == VIEWER else f" ({v.role})") for v in GRAMMAR]
+    lines.append("Lookups answer only you; add `--here` to post the answer in the channel.")
+    return "\n".join(lines)

@@ -1,0 +1,201 @@
+"""Backups and exports from chat (issue #6): `/hyperv backup-check|backup-window|checkpoint|export`.
+
+backup-check (viewer) is enqueued at once. The others change the fleet, so they answer with a confirm card
+(`bot.views.backup.confirm_card`); the request waits in Redis (`PENDING_KEY`, one use, 15 min) until Run is
+clicked, and the clicker's operator role is checked again at click time. Cancel (exports) and the on-call
+alert's Retry / Resynchronize buttons need the operator role too. The jobs live in jobs.backup.tasks and
+jobs.backup.export_tasks; every request's status is one channel message updated in place.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.views import backup as bv
+from bot.views import common as views
+from jobs.audit import AuditEntry
+from bot.grammar_args import parse_at, parse_duration
+from bot.grammar import OPERATOR, Command
+from bot.runtime import Runtime
+from jobs.backup import tasks as backup_jobs
+from jobs.backup import export_tasks as export_jobs
+from jobs.backup.alert import load_alert
+from jobs.backup.settings import BackupSettings
+from jobs.ports import ReplyTo
+
+PENDING_KEY = "hvbot:backup:pending:{}"
+PENDING_TTL = 900
+
+
+def handle(runtime: Runtime, command: Command, user: str, channel: str) -> views.View:
+    """The ack of one backup/export command: the check is enqueued, the others get a confirm card."""
+    vm = command.args[0]
+    if command.verb == "backup-check":
+        key = f"bk{secrets.token_hex(5)}"
+        reply = ReplyTo(channel, user, command.canonical(), here=True).to_dict()
+        backup_jobs.enqueue(runtime.queue, "jobs.backup.tasks.run_check",
+                            {"vm": vm, "key": key, "reply": reply, "attempt": 1,
+                             "heartbeat_seconds": runtime.settings.abandoned_check_seconds},
+                            f"{key}-1", runtime.settings.job_timeout_seconds)
+        runtime.record(user, channel, command.canonical(), "accepted", "", key)
+        return views.notice(f"Checking whether {vm} can be backed up; the answer is posted in this channel and "
+                            "updated in place while hvbot retries.")
+    request: dict[str, Any] = {"verb": command.verb, "args": list(command.args), "user": user, "channel": channel,
+                               "command": command.canonical()}
+    if "at" in command.extra:
+        if command.args[1].lower() == "end":
+            return views.notice("`--at` goes with a DURATION, not with `end`.")
+        try:
+            request["at"] = parse_at(command.extra["at"], datetime.now(UTC)).isoformat()
+        except ValueError as err:
+            return views.notice(f"{err}\nUsage: `/hyperv backup-window VM DURATION|end [--at TIME]`")
+    request_id = secrets.token_hex(8)
+    runtime.redis.set(PENDING_KEY.format(request_id), json.dumps(request), ex=PENDING_TTL)
+    runtime.record(user, channel, command.canonical(), "confirm", "waiting for Run", request_id)
+    return bv.confirm_card(describe(request), request_id)
+
+
+def describe(request: dict[str, Any]) -> str:
+    verb, args = request["verb"], request["args"]
+    if verb == "backup-window" and args[1].lower() == "end":
+        return f"End the backup window of {args[0]} now: resume replication and verify it."
+    if verb == "backup-window":
+        side = BackupSettings().pause_side.value
+        when = f"at {request['at']}" if request.get("at") else "now"
+        return (f"Pause replication of {args[0]} on the {side} side {when} for {args[1]}; it is resumed "
+                "at the end of the window.")
+    if verb == "checkpoint":
+        return f"Create a checkpoint of {args[0]}" + (f" named '{args[1]}'." if len(args) > 1 else ".")
+    return f"Export checkpoint '{args[1]}' of {args[0]} to {args[2]} on its host (a long job you can cancel)."
+
+
+def _clicker(body: dict[str, Any]) -> tuple[str, str]:
+    user = body.get("user", {}).get("id", "")
+    channel = (body.get("channel") or {}).get("id", "") or body.get("container", {}).get("channel_id", "")
+    return str(user), str(channel)
+
+
+def _operator(runtime: Runtime, body: dict[str, Any], what: str, respond: Respond) -> str | None:
+    """The clicker's id when they are an operator (checked now, at click time); else tell them and audit."""
+    user, channel = _clicker(body)
+    decision = runtime.authz.check(user, channel, OPERATOR, what)
+    if not decision.allowed:
+        runtime.record(user, channel, what, "refused", decision.reason)
+        respond(text=decision.reason, response_type="ephemeral", replace_original=False)
+        return None
+    return user
+
+
+def on_run(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    request_id = str(action.get("value", ""))
+    raw = runtime.redis.get(PENDING_KEY.format(request_id))
+    what = json.loads(raw)["command"] if raw else "backup request"
+    user = _operator(runtime, body, what, respond)
+    if user is None:
+        return
+    raw = runtime.redis.getdel(PENDING_KEY.format(request_id))  # one use: a double click runs it once
+    if raw is None:
+        respond(text="This request has expired or already ran; type the command again.",
+                response_type="ephemeral", replace_original=False)
+        return
+    request = json.loads(raw)
+    key = start(runtime, request, user)
+    runtime.audit.record(AuditEntry(user, request["channel"], request["command"], "accepted", "confirmed", key))
+    respond(text=f"Started `{request['command']}`; its status is posted in this channel.",
+            response_type="ephemeral", replace_original=True)
+
+
+def start(runtime: Runtime, request: dict[str, Any], user: str) -> str:
+    """Enqueue (or schedule) the confirmed request; returns its message key."""
+    verb, args = request["verb"], request["args"]
+    beat = runtime.settings.abandoned_check_seconds
+    timeout = runtime.settings.job_timeout_seconds
+    reply = ReplyTo(request["channel"], user, request["command"], here=True).to_dict()
+    prefix = {"backup-window": "bw", "checkpoint": "cp", "export": "ex"}[verb]
+    key = f"{prefix}{secrets.token_hex(5)}"
+    base = {"vm": args[0], "key": key, "reply": reply, "heartbeat_seconds": beat}
+    if verb == "export":
+        backup_jobs.enqueue(runtime.queue, "jobs.backup.export_tasks.run_export",
+                            {**base, "checkpoint": args[1], "path": args[2]}, key,
+                            export_jobs.job_timeout(BackupSettings()))
+    elif verb == "checkpoint":
+        backup_jobs.enqueue(runtime.queue, "jobs.backup.tasks.run_checkpoint",
+                            {**base, "name": args[1] if len(args) > 1 else None}, key, timeout)
+    elif args[1].lower() == "end":
+        backup_jobs.enqueue(runtime.queue, "jobs.backup.tasks.run_window_end", {**base, "user": user}, key, timeout)
+    else:
+        _start_window(runtime, request, base, user, key)
+    return key
+
+
+def _start_window(runtime: Runtime, request: dict[str, Any], base: dict[str, Any], user: str, key: str) -> None:
+    seconds = int(parse_duration(request["args"][1]).total_seconds())
+    at = datetime.fromisoformat(request["at"]) if request.get("at") else None
+    kwargs = {**base, "seconds": seconds, "user": user}
+    backup_jobs.enqueue(runtime.queue, "jobs.backup.tasks.run_window_start", kwargs, key,
+                        runtime.settings.job_timeout_seconds, at=at)
+    if at is not None:
+        backup_jobs.remember_window_message(runtime.redis, base["vm"], key, base["reply"], start_job=key)
+        runtime.reporter.update(key, ReplyTo.from_dict(base["reply"]), (
+            f":calendar: *backup-window {base['vm']}*: replication will be paused at "
+            f"{at.astimezone(UTC):%Y-%m-%d %H:%M UTC} for {request['args'][1]} (requested by <@{user}>)."))
+
+
+def on_export_cancel(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    key = str(action.get("value", ""))
+    user = _operator(runtime, body, f"cancel export {key}", respond)
+    if user is None:
+        return
+    runtime.redis.set(export_jobs.CANCEL_KEY.format(key), user, ex=86400)  # read by the job after each poll
+    runtime.record(user, _clicker(body)[1], f"cancel export {key}", "cancelled", "", key)
+    respond(text="Cancelling the export; the message says when it stopped.", response_type="ephemeral",
+            replace_original=False)
+
+
+def on_alert_action(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    vm = str(action.get("value", ""))
+    resync = action.get("action_id") == bv.ACTION_ALERT_RESYNC
+    what = f"backup-window {vm} {'resynchronize' if resync else 'retry resume'}"
+    user = _operator(runtime, body, what, respond)
+    if user is None:
+        return
+    alert = load_alert(runtime.redis, vm)
+    container = body.get("container", {})
+    key = str(alert["id"]) if alert else f"bkalert-{vm}-{secrets.token_hex(3)}"
+    reply = ReplyTo(str(container.get("channel_id") or _clicker(body)[1]), user, what, here=True).to_dict()
+    job_id = f"ba{secrets.token_hex(5)}"
+    backup_jobs.enqueue(runtime.queue, "jobs.backup.tasks.run_alert_action",
+                        {"vm": vm, "resync": resync, "key": key, "reply": reply, "user": user,
+                         "heartbeat_seconds": runtime.settings.abandoned_check_seconds},
+                        job_id, runtime.settings.job_timeout_seconds)
+    runtime.record(user, reply["channel"], what, "accepted", "", job_id)
+
+
+def register(app: App, runtime: Runtime) -> None:
+    def run(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()  # first: Slack's 3 s; what follows is a few Redis calls
+        on_run(runtime, body, action, respond)
+
+    def dismiss(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        runtime.redis.delete(PENDING_KEY.format(str(action.get("value", ""))))
+        respond(delete_original=True)
+
+    def cancel(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        on_export_cancel(runtime, body, action, respond)
+
+    def alert(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        on_alert_action(runtime, body, action, respond)
+
+    app.action(bv.ACTION_RUN)(run)
+    app.action(bv.ACTION_DISMISS)(dismiss)
+    app.action(bv.ACTION_EXPORT_CANCEL)(cancel)
+    app.action(bv.ACTION_ALERT_RETRY)(alert)
+    app.action(bv.ACTION_ALERT_RESYNC)(alert)

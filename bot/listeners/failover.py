@@ -1,0 +1,274 @@
+"""Failover from chat: command → preview job → Request → approval card → Approve → execution job → card updates.
+
+The approval state machine is ``jobs.failover.approvals.ApprovalStore`` (atomic, HMAC-bound, audited); this module wires
+it to Slack: who may click what (checked at click time), where cards go, and the worker-side card reporter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.views import failover as fv
+from bot.views import common as views
+from jobs.failover.approvals import ApprovalStore, Decision, parse_button_value
+from jobs.audit import AuditEntry
+from bot.grammar import APPROVER, FAILOVER_KINDS, OPERATOR, Command
+from bot.runtime import Runtime
+from bot.settings import Settings
+from jobs.failover.tasks import PREVIEW_KEY, RUNS_KEY  # noqa: F401  # keys shared with the worker side
+
+log = logging.getLogger("hvbot.failover")
+AUDIT_STREAM = "hvbot:audit"
+PROGRESS_KEY = "hvbot:failover:progress:{}"
+
+
+class ApprovalSecretMissing(RuntimeError):
+    """No key to sign approval buttons with: a guessable built-in key would let anyone forge an approval."""
+
+
+APPROVAL_SECRET_MISSING = ("no approval secret: set HVBOT_APPROVAL_SECRET (16+ characters) or SLACK_SIGNING_SECRET; "
+                           "failover approvals cannot be signed without one")
+
+
+def approval_secret(settings: Settings) -> str:
+    secret = settings.secret("approval_secret") or settings.secret("slack_signing_secret")
+    if not secret:
+        raise ApprovalSecretMissing(APPROVAL_SECRET_MISSING)
+    return secret
+
+
+def approval_store(settings: Settings, connection: redis.Redis) -> ApprovalStore:
+    return ApprovalStore(connection, secret=approval_secret(settings), audit_stream=AUDIT_STREAM)
+
+
+def handle(runtime: Runtime, command: Command, user: str, channel: str) -> views.View:
+    """`/hyperv failover|reverse`: enqueue the preview (it reads the hosts); the answer comes as an ephemeral."""
+    args = list(command.args)
+    kind = "reverse" if command.verb == "reverse" else (args[1].lower() if len(args) > 1 else "planned")
+    if command.verb == "failover" and (len(args) not in (1, 2) or args[0].lower() in FAILOVER_KINDS
+                                       or (len(args) == 2 and kind not in FAILOVER_KINDS)):
+        runtime.record(user, channel, command.canonical(), "invalid", "bad failover arguments")
+        return views.notice("Usage: /hyperv failover VM [planned|unplanned|test|cancel|complete] "
+                            "[--point RECOVERY_POINT] [--host HOST]")
+    preview_id = secrets.token_hex(8)
+    card = {"requester": user, "channel": channel, "kind": kind, "vm": args[0]}
+    job_id = f"fp{secrets.token_hex(5)}"
+    runtime.queue.enqueue("jobs.failover.tasks.run_preview", kwargs={
+        "preview_id": preview_id, "kind": kind, "vm": args[0], "point": command.extra.get("point"),
+        "host": command.host, "card": card}, job_id=job_id, job_timeout=runtime.settings.job_timeout_seconds,
+        description=f"/hyperv {command.canonical()} by {user} (preview)")
+    runtime.record(user, channel, command.canonical(), "accepted", "preview", job_id)
+    return views.notice(f"Reading the replication state of {args[0]} on both hosts for a {kind} preview …")
+
+
+def _user_channel(body: dict[str, Any]) -> tuple[str, str]:
+    user = body.get("user", {}).get("id", "")
+    channel = (body.get("channel") or {}).get("id", "") or body.get("container", {}).get("channel_id", "")
+    return str(user), str(channel)
+
+
+def _audit(runtime: Runtime, user: str, channel: str, what: str, outcome: str, detail: str = "", ref: str = "") -> None:
+    runtime.audit.record(AuditEntry(user, channel, what, outcome, detail[:300], ref))
+
+
+def on_request(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], action: dict[str, Any],
+               respond: Respond) -> None:
+    user, channel = _user_channel(body)
+    preview_id = str(action.get("value", ""))
+    raw = runtime.redis.get(PREVIEW_KEY.format(preview_id))
+    data = json.loads(raw) if raw else None
+    if data is None or data.get("refused") or data.get("error"):
+        respond(text="This preview has expired or is not runnable; run the command again.",
+                response_type="ephemeral", replace_original=False)
+        return
+    if not runtime.authz.has_role(user, OPERATOR):
+        _audit(runtime, user, channel, f"failover {data['vm']} {data['kind']}", "refused", "request needs operator")
+        respond(text=f"Requesting a failover needs the *{OPERATOR}* role.", response_type="ephemeral",
+                replace_original=False)
+        return
+    needs = data["kind"] != "test" or runtime.settings.test_failover_needs_approval
+    params = {k: data.get(k) for k in ("kind", "vm", "point", "primary", "replica", "signature")}
+    approval = store.request("failover", params, user, channel, runtime.settings.approval_ttl_seconds, needs)
+    runtime.redis.set(PREVIEW_KEY.format(f"a:{approval.id}"), json.dumps(data),
+                      ex=runtime.settings.approval_ttl_seconds + 7 * 86400)
+    target = runtime.settings.approval_channel or channel
+    expires = datetime.fromtimestamp(approval.expires_at, UTC).strftime("%H:%M UTC")
+    view = fv.approval_card(data, user, approval.button_value, expires) if needs else fv.progress(data, "starting", [])
+    posted = runtime.client.chat_postMessage(channel=target, text=view.text, blocks=[b.to_dict() for b in view.blocks])
+    store.attach_message(approval.id, str(posted["channel"]), str(posted["ts"]))
+    respond(text=f"Requested (approval {approval.id}) in <#{target}>.", response_type="ephemeral",
+            replace_original=True)
+    if not needs:
+        _start(runtime, store, approval.id, user)
+
+
+def on_decision(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], action: dict[str, Any],
+                respond: Respond) -> Decision:
+    """Approve or Reject: the approver role is checked now, at click time; the store decides atomically."""
+    user, channel = _user_channel(body)
+    approval_id, digest = parse_button_value(str(action.get("value", "")))
+    decision = "approve" if action.get("action_id") == fv.ACTION_APPROVE else "reject"
+    result = store.decide(approval_id, decision, user, runtime.authz.has_role(user, APPROVER), digest)
+    if not result.ok:
+        respond(text=f"Not {decision}d: {result.reason}.", response_type="ephemeral", replace_original=False)
+        return result
+    approval = result.approval
+    assert approval is not None
+    data = _stored(runtime, approval.id)
+    if result.verdict == "rejected":
+        _update(runtime, approval.channel, approval.message_ts, fv.decided(data, f"Rejected by <@{user}>."))
+        return result
+    _start(runtime, store, approval.id, user)
+    return result
+
+
+def on_next_action(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    """A safe-next-action button of a failed run: the same path as typing the command (operator, preview)."""
+    from bot.grammar import CommandError, parse
+
+    user, channel = _user_channel(body)
+    kind, _, vm = str(action.get("value", "")).partition(":")
+    text = f"reverse {vm}" if kind == "reverse" else f"failover {vm} {kind}"
+    try:  # the value comes back from Slack: parse it like typed text (names, kinds), never trust it
+        command = parse(text)
+    except CommandError as exc:
+        respond(text=exc.message, response_type="ephemeral", replace_original=False)
+        return
+    decision = runtime.authz.check(user, channel, command.spec.role, command.verb)
+    if not decision.allowed:
+        runtime.record(user, channel, command.canonical(), "refused", decision.reason)
+        respond(text=decision.reason, response_type="ephemeral", replace_original=False)
+        return
+    view = handle(runtime, command, user, channel)
+    respond(text=view.text, response_type="ephemeral", replace_original=False)
+
+
+def _stored(runtime: Runtime, approval_id: str) -> dict[str, Any]:
+    raw = runtime.redis.get(PREVIEW_KEY.format(f"a:{approval_id}"))
+    return json.loads(raw) if raw else {"kind": "?", "vm": "?", "description": "", "steps": []}
+
+
+def _start(runtime: Runtime, store: ApprovalStore, approval_id: str, user: str) -> None:
+    """approved → executing exactly once, then the execution job; later callers do nothing."""
+    if not store.claim_execution(approval_id, f"enqueued-by-{user}"):
+        return
+    approval = store.get(approval_id)
+    assert approval is not None
+    p = approval.params
+    card = {"approval_id": approval_id, "channel": approval.channel, "ts": approval.message_ts,
+            "kind": p["kind"], "vm": p["vm"], "requester": approval.requester, "approver": approval.decided_by}
+    _update(runtime, approval.channel, approval.message_ts,
+            fv.progress(_stored(runtime, approval_id), f"approved by {approval.decided_by}, running", []))
+    runtime.queue.enqueue("jobs.failover.tasks.run_failover", kwargs={
+        "approval_id": approval_id, "kind": p["kind"], "vm": p["vm"], "primary": p["primary"],
+        "replica": p["replica"], "point": p.get("point"), "signature": p["signature"], "card": card,
+        "heartbeat_seconds": min(5.0, runtime.settings.abandoned_check_seconds)},
+        job_id=f"fo{approval_id}", job_timeout=max(runtime.settings.job_timeout_seconds, 1800),
+        description=f"{p['kind']} failover of {p['vm']} (approval {approval_id})")  # no Retry: steps mutate
+
+
+def _update(runtime: Runtime, channel: str, ts: str, view: views.View) -> None:
+    if channel and ts:
+        runtime.client.chat_update(channel=channel, ts=ts, text=view.text, blocks=[b.to_dict() for b in view.blocks])
+
+
+class CardReporter:
+    """The worker side (``jobs.ports.StepReporter``): previews, per-step card updates, the outcome."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._store: ApprovalStore | None = None  # built on first use: lookups-only workers need no approval key
+
+    @property
+    def store(self) -> ApprovalStore:
+        if self._store is None:
+            self._store = approval_store(self.runtime.settings, self.runtime.redis)
+        return self._store
+
+    def preview(self, card: dict[str, Any], preview_id: str, data: dict[str, Any]) -> None:
+        if data.get("error"):
+            view = views.notice(f"{data['kind']} failover of {data['vm']}: {data['error']}")
+        else:
+            view = fv.preview(data, preview_id)
+        self.runtime.client.chat_postEphemeral(channel=card["channel"], user=card["requester"], text=view.text,
+                                               blocks=[b.to_dict() for b in view.blocks])
+
+    def step(self, card: dict[str, Any], step: dict[str, Any]) -> None:
+        key = PROGRESS_KEY.format(card["approval_id"])
+        self.runtime.redis.rpush(key, json.dumps(step))
+        self.runtime.redis.expire(key, 7 * 86400)
+        done = [json.loads(x) for x in self.runtime.redis.lrange(key, 0, -1)]
+        data = _stored(self.runtime, card["approval_id"])
+        _update(self.runtime, card["channel"], card["ts"], fv.progress(data, "running", done))
+        mark = "✓" if step["ok"] else "✗"
+        text = f"{mark} step {step['number']} on `{step['host']}` ({step['seconds']} s): `{step['command']}`"
+        if step.get("error"):
+            text += f"\n{step['error']}"
+        self.runtime.client.chat_postMessage(channel=card["channel"], thread_ts=card["ts"], text=text)
+        _audit(self.runtime, card.get("approver", ""), card["channel"], f"failover {card['vm']} step {step['number']}",
+               "done" if step["ok"] else "failed", step.get("error", ""), card["approval_id"])
+
+    def outcome(self, card: dict[str, Any], outcome: dict[str, Any]) -> None:
+        done = [json.loads(x) for x in self.runtime.redis.lrange(PROGRESS_KEY.format(card["approval_id"]), 0, -1)]
+        data = _stored(self.runtime, card["approval_id"])
+        _update(self.runtime, card["channel"], card["ts"], fv.outcome_blocks(data, outcome, done))
+        result = "abandoned" if outcome.get("abandoned") else "succeeded" if outcome["ok"] else "failed"
+        self.store.finish(card["approval_id"], result, detail=outcome.get("error", ""))
+        if not outcome["ok"]:
+            self.runtime.client.chat_postMessage(channel=card["channel"], thread_ts=card["ts"],
+                                                 text=f":x: {outcome['error']}")
+
+
+def expire_chore(connection: redis.Redis, now: datetime) -> int:
+    """Housekeeping: expire overdue approval requests and mark their cards."""
+    from bot.runtime import build_runtime
+
+    settings = Settings()
+    runtime = build_runtime(settings, connection=connection)
+    expired = approval_store(settings, connection).expire_due(now.timestamp())
+    for approval in expired:
+        data = _stored(runtime, approval.id)
+        _update(runtime, approval.channel, approval.message_ts,
+                fv.decided(data, "Expired: nobody approved it in time. Request it again if still needed."))
+    return len(expired)
+
+
+def register(app: App, runtime: Runtime) -> None:
+    stores: list[ApprovalStore] = []  # built at the first click: a missing secret refuses clicks, not startup
+
+    def store_now() -> ApprovalStore:
+        if not stores:
+            stores.append(approval_store(runtime.settings, runtime.redis))
+        return stores[0]
+
+    def ack_only(ack: Ack) -> None:
+        ack()
+
+    def request(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        on_request(runtime, store_now(), body, action, respond)
+
+    def decide(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()  # first: Slack's 3 s; the store call is a few ms
+        on_decision(runtime, store_now(), body, action, respond)
+
+    def dismiss(respond: Respond) -> None:
+        respond(delete_original=True)
+
+    app.action(fv.ACTION_REQUEST)(ack=ack_only, lazy=[request])
+    app.action(fv.ACTION_DISMISS)(ack=ack_only, lazy=[dismiss])
+
+    def next_action(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        on_next_action(runtime, body, action, respond)
+
+    for kind in fv.NEXT_LABELS:
+        app.action(f"{fv.ACTION_NEXT}_{kind}")(ack=ack_only, lazy=[next_action])
+    app.action(fv.ACTION_APPROVE)(decide)
+    app.action(fv.ACTION_REJECT)(decide)

@@ -1,0 +1,236 @@
+"""Chat side of the replica monitor: `/hyperv replication`, `/hyperv silence`, and the alert message's buttons.
+
+`/hyperv replication [VM|HOST] [--fresh]` answers at once from the last sweep (`jobs.monitor.sweep.load_last`) and says
+how old it is; `--fresh` also queues a sweep of the host (or of every host) right away. `/hyperv silence VM|HOST
+DURATION` mutes that VM's or host's alerts (`AlertEngine.silence`). Buttons: Ack and Snooze act on the message's
+key; the per-VM menu shows details from the last sweep, opens the failover preview (`bot.listeners.failover`), or
+queues Resume / Resync (`jobs.monitor.actions`), each checked against the clicker's role at click time.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.views import alerts as alert_views
+from bot.views import common as views
+from bot.grammar import OPERATOR, VIEWER, Command
+from bot.cli.monitor import alert_rules
+from bot.delivery.alert_poster import POSTER_TARGET
+from bot.runtime import Runtime
+from jobs.monitor.state import AlertEngine
+from jobs.monitor.rules import short_host
+from jobs.ports import ReplyTo
+from jobs.monitor.sweep import PENDING_KEY, load_last
+
+log = logging.getLogger("hvbot.monitor")
+
+MAX_LINES = 40
+MAX_SILENCE_S = 7 * 86400
+_DURATION = re.compile(r"^(\d{1,5})([smhd])$", re.IGNORECASE)
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int | None:
+    """'90m', '2h', '1d' -> seconds (at most 7 days); None when not a duration."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        return None
+    seconds = int(match.group(1)) * _UNIT_S[match.group(2).lower()]
+    return seconds if 0 < seconds <= MAX_SILENCE_S else None
+
+
+def engine(runtime: Runtime) -> AlertEngine:
+    return AlertEngine(runtime.redis, rules=alert_rules(runtime.settings))
+
+
+def handle(runtime: Runtime, command: Command, user: str, channel: str) -> views.View:
+    if command.verb == "silence":
+        return _silence(runtime, command, user, channel)
+    return _replication(runtime, command, user, channel)
+
+
+# ---- /hyperv replication ---------------------------------------------------------------------------------
+
+
+def _age(seconds: float) -> str:
+    return f"{int(seconds)} s" if seconds < 120 else f"{int(seconds // 60)} min"
+
+
+def _line(entry: dict[str, Any], vm: dict[str, Any]) -> str:
+    notes = [n for n, on in (("backup window", vm["in_backup_window"]), ("failover", vm["under_failover"])) if on]
+    extra = f" ({', '.join(notes)})" if notes else ""
+    return (f"`{vm['vm']}` on {entry['host']} · {vm['mode']} · {vm['state']} · health {vm['health']} · "
+            f"lag {alert_views.lag_text(vm['lag_s'])}{extra}")
+
+
+def replication_text(entries: list[dict[str, Any]], target: str | None, now: float) -> str:
+    if not entries:
+        return "No sweep has run yet: start `hvbot monitor`, or use `--fresh`."
+    hosts = {short_host(e["host"]) for e in entries}
+    host_pick = target is not None and short_host(target) in hosts
+    lines, oldest = [], now
+    for e in entries:
+        if host_pick and short_host(e["host"]) != short_host(str(target)):
+            continue
+        vms = e["vms"] if host_pick or target is None else [
+            v for v in e["vms"] if fnmatch.fnmatch(v["vm"].lower(), str(target).lower())]
+        if e["error"] and (host_pick or target is None):
+            lines.append(f":x: {e['error']}")  # host errors already start with the host name
+        if vms or host_pick or e["error"]:
+            oldest = min(oldest, e["at"])
+        lines += [_line(e, v) for v in vms]
+    if not lines:
+        return f"Nothing named `{target}` in the last sweep."
+    more = f"\n…and {len(lines) - MAX_LINES} more lines" if len(lines) > MAX_LINES else ""
+    head = f"Replication as of the last sweep ({_age(max(0.0, now - oldest))} ago):"
+    return "\n".join([head, *lines[:MAX_LINES]]) + more
+
+
+def _replication(runtime: Runtime, command: Command, user: str, channel: str) -> views.View:
+    target = command.args[0] if command.args else None
+    now = datetime.now(UTC)
+    entries = load_last(runtime.redis)
+    text = replication_text(entries, target, now.timestamp())
+    if command.extra.get("fresh"):
+        hosts = _hosts(runtime, entries)
+        pick = [h for h in hosts if target and short_host(h) == short_host(target)] or hosts
+        queued = queue_sweeps(runtime, pick, now)
+        text += f"\nA fresh sweep of {len(queued)} host(s) was queued; ask again in a few seconds."
+    runtime.record(user, channel, command.canonical(), "done")
+    return views.notice(text)
+
+
+def _hosts(runtime: Runtime, entries: list[dict[str, Any]]) -> list[str]:
+    if runtime.settings.inventory is not None:
+        from jobs.hyperv.hosts import load_inventory
+
+        return load_inventory(runtime.settings.inventory).names
+    return [e["host"] for e in entries]
+
+
+def queue_sweeps(runtime: Runtime, hosts: list[str], now: datetime) -> list[str]:
+    rules = alert_rules(runtime.settings).model_dump(mode="json")
+    queued = []
+    for host in hosts:
+        if not runtime.redis.set(PENDING_KEY.format(host), now.isoformat(), nx=True, ex=300):
+            continue  # a sweep of this host is already queued or running
+        runtime.queue.enqueue("jobs.monitor.sweep.run_host_sweep", kwargs={
+            "host": host, "now": now.isoformat(), "rules": rules, "poster_target": POSTER_TARGET,
+        }, job_timeout=120, result_ttl=300, description=f"replica sweep of {host} (fresh)")
+        queued.append(host)
+    return queued
+
+
+# ---- /hyperv silence -------------------------------------------------------------------------------------
+
+
+def _silence(runtime: Runtime, command: Command, user: str, channel: str) -> views.View:
+    usage = "Usage: `/hyperv silence VM|HOST DURATION` (DURATION like 30m, 2h, 1d; at most 7 days)"
+    seconds = parse_duration(command.args[1]) if len(command.args) == 2 else None
+    if seconds is None:
+        return views.notice(usage)
+    target = command.args[0]
+    hosts = {short_host(h) for h in _hosts(runtime, load_last(runtime.redis))}
+    kind = "host" if short_host(target) in hosts else "vm"
+    sid = engine(runtime).silence(kind, target, seconds, datetime.now(UTC), user, reason="silenced")
+    runtime.record(user, channel, command.canonical(), "done", f"silence {sid}")
+    return views.notice(f"Alerts of {kind} `{target}` are silenced for {command.args[1]} (silence {sid}).")
+
+
+# ---- buttons ---------------------------------------------------------------------------------------------
+
+
+def _who(body: dict[str, Any]) -> tuple[str, str]:
+    user = str(body.get("user", {}).get("id", ""))
+    channel = str((body.get("channel") or {}).get("id", "") or body.get("container", {}).get("channel_id", ""))
+    return user, channel
+
+
+def _allowed(runtime: Runtime, body: dict[str, Any], role: str, what: str, respond: Respond) -> bool:
+    user, channel = _who(body)
+    decision = runtime.authz.check(user, channel, role, what)
+    if not decision.allowed:
+        respond(text=decision.reason, response_type="ephemeral", replace_original=False)
+    return decision.allowed
+
+
+def on_ack(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    if not _allowed(runtime, body, OPERATOR, "ack", respond):
+        return
+    user, channel = _who(body)
+    key = str(action.get("value", ""))
+    done = engine(runtime).ack(key, user, datetime.now(UTC))
+    runtime.record(user, channel, f"alert ack {key}", "done" if done else "gone")
+    text = f"<@{user}> acknowledged this alert: no repeats until it resolves." if done else "This alert has resolved."
+    respond(text=text, response_type="in_channel", replace_original=False, thread_ts=_thread(body))
+
+
+def on_snooze(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    if not _allowed(runtime, body, OPERATOR, "snooze", respond):
+        return
+    user, channel = _who(body)
+    seconds, _, key = str(action.get("value", "")).partition("|")
+    ids = engine(runtime).snooze(key, float(seconds), user, datetime.now(UTC)) if seconds.isdigit() else []
+    runtime.record(user, channel, f"alert snooze {key} {seconds}s", "done" if ids else "gone")
+    text = (f"<@{user}> snoozed this alert for {_age(float(seconds))}." if ids else "This alert has resolved.")
+    respond(text=text, response_type="in_channel", replace_original=False, thread_ts=_thread(body))
+
+
+def _thread(body: dict[str, Any]) -> str | None:
+    return body.get("container", {}).get("message_ts")
+
+
+def on_vm_action(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    verb, host, vm = (str((action.get("selected_option") or {}).get("value", "")).split("|") + ["", ""])[:3]
+    user, channel = _who(body)
+    if verb == "details":
+        if _allowed(runtime, body, VIEWER, "replication", respond):
+            text = replication_text(load_last(runtime.redis, [host]), vm, datetime.now(UTC).timestamp())
+            respond(text=text, response_type="ephemeral", replace_original=False)
+    elif verb == "failover":
+        if _allowed(runtime, body, OPERATOR, "failover", respond):
+            from bot.listeners import failover as failover_flow
+
+            view = failover_flow.handle(runtime, Command("failover", (vm,), host=host), user, channel)
+            respond(text=view.text, blocks=view.blocks, response_type="ephemeral", replace_original=False)
+    elif verb in ("resume", "resync") and _allowed(runtime, body, OPERATOR, verb, respond):
+        _queue_resume(runtime, verb, host, vm, user, channel, str(body.get("response_url", "")))
+        respond(text=f"Queued {verb} of replication for `{vm}` on {host}; the result follows here.",
+                response_type="ephemeral", replace_original=False)
+
+
+def _queue_resume(runtime: Runtime, verb: str, host: str, vm: str, user: str, channel: str, url: str) -> None:
+    command = f"{verb} {vm} --host {host}"
+    reply = ReplyTo(channel=channel, user=user, command=command, response_url=url)
+    job_id = f"hv{secrets.token_hex(5)}"
+    runtime.queue.enqueue("jobs.monitor.actions.run_resume", kwargs={
+        "host": host, "vm": vm, "resynchronize": verb == "resync", "reply": reply.to_dict()},
+        job_id=job_id, job_timeout=runtime.settings.job_timeout_seconds, description=f"/hyperv {command} by {user}",
+        meta={"user": user, "channel": channel, "command": command})
+    runtime.record(user, channel, command, "accepted", job_id=job_id)
+
+
+def register(app: App, runtime: Runtime) -> None:
+    def ack_only(ack: Ack) -> None:
+        ack()
+
+    def ack_click(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        on_ack(runtime, body, action, respond)
+
+    def snooze_click(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        on_snooze(runtime, body, action, respond)
+
+    def vm_click(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        on_vm_action(runtime, body, action, respond)
+
+    app.action(alert_views.ACTION_ACK)(ack=ack_only, lazy=[ack_click])
+    for seconds, _ in alert_views.SNOOZE_CHOICES:
+        app.action(f"{alert_views.ACTION_SNOOZE}_{seconds}")(ack=ack_only, lazy=[snooze_click])
+    app.action(alert_views.ACTION_VM)(ack=ack_only, lazy=[vm_click])

@@ -1,0 +1,110 @@
+"""`/hyperv teaming VM on|off [--host H]` (operator): a confirm card with the warning, then the job on a click.
+
+The warning is the one that matters (issue #5, hyperv.md §1.11): with AllowTeaming on, the VM's adapter is
+disconnected when the host's physical NIC fails, which only helps when the guest runs its own NIC team.
+The click re-checks the operator role and re-parses the button's value like typed text (Slack sends it back).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ConfirmObject, MarkdownTextObject, SectionBlock
+
+from bot.views import common as views
+from bot.grammar import OPERATOR, Command, CommandError, parse
+from bot.runtime import Runtime
+from jobs.ports import ReplyTo
+
+ACTION_RUN = "hvbot_teaming_run"
+ACTION_DISMISS = "hvbot_teaming_dismiss"
+WARNING = ("With AllowTeaming *on*, the VM's adapter is disconnected when the host's physical NIC fails; that only "
+           "helps when the guest runs its own NIC team (two adapters on different external virtual switches). "
+           "Without a team in the guest, turning it on buys nothing.")
+
+
+def is_change(command: Command) -> bool:
+    return command.verb == "teaming" and len(command.args) == 2
+
+
+def _text(vm: str, state: str, host: str | None) -> str:
+    return f"teaming {vm} {state.lower()}" + (f" --host {host}" if host else "")
+
+
+def card(vm: str, state: str, host: str | None) -> views.View:
+    where = f" on `{host}`" if host else ""
+    confirm = ConfirmObject(title=f"AllowTeaming {state}?", text=f"Run Set-VMNetworkAdapter -VMName {vm} "
+                            f"-AllowTeaming {state}{where} now?", confirm=f"Set {state}", deny="Back", style="danger")
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=f"Set *AllowTeaming {state}* on the network adapters of "
+                                                  f"*{vm}*{where}: `Set-VMNetworkAdapter -VMName {vm} "
+                                                  f"-AllowTeaming {state}`, then read back with "
+                                                  f"`Get-VMNetworkAdapter`.")),
+        SectionBlock(text=MarkdownTextObject(text=f":warning: {WARNING}")),
+        ActionsBlock(elements=[
+            ButtonElement(text=f"Set {state}", action_id=ACTION_RUN, value=_text(vm, state, host), style="danger",
+                          confirm=confirm),
+            ButtonElement(text="Cancel", action_id=ACTION_DISMISS, value="dismiss"),
+        ]),
+    ]
+    return views.View(f"Set AllowTeaming {state} on {vm}? {WARNING}".replace("*", ""), blocks)
+
+
+def _state(command: Command) -> str:
+    return "On" if command.args[1].lower() == "on" else "Off"
+
+
+def handle(runtime: Runtime, command: Command, user: str, channel: str) -> views.View:
+    """The slash command: operator role now, then the confirm card (nothing runs before the click)."""
+    if not runtime.authz.has_role(user, OPERATOR):
+        runtime.record(user, channel, command.canonical(), "refused", "teaming on|off needs operator")
+        return views.notice(f"Changing NIC teaming needs the *{OPERATOR}* role; `/hyperv teaming VM` shows it.")
+    runtime.record(user, channel, command.canonical(), "previewed", "confirm card shown")
+    return card(command.args[0], _state(command), command.host)
+
+
+def on_run(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    user = str(body.get("user", {}).get("id", ""))
+    channel = str((body.get("channel") or {}).get("id", "") or body.get("container", {}).get("channel_id", ""))
+    try:
+        command = parse(str(action.get("value", "")))
+    except CommandError as exc:
+        respond(text=exc.message, response_type="ephemeral", replace_original=False)
+        return
+    if not is_change(command):
+        respond(text="This button is not a teaming change; run the command again.", response_type="ephemeral",
+                replace_original=False)
+        return
+    decision = runtime.authz.check(user, channel, OPERATOR, "teaming")
+    if not decision.allowed:  # checked again at click time: roles may have changed, or someone else clicked
+        runtime.record(user, channel, command.canonical(), "refused", decision.reason)
+        respond(text=decision.reason, response_type="ephemeral", replace_original=False)
+        return
+    reply = ReplyTo(channel=channel, user=user, command=command.canonical(),
+                    response_url=str(body.get("response_url", "")), here=False)
+    job_id = f"tm{secrets.token_hex(5)}"
+    runtime.queue.enqueue("jobs.teaming.run_set_teaming", kwargs={
+        "vm": command.args[0], "state": _state(command), "host": command.host, "reply": reply.to_dict(),
+        "heartbeat_seconds": runtime.settings.abandoned_check_seconds}, job_id=job_id,
+        job_timeout=runtime.settings.job_timeout_seconds, description=f"/hyperv {command.canonical()} by {user}",
+        meta={"user": user, "channel": channel, "command": command.canonical()})  # no Retry: it mutates
+    runtime.record(user, channel, command.canonical(), "accepted", "confirmed", job_id)
+    view = views.working(command.canonical(), job_id)
+    respond(text=view.text, blocks=[b.to_dict() for b in view.blocks], response_type="ephemeral",
+            replace_original=True)
+
+
+def register(app: App, runtime: Runtime) -> None:
+    def ack_only(ack: Ack) -> None:
+        ack()
+
+    def run(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        on_run(runtime, body, action, respond)
+
+    def dismiss(respond: Respond) -> None:
+        respond(delete_original=True)
+
+    app.action(ACTION_RUN)(ack=ack_only, lazy=[run])
+    app.action(ACTION_DISMISS)(ack=ack_only, lazy=[dismiss])

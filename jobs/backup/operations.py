@@ -1,0 +1,232 @@
+"""Replica-VM backups against the fleet: read the §4 facts, check readiness, pause and resume replication.
+
+Facts come from the replica host (Get-VMReplication, Measure-VMReplication, Get-VM sent as the statements of
+one invocation) and from the primary host (Get-VMReplication), whose state is the only place "resynchronization
+required" shows (hyperv.md §4 #5). Windows are recorded in `WindowStore` before replication is paused, so the
+housekeeping chore (`housekeeping_chore`, run by `hvbot monitor` and at each worker start) resumes any window
+past its end whatever happened to the process that opened it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from jobs.backup.conditions import ReplicaBackupFacts, Readiness, evaluate
+from jobs.backup.settings import BackupSettings
+from jobs.backup.window import PauseSide, Window, WindowError, WindowStore
+from jobs.hyperv.commands import single
+from jobs.hyperv.errors import HyperVError
+from jobs.hyperv.fleet import Fleet, HostCall
+from jobs.hyperv.records import as_list, enum_name, parse_datetime, prop, type_name
+
+log = logging.getLogger("hvbot.backup")
+
+REPLICA_MODES = ("Replica", "ExtendedReplica")
+
+
+class BackupError(Exception):
+    """One clear sentence; `transient` says whether trying later may help (exit code 75 vs 1)."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class Pair:
+    vm: str  # the name as Hyper-V spells it
+    replica_host: str
+    primary_host: str | None  # None: the primary is not in the inventory
+
+    def host_for(self, side: PauseSide) -> str:
+        if side is PauseSide.REPLICA:
+            return self.replica_host
+        if self.primary_host is None:
+            raise BackupError(f"the primary host of {self.vm} is not in the inventory, so it cannot be paused there")
+        return self.primary_host
+
+
+def locate(fleet: Fleet, vm: str) -> Pair:
+    """Find the replica (and primary) host of `vm` from Get-VMReplication on every host."""
+
+    def modes(call: HostCall) -> list[tuple[str, str, str]]:
+        out = []
+        for obj in call.run(single("Get-VMReplication")):
+            name = str(prop(obj, "VMName") or "")
+            if name.lower() == vm.lower():
+                out.append((name, enum_name(prop(obj, "ReplicationMode")) or "", str(prop(obj, "PrimaryServerName") or "")))
+        return out
+
+    found = fleet.fan_out(modes)
+    for host, rows in found.results.items():
+        for name, mode, primary in rows:
+            if mode in REPLICA_MODES:
+                return Pair(name, host, _inventory_host(fleet, primary))
+    if any(rows for rows in found.results.values()):
+        host = next(h for h, rows in found.results.items() if rows)
+        raise BackupError(f"{vm} has no Replica VM in the inventory (only the primary on {host}); "
+                          "run the check against a VM replicated to one of hvbot's hosts")
+    if found.errors:
+        down = ", ".join(sorted(found.errors))
+        raise BackupError(f"{vm} was not found on the hosts that answered; {down} did not answer", transient=True)
+    raise BackupError(f"no replicated VM named {vm} on any host")
+
+
+def _inventory_host(fleet: Fleet, fqdn: str) -> str | None:
+    try:
+        return fleet.config(fqdn).name if fqdn else None
+    except HyperVError:
+        return None
+
+
+def read_facts(fleet: Fleet, pair: Pair) -> ReplicaBackupFacts:
+    """The §4 facts of the Replica VM (one round of exchanges on the replica host, one on the primary)."""
+    pipes = [single("Get-VMReplication", VMName=[pair.vm]), single("Measure-VMReplication", VMName=[pair.vm]),
+             single("Get-VM", Name=[pair.vm])]
+    try:
+        objects = fleet.session(pair.replica_host).run(pipes)
+    except HyperVError as err:
+        raise BackupError(f"the replica host {pair.replica_host} could not be read: {err.message}",
+                          transient=err.kind in ("unreachable", "timeout")) from None
+    by_type = {type_name(o): o for o in objects}
+    rep, health, vm = by_type.get("VMReplication"), by_type.get("VMReplicationHealth"), by_type.get("VirtualMachine")
+    if rep is None or health is None or vm is None:
+        raise BackupError(f"{pair.replica_host} did not return the replication of {pair.vm}")
+    return ReplicaBackupFacts(
+        vm=pair.vm, mode=enum_name(prop(rep, "ReplicationMode")) or "None",
+        state=enum_name(prop(rep, "ReplicationState")) or "Disabled",
+        health=enum_name(prop(rep, "ReplicationHealth")) or "NotApplicable",
+        last_replication_time=parse_datetime(prop(rep, "LastReplicationTime")),
+        last_applied_log_time=parse_datetime(prop(rep, "LastAppliedLogTime")),
+        operational_status=tuple(as_list(prop(vm, "OperationalStatus"))),
+        test_vm_present=prop(rep, "TestVirtualMachine") is not None,
+        current_tasks=tuple(as_list(prop(health, "CurrentTask"))),
+        health_details=tuple(as_list(prop(health, "ReplicationHealthDetails"))),
+        primary_state=_primary_state(fleet, pair),
+    )
+
+
+def _primary_state(fleet: Fleet, pair: Pair) -> str | None:
+    if pair.primary_host is None:
+        return None
+    try:
+        objects = fleet.session(pair.primary_host).run(single("Get-VMReplication", VMName=[pair.vm]))
+    except HyperVError as err:
+        log.warning("primary %s of %s unreadable: %s", pair.primary_host, pair.vm, err.message)
+        return None
+    return enum_name(prop(objects[0], "ReplicationState")) if objects else None
+
+
+def check(fleet: Fleet, vm: str) -> Readiness:
+    return evaluate(read_facts(fleet, locate(fleet, vm)))
+
+
+def replication_status(fleet: Fleet, host: str, vm: str) -> tuple[str, str]:
+    """(ReplicationState, ReplicationHealth) of `vm` as `host` reports it."""
+    objects = fleet.session(host).run(single("Get-VMReplication", VMName=[vm]))
+    if not objects:
+        raise BackupError(f"{host} reports no replication for {vm}")
+    return (enum_name(prop(objects[0], "ReplicationState")) or "",
+            enum_name(prop(objects[0], "ReplicationHealth")) or "")
+
+
+def start_window(fleet: Fleet, store: WindowStore, vm: str, start: datetime, end: datetime, user: str,
+                 now: datetime) -> Window:
+    """Record the window, then pause now (or at `start`, by whoever calls `pause_if_due` then)."""
+    pair = locate(fleet, vm)
+    side = store.config.pause_side
+    window = store.open(pair.vm, pair.host_for(side), side, start, end, user)
+    if start <= now:
+        pause(fleet, store, window, now)
+    return window
+
+
+def pause(fleet: Fleet, store: WindowStore, window: Window, now: datetime) -> None:
+    """Suspend-VMReplication on the window's host, under the window's lease (never interleaved with resume)."""
+    with store.lease(window.vm) as held:
+        if not held:
+            raise BackupError(f"{window.vm}: another process is working on its backup window", transient=True)
+        try:
+            fleet.session(window.host).run(single("Suspend-VMReplication", VMName=[window.vm]))
+        except HyperVError as err:
+            store.mark_resumed(window.vm, now)  # nothing is paused: the window must not be resumed later
+            raise BackupError(f"could not pause replication of {window.vm} on {window.host}: {err.message}",
+                              transient=err.kind in ("unreachable", "timeout")) from None
+
+
+Clock = Callable[[], float]
+
+
+def resume_and_verify(fleet: Fleet, window: Window, settings: BackupSettings,
+                      clock: Clock = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Resume (unless it already runs) and wait until the host shows Replicating / Normal; raises otherwise."""
+    state, _ = replication_status(fleet, window.host, window.vm)
+    if state != "Replicating":
+        fleet.session(window.host).run(single("Resume-VMReplication", VMName=[window.vm]))
+    deadline = clock() + settings.resume_verify_s
+    while True:
+        state, health = replication_status(fleet, window.host, window.vm)
+        if state == "Replicating" and health == "Normal":
+            return
+        if clock() >= deadline:
+            raise BackupError(f"{window.vm} on {window.host} is {state}/{health}, not Replicating/Normal, "
+                              f"{settings.resume_verify_s:g} s after resume")
+        sleep(settings.resume_poll_s)
+
+
+def end_window(fleet: Fleet, store: WindowStore, vm: str, now: datetime, settings: BackupSettings) -> Window:
+    """End the window now and resume it; failures are recorded and retried by housekeeping."""
+    window = store.close(vm, now)
+    if window is None:
+        raise BackupError(f"{vm} has no open backup window")
+    report = store.resume(window.vm, now, lambda w: resume_and_verify(fleet, w, settings))
+    if report.failed:
+        failure = report.failed[0]
+        raise BackupError(f"resume of {vm} failed ({failure.error}); retried at {failure.next_attempt_at:%H:%M:%S}",
+                          transient=True)
+    if report.skipped:
+        raise BackupError(f"{vm}: another process is resuming it right now", transient=True)
+    return store.get(window.vm) or window
+
+
+def window_store(connection: redis.Redis, settings: BackupSettings | None = None) -> WindowStore:
+    return WindowStore(connection, config=(settings or BackupSettings()).window_config())
+
+
+AlertFn = Callable[[str, str, int], Any]  # (vm, error, failures)
+
+
+def run_windows(connection: redis.Redis, now: datetime, fleet: Fleet, settings: BackupSettings,
+                alert: AlertFn | None = None) -> str:
+    """Resume every overdue window once; alert once per window after repeated failures."""
+    store = window_store(connection, settings)
+    report = store.housekeeping(now, lambda w: resume_and_verify(fleet, w, settings))
+    for failure in report.failed:
+        if failure.needs_alert and alert is not None:
+            alert(failure.vm, failure.error, failure.failures)
+    return f"resumed {len(report.resumed)}, failed {len(report.failed)}, skipped {len(report.skipped)}"
+
+
+def housekeeping_chore(connection: redis.Redis, now: datetime) -> str:
+    """The `backup-windows` chore of jobs.housekeeping (fleet from HVBOT_INVENTORY)."""
+    from jobs import liveness as tasks
+    from jobs.backup.alert import post_resume_alert
+
+    settings = BackupSettings()
+    store = window_store(connection, settings)
+    if not store.due_for_resume(now):
+        return "nothing due"  # no fleet sessions opened when there is nothing to do
+    return run_windows(connection, now, tasks.fleet(), settings,
+                       lambda vm, error, failures: post_resume_alert(connection, settings, vm, error, failures))
+
+
+__all__ = ["BackupError", "Pair", "WindowError", "check", "end_window", "housekeeping_chore", "locate",
+           "pause", "read_facts", "resume_and_verify", "run_windows", "start_window"]

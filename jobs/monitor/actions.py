@@ -1,0 +1,38 @@
+"""Resume / Resync from a replica alert: `Resume-VMReplication -VMName VM [-Resynchronize]` on the alert's host.
+
+Queued by the alert message's menu (operators only, after Slack's confirm dialog). The answer is a one-row
+Report through `jobs.ports` (the same message path as lookups), exactly once per job (`claim_final`).
+hyperv.md §7: a resync deletes recovery points and reads whole VHDs; that is why it asks for confirmation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobs import ports as reporting
+from jobs.hyperv.commands import single
+from jobs.report import Report
+from jobs.ports import ReplyTo
+
+
+def run_resume(host: str, vm: str, resynchronize: bool, reply: dict[str, Any]) -> dict[str, Any]:
+    from rq import get_current_job
+
+    from jobs import liveness as tasks
+
+    job = get_current_job()
+    assert job is not None, "run_resume runs inside an RQ job"
+    target = ReplyTo.from_dict(reply)
+    pipe = single("Resume-VMReplication", VMName=[vm], Resynchronize=resynchronize or None)
+    try:
+        tasks.fleet().run(host, pipe)
+    except Exception as exc:
+        if tasks.claim_final(job.connection, job.id):
+            reporting.current().failed(job.id, target, tasks._clear_message(exc))
+        raise
+    action = "resynchronization started" if resynchronize else "replication resumed"
+    report = Report("replica_action", ["host", "vm", "action"], [{"host": host, "vm": vm, "action": action}],
+                    hosts_ok=[host]).to_dict()
+    if tasks.claim_final(job.connection, job.id):
+        reporting.current().finished(job.id, target, report)
+    return report

@@ -1,0 +1,155 @@
+"""The replica-health monitor's loop: one instance (a Redis lease), sweeps per host, housekeeping, alert ticks.
+
+`MonitorLease` is a token-checked key with a TTL: a second monitor cannot take it while the first renews it,
+and a monitor that died frees it after `ttl_s`. `Monitor.run_once(now)` is one round: it enqueues one sweep job
+per host (skipping a host whose previous sweep is still queued or running), runs housekeeping, and runs the
+alert timers (`AlertEngine.tick`) so group waits end on time even between sweeps. `now` is passed in, so
+tests drive simulated time; the `hvbot monitor` command calls it from a timed loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from rq import Queue
+
+from jobs import housekeeping
+from jobs import ports as reporting
+from jobs import liveness as tasks
+from jobs.monitor.notifications import Notification
+from jobs.monitor.state import AlertEngine
+from jobs.monitor.sweep import PENDING_KEY
+
+log = logging.getLogger("hvbot.monitor")
+
+LEASE_KEY = "hvbot:monitor:lease"
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class MonitorAlreadyRunning(RuntimeError):
+    """Another monitor holds the lease; the message says which one."""
+
+
+class MonitorLease:
+    def __init__(self, client: redis.Redis, ttl_s: float, key: str = LEASE_KEY) -> None:
+        self._r = client
+        self._key = key
+        self._ttl_ms = max(1000, int(ttl_s * 1000))
+        self.holder = f"{socket.gethostname()} pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        self._token = f"{secrets.token_hex(8)} {self.holder}"
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    def acquire(self) -> None:
+        if self._r.set(self._key, self._token, nx=True, px=self._ttl_ms):
+            return
+        other = self._r.get(self._key)
+        text = other.decode() if isinstance(other, bytes) else str(other or "")
+        who = text.split(" ", 1)[1] if " " in text else "unknown"
+        raise MonitorAlreadyRunning(
+            f"Another hvbot monitor is already running ({who}); only one may run. Stop it first, or wait "
+            f"up to {self._ttl_ms // 1000} s if it was killed."
+        )
+
+    def renew(self) -> bool:
+        """False when the lease was lost (expired and taken by another monitor): stop, do not double-sweep."""
+        return bool(self._renew(keys=[self._key], args=[self._token, self._ttl_ms]))
+
+    def release(self) -> None:
+        self._release(keys=[self._key], args=[self._token])
+
+
+class MonitorJobSettings(BaseSettings):
+    """What the abandoned-job chore needs (the same HVBOT_ names as bot.settings)."""
+
+    model_config = SettingsConfigDict(env_prefix="HVBOT_", extra="ignore")
+    queue: str = "hvbot"
+    abandoned_check_seconds: float = Field(default=10.0, gt=0)
+
+
+def abandoned_jobs_chore(connection: redis.Redis, now: datetime) -> int:
+    """Housekeeping: report started jobs whose worker died (jobs.liveness.sweep_abandoned), once each."""
+    if isinstance(reporting.current(), reporting.NoReporter):
+        return 0  # nobody to tell: leave the job to a process that can report it (claiming would silence it)
+    s = MonitorJobSettings()
+    return tasks.sweep_abandoned(connection, s.queue, grace_seconds=2 * s.abandoned_check_seconds,
+                                 reporter=reporting.current())
+
+
+Deliver = Callable[[Sequence[Notification], AlertEngine], int]
+
+
+@dataclass
+class Monitor:
+    client: redis.Redis
+    queue: Queue
+    hosts: Sequence[str]
+    engine: AlertEngine
+    deliver: Deliver | None
+    interval_s: float = 60.0
+    poster_target: str | None = None
+    job_timeout_s: int = 120
+    last_sweep: float | None = field(default=None)
+
+    def enqueue_sweeps(self, now: datetime) -> list[str]:
+        """One sweep job per host whose previous sweep finished; returns the hosts enqueued."""
+        ttl = max(int(self.interval_s * 3), self.job_timeout_s)
+        rules = self.engine.rules.model_dump(mode="json")
+        queued = []
+        for host in self.hosts:
+            if not self.client.set(PENDING_KEY.format(host), now.isoformat(), nx=True, ex=ttl):
+                log.warning("sweep of %s still queued or running: skipped this round", host)
+                continue
+            self.queue.enqueue(
+                "jobs.monitor.sweep.run_host_sweep",
+                kwargs={"host": host, "now": now.isoformat(), "rules": rules, "poster_target": self.poster_target},
+                job_timeout=self.job_timeout_s, result_ttl=int(self.interval_s * 2), failure_ttl=3600,
+                description=f"replica sweep of {host}",
+            )
+            queued.append(host)
+        self.last_sweep = now.timestamp()
+        return queued
+
+    def tick(self, now: datetime) -> int:
+        notes = self.engine.tick(now)
+        return self.deliver(notes, self.engine) if notes and self.deliver else 0
+
+    def run_once(self, now: datetime) -> dict[str, Any]:
+        """A sweep if one is due, housekeeping with it, and the alert timers every call."""
+        out: dict[str, Any] = {}
+        if self.last_sweep is None or now.timestamp() - self.last_sweep >= self.interval_s:
+            out["swept"] = self.enqueue_sweeps(now)
+            out["housekeeping"] = housekeeping.run_housekeeping(self.client, now)
+        out["writes"] = self.tick(now)
+        return out
+
+    def run_forever(self, lease: MonitorLease, stop: threading.Event, tick_s: float = 5.0) -> None:
+        """Until `stop` is set or the lease is lost; ticks every `tick_s` so group waits end on time."""
+        while not stop.is_set():
+            if not lease.renew():
+                log.error("monitor lease lost (another monitor took over): stopping")
+                return
+            try:
+                self.run_once(datetime.now(UTC))
+            except Exception:  # keep monitoring through a Redis or Slack outage; logged with its traceback
+                log.exception("monitor round failed")
+            stop.wait(tick_s)

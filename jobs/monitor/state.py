@@ -1,0 +1,414 @@
+"""Alert state in Redis: dedup, debounce, groups, waits, repeats, silences, acks (Alertmanager-like, §C).
+
+`AlertEngine.ingest(observations, now)` may run in any worker: one call per host sweep (or a whole sweep,
+or none at all to just run the timers). State lives under `prefix` in Redis and a Redis lock serialises
+callers, so two workers never interleave a read-modify-write of the same alert or group.
+
+Keys (p = prefix):
+  p:down               hash short host -> since          hosts seen unreachable (inhibition source)
+  p:silences           hash id -> silence                vm / host / group matchers with an end time
+  p:alerts:<host>      hash fingerprint -> alert record  per host, so one host's sweep reads only its own
+  p:groups             hash group key -> group meta      (condition, site|host); `msg` once posted
+  p:grows:<group>      hash host -> that host's rows     visible rows + firing count per host
+  p:gresolved:<group>  list of rows resolved since the last notice
+  p:msgs               hash message key -> message meta  one Slack message: one group, or a storm of groups
+  p:dirty              set of groups whose membership changed since their message was last written
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis
+
+from jobs.monitor.notifications import Notification, NotificationKind, build
+from jobs.monitor.records import Contribution, contributions, members_hash, next_records, signature, silenced
+from jobs.monitor.rules import (
+    AlertRow,
+    AlertRules,
+    Finding,
+    HostObservation,
+    ReplicaObservation,
+    Severity,
+    evaluate,
+    route,
+    short_host,
+)
+
+Observation = ReplicaObservation | HostObservation
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _load_hash(raw: dict) -> dict[str, dict]:
+    return {_text(k): json.loads(v) for k, v in raw.items()}
+
+
+@dataclass
+class _Snapshot:
+    down: set[str]  # short names of hosts seen unreachable
+    silences: dict[str, dict]
+    groups: dict[str, dict]
+    msgs: dict[str, dict]
+    dirty: set[str]
+    old: dict[str, dict[str, dict]]  # host -> fingerprint -> record, for the hosts in this ingest
+
+
+class AlertEngine:
+    def __init__(
+        self, client: redis.Redis, prefix: str = "hvbot:alerts", rules: AlertRules | None = None,
+        lock_timeout_s: float = 60.0, lock_wait_s: float = 30.0,
+    ) -> None:
+        self._r = client
+        self._p = prefix
+        self.rules = rules or AlertRules()
+        self._lock_timeout = lock_timeout_s
+        self._lock_wait = lock_wait_s
+
+    # ---- public API ---------------------------------------------------------------------------
+
+    def ingest(self, observations: Sequence[Observation], now: datetime) -> list[Notification]:
+        """Fold one sweep's observations (any subset of hosts) into the state; return what to send."""
+        ts = now.timestamp()
+        replicas = [o for o in observations if isinstance(o, ReplicaObservation)]
+        hosts = [o for o in observations if isinstance(o, HostObservation)]
+        covered = self._covered(replicas, hosts)
+        with self._locked():
+            snap = self._read(hosts, covered, ts)
+            findings = evaluate(replicas, hosts, now, self.rules, snap.down)
+            reachable = {h.host: h.reachable for h in hosts}
+            by_host: dict[str, list[Finding]] = defaultdict(list)
+            for f in findings:
+                by_host[f.row.host].append(f)
+            pipe = self._r.pipeline(transaction=False)
+            for host in covered:
+                snap.dirty |= self._ingest_host(
+                    pipe, host, snap.old[host], by_host[host], reachable.get(host, True), snap, ts
+                )
+            pipe.execute()
+            return self._evaluate(snap, ts)
+
+    def tick(self, now: datetime) -> list[Notification]:
+        """Run the timers (group wait, group interval, repeat) without new observations."""
+        return self.ingest([], now)
+
+    def set_message_ref(self, message_key: str, ref: dict) -> bool:
+        """The bot stores where it posted (channel, ts) so later notifications can update that message."""
+        return self._edit_message(message_key, lambda m: m.__setitem__("ref", ref))
+
+    def ack(self, message_key: str, user: str, now: datetime) -> bool:
+        """Stop repeats for this message until it resolves."""
+        return self._edit_message(message_key, lambda m: m.__setitem__("acked", {"by": user, "at": now.timestamp()}))
+
+    def snooze(self, message_key: str, duration_s: float, user: str, now: datetime) -> list[str]:
+        """Silence every group of this message for `duration_s`."""
+        raw = self._r.hget(self._k("msgs"), message_key)
+        if raw is None:
+            return []
+        groups = json.loads(raw)["groups"]
+        return [self.silence("group", g, duration_s, now, user, reason="snoozed") for g in groups]
+
+    def silence(self, kind: str, target: str, duration_s: float, now: datetime, by: str, reason: str = "") -> str:
+        """Mute alerts of a VM, a host or a group (`kind` vm|host|group) until now + duration."""
+        if kind not in ("vm", "host", "group"):
+            raise ValueError(f"silence kind must be vm, host or group, not {kind!r}")
+        target = target if kind == "group" else (short_host(target) if kind == "host" else target.lower())
+        sid = uuid.uuid4().hex[:12]
+        entry = {"kind": kind, "target": target, "until": now.timestamp() + duration_s, "by": by,
+                 "reason": reason or "silenced"}
+        self._r.hset(self._k("silences"), sid, _dumps(entry))
+        return sid
+
+    def unsilence(self, silence_id: str) -> bool:
+        return bool(self._r.hdel(self._k("silences"), silence_id))
+
+    def silences(self, now: datetime) -> dict[str, dict]:
+        return self._active_silences(now.timestamp())
+
+    def active_alerts(self, host: str) -> dict[str, dict]:
+        """Alert records of one host (for `/hyperv replication` and tests)."""
+        return _load_hash(self._r.hgetall(self._k("alerts", host)))
+
+    # ---- per-host state -----------------------------------------------------------------------
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self._p, *parts))
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        lock = self._r.lock(self._k("lock"), timeout=self._lock_timeout, blocking_timeout=self._lock_wait)
+        if not lock.acquire():
+            raise TimeoutError("alert state is busy: another worker held its lock too long")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _edit_message(self, key: str, change) -> bool:
+        with self._locked():
+            raw = self._r.hget(self._k("msgs"), key)
+            if raw is None:
+                return False
+            meta = json.loads(raw)
+            change(meta)
+            self._r.hset(self._k("msgs"), key, _dumps(meta))
+            return True
+
+    @staticmethod
+    def _covered(replicas: list[ReplicaObservation], hosts: list[HostObservation]) -> list[str]:
+        return sorted({o.host for o in replicas} | {h.host for h in hosts})
+
+    def _read(self, hosts: list[HostObservation], covered: list[str], ts: float) -> _Snapshot:
+        """Everything one ingest needs, in one round trip (host liveness is written first)."""
+        pipe = self._r.pipeline(transaction=False)
+        for h in hosts:
+            if h.reachable:
+                pipe.hdel(self._k("down"), short_host(h.host))
+            else:
+                pipe.hsetnx(self._k("down"), short_host(h.host), str(ts))
+        pipe.hkeys(self._k("down"))
+        pipe.hgetall(self._k("silences"))
+        pipe.hgetall(self._k("groups"))
+        pipe.hgetall(self._k("msgs"))
+        pipe.smembers(self._k("dirty"))
+        for host in covered:
+            pipe.hgetall(self._k("alerts", host))
+        res = pipe.execute()[len(hosts):]
+        silences = _load_hash(res[1])
+        expired = [sid for sid, entry in silences.items() if entry["until"] <= ts]
+        if expired:
+            self._r.hdel(self._k("silences"), *expired)
+        return _Snapshot(
+            down={_text(k) for k in res[0]},
+            silences={sid: e for sid, e in silences.items() if e["until"] > ts},
+            groups=_load_hash(res[2]), msgs=_load_hash(res[3]), dirty={_text(g) for g in res[4]},
+            old={host: _load_hash(raw) for host, raw in zip(covered, res[5:])},
+        )
+
+    def _active_silences(self, ts: float) -> dict[str, dict]:
+        return {sid: e for sid, e in _load_hash(self._r.hgetall(self._k("silences"))).items() if e["until"] > ts}
+
+    def _ingest_host(
+        self, pipe, host: str, old: dict[str, dict], findings: list[Finding], reachable: bool,
+        snap: _Snapshot, ts: float,
+    ) -> set[str]:
+        """Queue one host's new records and group contributions on `pipe`; return groups now dirty."""
+        new, resolved = next_records(old, findings, reachable, host, self.rules, ts)
+        for rec in new.values():
+            rec["muted"] = rec["base_muted"] or silenced(rec, snap.silences)
+        before, after = contributions(old), contributions(new)
+        pipe.delete(self._k("alerts", host))
+        if new:
+            pipe.hset(self._k("alerts", host), mapping={fp: _dumps(r) for fp, r in new.items()})
+        dirty: set[str] = set()
+        for g in set(before) | set(after):
+            if self._write_contribution(pipe, g, host, before.get(g), after.get(g)):
+                dirty.add(g)
+        for rec in resolved:
+            if rec["group"] in snap.groups:
+                pipe.rpush(self._k("gresolved", rec["group"]), _dumps(rec["row"]))
+        for rec in new.values():
+            if rec["status"] == "firing" and rec["group"] not in snap.groups:
+                snap.groups[rec["group"]] = self._new_group(rec, ts)
+                pipe.hset(self._k("groups"), rec["group"], _dumps(snap.groups[rec["group"]]))
+        return dirty
+
+    def _write_contribution(self, pipe, g: str, host: str, old: Contribution | None, new: Contribution | None) -> bool:
+        if new:
+            pipe.hset(self._k("grows", g), host, _dumps(new))
+        else:
+            pipe.hdel(self._k("grows", g), host)
+        if signature(old) == signature(new):
+            return False
+        pipe.sadd(self._k("dirty"), g)
+        return True
+
+    def _new_group(self, rec: dict, ts: float) -> dict:
+        severity = Severity(rec["severity"])
+        channel, mention = route(severity, self.rules)
+        return {"key": rec["group"], "condition": rec["row"]["condition"], "scope": rec["scope"],
+                "severity": severity.value, "channel": channel, "mention": mention, "created": ts, "msg": None}
+
+    # ---- groups and messages ------------------------------------------------------------------
+
+    def _rows_each(self, group_keys: list[str]) -> dict[str, tuple[list[AlertRow], int]]:
+        """Per group: visible rows and firing count (one round trip)."""
+        pipe = self._r.pipeline(transaction=False)
+        for g in group_keys:
+            pipe.hgetall(self._k("grows", g))
+        out: dict[str, tuple[list[AlertRow], int]] = {}
+        for g, raw in zip(group_keys, pipe.execute()):
+            contribs = _load_hash(raw).values()
+            rows = [AlertRow.from_dict(r) for c in contribs for r in c["rows"]]
+            out[g] = (rows, sum(c["firing"] for c in contribs))
+        return out
+
+    def _rows(self, group_keys: list[str]) -> tuple[list[AlertRow], int]:
+        """Visible rows and firing count over the given groups."""
+        each = self._rows_each(group_keys).values()
+        return [row for rows, _ in each for row in rows], sum(firing for _, firing in each)
+
+    def _drain_resolved(self, group_keys: list[str]) -> list[AlertRow]:
+        pipe = self._r.pipeline(transaction=False)
+        for g in group_keys:
+            pipe.lrange(self._k("gresolved", g), 0, -1)
+            pipe.delete(self._k("gresolved", g))
+        out = pipe.execute()
+        return [AlertRow.from_dict(json.loads(x)) for chunk in out[0::2] for x in chunk]
+
+    def _delete_groups(self, group_keys: list[str], groups: dict[str, dict]) -> None:
+        if not group_keys:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        for g in group_keys:
+            groups.pop(g, None)
+            pipe.delete(self._k("grows", g), self._k("gresolved", g))
+        pipe.hdel(self._k("groups"), *group_keys)
+        pipe.srem(self._k("dirty"), *group_keys)
+        pipe.execute()
+
+    def _evaluate(self, snap: _Snapshot, ts: float) -> list[Notification]:
+        groups, msgs, dirty = snap.groups, snap.msgs, snap.dirty
+        ready = self._ready_groups(groups, ts)
+        out, posted, joined = self._place_new(ready, groups, msgs, ts)
+        for key, meta in list(msgs.items()):
+            if key in posted:
+                continue
+            changed = key in joined or any(g in dirty for g in meta["groups"])
+            note = self._review_message(key, meta, groups, changed, ts)
+            if note is not None:
+                out.append(note)
+        return out
+
+    def _ready_groups(self, groups: dict[str, dict], ts: float) -> dict[str, tuple[list[str], list[str]]]:
+        """Unposted groups, by channel, for channels where some group wait is over: (wait over, still
+        waiting). Groups resolved within their wait are dropped unposted: nothing is ever sent (§C1)."""
+        unposted: dict[str, list[str]] = defaultdict(list)
+        for g, meta in sorted(groups.items()):
+            if meta["msg"] is None:
+                unposted[meta["channel"]].append(g)
+        out: dict[str, tuple[list[str], list[str]]] = {}
+        empty: list[str] = []
+        for channel, gs in unposted.items():
+            due = {g for g in gs if ts - groups[g]["created"] >= self.rules.group_wait_s}
+            if not due:
+                continue
+            ready: list[str] = []
+            waiting: list[str] = []
+            for g, (rows, firing) in self._rows_each(gs).items():
+                if firing == 0 and g in due:
+                    empty.append(g)
+                elif rows:
+                    (ready if g in due else waiting).append(g)
+            if ready:
+                out[channel] = (ready, waiting)
+        self._delete_groups(empty, groups)
+        return out
+
+    def _place_new(
+        self, ready: dict[str, tuple[list[str], list[str]]], groups: dict[str, dict], msgs: dict[str, dict],
+        ts: float,
+    ) -> tuple[list[Notification], set[str], set[str]]:
+        """Give ready groups a message: join the channel's open storm; if more groups than
+        coalesce_after_groups are due or waiting on the channel, one storm message takes them all;
+        else one message each. Returns notifications, new message keys, joined message keys."""
+        touched: set[str] = set()
+        for channel, (due, waiting) in sorted(ready.items()):
+            storm = next((k for k, m in msgs.items() if m["channel"] == channel and m.get("storm")), None)
+            if storm is None and len(due) + len(waiting) > self.rules.coalesce_after_groups:
+                storm = f"m-storm-{hashlib.sha1(channel.encode()).hexdigest()[:8]}-{int(ts * 1000)}"
+                msgs[storm] = self._new_message(storm, ts, storm=True)
+            if storm is not None:
+                self._attach(storm, due + waiting, groups, msgs)
+                touched.add(storm)
+                continue
+            for g in due:
+                key = f"m-{hashlib.sha1(g.encode()).hexdigest()[:12]}-{int(ts * 1000)}"
+                msgs[key] = self._new_message(key, ts, storm=False)
+                self._attach(key, [g], groups, msgs)
+                touched.add(key)
+        posted = {k for k in touched if msgs[k].get("new")}
+        out = [self._post(key, msgs[key], ts) for key in sorted(posted)]
+        return out, posted, touched - posted
+
+    @staticmethod
+    def _new_message(key: str, ts: float, storm: bool) -> dict:
+        return {"key": key, "channel": "", "severity": Severity.WARNING.value, "mention": None, "conditions": [],
+                "scopes": [], "groups": [], "storm": storm, "created": ts, "last_post": ts, "last_update": ts,
+                "members": "", "visible": 0, "acked": None, "ref": None, "new": True}
+
+    def _attach(self, key: str, gs: list[str], groups: dict[str, dict], msgs: dict[str, dict]) -> None:
+        meta = msgs[key]
+        for g in gs:
+            group = groups[g]
+            group["msg"] = key
+            meta["groups"].append(g)
+            meta["channel"] = group["channel"]
+            meta["conditions"].append(group["condition"])
+            meta["scopes"].append(group["scope"])
+            if group["severity"] == Severity.CRITICAL.value:
+                meta["severity"], meta["mention"] = Severity.CRITICAL.value, group["mention"]
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hset(self._k("groups"), mapping={g: _dumps(groups[g]) for g in gs})
+        pipe.hset(self._k("msgs"), key, _dumps(meta))
+        pipe.execute()
+
+    def _post(self, key: str, meta: dict, ts: float) -> Notification:
+        rows, firing = self._rows(meta["groups"])
+        self._drain_resolved(meta["groups"])  # resolved before anyone was told: nothing to report
+        meta.pop("new", None)
+        self._save_message(key, meta, rows, ts, posted=True)
+        return build(NotificationKind.POST_GROUP, key, meta, rows, max_inline=self.rules.max_inline_rows,
+                     muted=firing - len(rows))
+
+    def _save_message(self, key: str, meta: dict, rows: list[AlertRow], ts: float, posted: bool) -> None:
+        meta["members"] = members_hash(rows)
+        meta["visible"] = len(rows)
+        meta["last_update"] = ts
+        if posted:
+            meta["last_post"] = ts
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hset(self._k("msgs"), key, _dumps(meta))
+        pipe.srem(self._k("dirty"), *meta["groups"])
+        pipe.execute()
+
+    def _review_message(
+        self, key: str, meta: dict, groups: dict[str, dict], changed: bool, ts: float,
+    ) -> Notification | None:
+        """Resolve, update in place, or repeat one posted message."""
+        repeat_due = meta["acked"] is None and ts - meta["last_post"] >= self.rules.repeat_interval_s
+        if not changed and not repeat_due:
+            return None
+        rows, firing = self._rows(meta["groups"])
+        limit = self.rules.max_inline_rows
+        if firing == 0:
+            resolved = self._drain_resolved(meta["groups"])
+            self._delete_groups(list(meta["groups"]), groups)
+            self._r.hdel(self._k("msgs"), key)
+            return build(NotificationKind.RESOLVE, key, meta, [], max_inline=limit, resolved=resolved)
+        if members_hash(rows) != meta["members"]:
+            if ts - meta["last_update"] < self.rules.group_interval_s:
+                return None  # stays dirty; goes out when the group interval has passed
+            back = meta["visible"] == 0 and bool(rows)  # e.g. a snooze ended: surface it again
+            kind = NotificationKind.REPEAT if back else NotificationKind.UPDATE_GROUP
+            resolved = self._drain_resolved(meta["groups"])
+            self._save_message(key, meta, rows, ts, posted=back)
+            return build(kind, key, meta, rows, max_inline=limit, resolved=resolved, muted=firing - len(rows))
+        self._r.srem(self._k("dirty"), *meta["groups"])
+        if repeat_due and rows:
+            self._save_message(key, meta, rows, ts, posted=True)
+            return build(NotificationKind.REPEAT, key, meta, rows, max_inline=limit, muted=firing - len(rows))
+        return None

@@ -1,0 +1,207 @@
+"""One host's replica-health sweep: observe, remember, alert, deliver (the RQ entry point `run_host_sweep`).
+
+A sweep sends `Get-VMReplication` and `Measure-VMReplication` (all VMs, no parameters) as two statements of one
+invocation, so a host costs one round of exchanges. The frequency only exists on `VMReplication` (hyperv.md §2.3),
+health statistics only on `VMReplicationHealth` (§2.4): both are merged per VM. A host that cannot be observed
+becomes a `HostObservation(reachable=False)`, which inhibits its VMs' alerts (rq-and-alerting.md §C3).
+
+The observations go into `AlertEngine.ingest`; the returned Notifications go to an `AlertPoster`, named by a
+"module:function" target (the bot's poster lives in `bot`, which `jobs` must not import).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import redis
+
+from jobs.monitor.notifications import Notification
+from jobs.monitor.state import AlertEngine, Observation
+from jobs.monitor.rules import AlertRules, HostObservation, ReplicaObservation
+from jobs.backup.window import WindowStore
+from jobs.hyperv.commands import single
+from jobs.hyperv.records import as_int, as_str, enum_name, parse_datetime, prop, type_name
+
+log = logging.getLogger("hvbot.sweep")
+
+LAST_KEY = "hvbot:replication:last"  # hash host -> {"at", "site", "error", "vms": [...]} of the last sweep
+PENDING_KEY = "hvbot:sweep:pending:{}"  # set while a host's sweep is queued or running (no pile-up)
+APPROVAL_KEY = "hvbot:approval:{}"  # jobs.failover.approvals record (read-only here): params name the VM
+EXECUTING_KEY = "hvbot:approvals:executing"
+VM_LOCK_KEY = "hvbot:lock:vm:{}"  # jobs.failover.approvals VmLock: held while a failover runs on the VM
+
+
+class AlertPoster(Protocol):
+    def deliver(self, notes: Sequence[Notification], engine: AlertEngine) -> int:
+        """Send the notifications to Slack (paced); returns how many Slack writes it made."""
+        ...
+
+
+_posters: dict[str, AlertPoster] = {}
+
+
+def poster(target: str | None) -> AlertPoster | None:
+    """The poster named by "module:function" (a factory without arguments), one per process."""
+    if not target:
+        return None
+    if target not in _posters:
+        module_name, attr = target.split(":")
+        _posters[target] = getattr(importlib.import_module(module_name), attr)()
+    return _posters[target]
+
+
+# ---- observing one host ---------------------------------------------------------------------------------
+
+
+def _partner(mode: str, primary: str | None, replica: str | None) -> str | None:
+    """The other side of the relationship: the replica server for a primary VM, else the primary server."""
+    return replica if mode == "Primary" else primary
+
+
+def replica_observations(host: str, site: str, objects: Iterable[Any]) -> list[ReplicaObservation]:
+    """Merge VMReplication (frequency) and VMReplicationHealth (statistics) objects of one host per VM."""
+    settings: dict[str, Any] = {}
+    health: dict[str, Any] = {}
+    for obj in objects:
+        key = str(prop(obj, "VMId") or prop(obj, "VMName"))
+        (health if type_name(obj) == "VMReplicationHealth" else settings)[key] = obj
+    out = []
+    for key, obj in {**settings, **health}.items():
+        conf = settings.get(key, obj)
+        mode = enum_name(prop(obj, "ReplicationMode")) or ""
+        out.append(ReplicaObservation(
+            host=host, site=site, vm=as_str(prop(obj, "VMName")) or key, mode=mode,
+            state=enum_name(prop(obj, "ReplicationState")) or "", health=enum_name(prop(obj, "ReplicationHealth")) or "",
+            frequency_sec=as_int(prop(conf, "ReplicationFrequencySec")) or 300,
+            last_replication_time=parse_datetime(prop(obj, "LastReplicationTime")),
+            successful_count=as_int(prop(obj, "SuccessfulReplicationCount")) or 0,
+            missed_count=as_int(prop(obj, "MissedReplicationCount")) or 0,
+            partner_host=_partner(mode, as_str(prop(obj, "PrimaryServerName")),
+                                  as_str(prop(obj, "ReplicaServerName"))),
+        ))
+    return sorted(out, key=lambda o: o.vm.lower())
+
+
+def observe_host(fleet: Any, host: str) -> list[Observation]:
+    """The host's replicas plus a reachable HostObservation, or only an unreachable one."""
+    site = fleet.config(host).site or ""
+    requests = [single("Get-VMReplication"), single("Measure-VMReplication")]
+    result = fleet.fan_out(lambda call: call.run(requests), hosts=[host])
+    if host in result.errors:
+        err = result.errors[host]
+        return [HostObservation(host, site, reachable=False, error=err.message)]
+    return [HostObservation(host, site, reachable=True), *replica_observations(host, site, result.results[host])]
+
+
+def failover_vms(client: redis.Redis, vms: Sequence[str]) -> set[str]:
+    """Lower-cased names of VMs under a running failover: a VM lock held, or an executing approval naming it."""
+    pipe = client.pipeline(transaction=False)
+    for vm in vms:
+        pipe.exists(VM_LOCK_KEY.format(vm))
+    locked = {vm.lower() for vm, held in zip(vms, pipe.execute()) if held}
+    ids = [i.decode() if isinstance(i, bytes) else i for i in client.smembers(EXECUTING_KEY)]
+    for raw in (client.hget(APPROVAL_KEY.format(i), "params") for i in ids):
+        if raw:
+            params = json.loads(raw)
+            named = params.get("vms") or [params.get("vm")]
+            locked |= {str(v).lower() for v in named if v}
+    return locked
+
+
+def enrich(client: redis.Redis, observations: list[Observation], now: datetime) -> list[Observation]:
+    """Mark VMs inside a backup window or under a running failover (both suppress alerts, §C3)."""
+    replicas = [o for o in observations if isinstance(o, ReplicaObservation)]
+    if not replicas:
+        return observations
+    # Same test as WindowStore.is_in_window (open, started), over the few open windows: one read, not one per VM.
+    in_window = {w.vm.lower() for w in WindowStore(client).open_windows() if w.start <= now}
+    failing_over = failover_vms(client, [o.vm for o in replicas])
+    out: list[Observation] = [o for o in observations if isinstance(o, HostObservation)]
+    for o in replicas:
+        out.append(ReplicaObservation(**{
+            **asdict(o), "in_backup_window": o.vm.lower() in in_window,
+            "under_failover": o.vm.lower() in failing_over,
+        }))
+    return out
+
+
+# ---- last results, for `/hyperv replication` ------------------------------------------------------------
+
+
+def store_last(client: redis.Redis, host: str, observations: list[Observation], now: datetime) -> None:
+    hosts = [o for o in observations if isinstance(o, HostObservation)]
+    vms = [_vm_row(o, now) for o in observations if isinstance(o, ReplicaObservation)]
+    entry = {"at": now.timestamp(), "host": host, "site": hosts[0].site if hosts else "",
+             "error": next((h.error for h in hosts if not h.reachable), ""), "vms": vms}
+    client.hset(LAST_KEY, host, json.dumps(entry, separators=(",", ":")))
+
+
+def _vm_row(o: ReplicaObservation, now: datetime) -> dict[str, Any]:
+    last = o.last_replication_time
+    return {"vm": o.vm, "mode": o.mode, "state": o.state, "health": o.health,
+            "last_replication": last.isoformat() if last else None,
+            "lag_s": max(0, int((now - last).total_seconds())) if last else None,
+            "frequency_sec": o.frequency_sec, "partner": o.partner_host or "",
+            "in_backup_window": o.in_backup_window, "under_failover": o.under_failover}
+
+
+def load_last(client: redis.Redis, hosts: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Last sweep entries (every host, or the given ones), in host order."""
+    if hosts:
+        raws = [r for r in client.hmget(LAST_KEY, list(hosts)) if r]
+    else:
+        raws = list(client.hgetall(LAST_KEY).values())
+    return sorted((json.loads(r) for r in raws), key=lambda e: e["host"])
+
+
+# ---- the job --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    host: str
+    reachable: bool
+    vms: int
+    notifications: int
+    slack_writes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sweep_host(
+    client: redis.Redis, fleet: Any, host: str, now: datetime, engine: AlertEngine,
+    alert_poster: AlertPoster | None,
+) -> SweepOutcome:
+    observations = enrich(client, observe_host(fleet, host), now)
+    store_last(client, host, observations, now)
+    notes = engine.ingest(observations, now)
+    writes = alert_poster.deliver(notes, engine) if alert_poster and notes else 0
+    reachable = all(o.reachable for o in observations if isinstance(o, HostObservation))
+    vms = sum(isinstance(o, ReplicaObservation) for o in observations)
+    return SweepOutcome(host, reachable, vms, len(notes), writes)
+
+
+def run_host_sweep(
+    host: str, now: str | None = None, rules: dict[str, Any] | None = None, poster_target: str | None = None,
+    alert_prefix: str = "hvbot:alerts",
+) -> dict[str, Any]:
+    """RQ entry point: one host's sweep. `now` (ISO 8601) lets the monitor and tests fix the sweep time."""
+    from rq import get_current_job
+
+    from jobs import liveness as tasks
+
+    job = get_current_job()
+    client: redis.Redis = job.connection if job is not None else redis.Redis()
+    at = datetime.fromisoformat(now) if now else datetime.now(UTC)
+    engine = AlertEngine(client, prefix=alert_prefix, rules=AlertRules.model_validate(rules or {}))
+    try:
+        return sweep_host(client, tasks.fleet(), host, at, engine, poster(poster_target)).to_dict()
+    finally:
+        client.delete(PENDING_KEY.format(host))

@@ -1,0 +1,57 @@
+"""A worker SIGKILLed mid-job (its work horse too): the request's message says so within 60 s.
+
+The detection period is configurable (HVBOT_ABANDONED_CHECK_SECONDS); here 0.5 s, so the test is quick.
+No sleeps: the test waits on the fake Slack's recorded calls with a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import redis
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from bot.adapters.fake_slack import FakeSlack
+from tests.support.fixtures_redis import TEST_QUEUE, test_redis_url, wait_until
+from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, HvbotProcess, free_port, post, signed_headers, slash_body
+
+
+def test_killed_worker_is_reported_within_60_s(clean_lab, lab_inventory_path: Path, fake_slack: FakeSlack,
+                                                redis_conn: redis.Redis) -> None:
+    clean_lab.control("hv-a1", "hung", {"on": True})  # the job waits on hv-a1 until we kill its worker
+    port = free_port()
+    env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake_slack.api_url,
+           "REDIS_URL": test_redis_url(), "HVBOT_INVENTORY": str(lab_inventory_path), "HVBOT_LOG_JSON": "false", "HVBOT_QUEUE": TEST_QUEUE,
+           "HVBOT_ABANDONED_CHECK_SECONDS": "0.5", "HVBOT_DEADLINE_S": "120",
+           "HVBOT_CHANNEL_POST_INTERVAL_SECONDS": "0"}
+    server = HvbotProcess(["serve", "--port", str(port), "--host", "127.0.0.1"], env, "listening on")
+    worker = HvbotProcess(["worker", "--name", f"doomed-{port}"], env)
+    try:
+        server.wait_ready()
+        body = slash_body("vms --here")
+        status, ack = post(port, body, signed_headers(body))
+        assert status == 200
+        job_id = re.search(r"job (hv[0-9a-f]+)", ack).group(1)  # type: ignore[union-attr]
+        fake_slack.wait_for(lambda calls: [c for c in calls if c.method == "chat.postMessage"
+                                           and f"job {job_id}" in json.dumps(c.args)], timeout=30)
+        # the worker stores the message's ts right after Slack answers; kill it only once it has
+        wait_until(lambda: redis_conn.exists(f"hvbot:msg:{job_id}"), 30, "message ts stored")
+        horse = int(Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer).meta["pid"])
+        os.killpg(worker.proc.pid, signal.SIGKILL)  # the worker and its scheduler process, as if the machine died
+        os.kill(horse, signal.SIGKILL)  # the work horse runs in a session of its own
+        killed_at = time.monotonic()
+        update = fake_slack.wait_for(lambda calls: next((c for c in calls if c.method == "chat.update"
+                                                         and f"job {job_id}" in json.dumps(c.args)), None), 60)
+        assert time.monotonic() - killed_at < 60
+        assert "stopped unexpectedly" in update.args["text"]
+        assert len([c for c in fake_slack.calls_to("chat.update") if f"job {job_id}" in json.dumps(c.args)]) == 1
+    finally:
+        server.stop()
+        worker.stop()
+        clean_lab.control("hv-a1", "hung", {"on": False})
