@@ -6,6 +6,9 @@ import difflib
 import re
 import shlex
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from jobs.backup.export_progress import ExportPathError, validate_export_path
 
 MAX_TEXT = 1000
 MAX_TARGETS = 20
@@ -15,10 +18,15 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_*](?:[A-Za-z0-9._:/* -]{0,98}[A-Za-z0-9._:/*-]
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SLACK_LINK = re.compile(r"<(?:mailto:|https?://)?[^|>]*\|([^>]*)>")
+_DURATION = re.compile(r"^(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,5})m(?:in)?)?(?:(\d{1,6})s)?$", re.IGNORECASE)
+_CLOCK_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u00a0": " "})
 
 VIEWER, OPERATOR, APPROVER = "viewer", "operator", "approver"
 FAILOVER_KINDS = ("planned", "unplanned", "test", "cancel", "complete")
+BACKUP_VERBS = ("backup-check", "backup-window", "checkpoint", "export")
+MAX_WINDOW = timedelta(hours=12)  # as WindowConfig.max_duration_s (jobs/backup/window.py): long pauses force a resync
+MAX_SILENCE = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -178,15 +186,8 @@ def _split_options(verb: Verb, words: list[str]) -> tuple[list[str], dict[str, s
 
 def _check_positionals(verb: Verb, args: list[str]) -> None:
     count = len(args)
-    if verb.name in ("backup-check", "backup-window", "checkpoint", "export"):
-        from bot.grammar_args import check_args  # issue #6: positional shapes (DURATION, Windows PATH)
-
-        try:
-            check_args(verb.name, args, lambda token, what: _check_token(verb, token, what))
-        except ValueError as err:
-            if isinstance(err, CommandError):
-                raise
-            raise CommandError(str(err), verb.usage()) from None
+    if verb.name in BACKUP_VERBS:
+        _check_backup_args(verb, args)
         return
     if verb.name == "teaming" and (count > 2 or (count == 2 and args[1].lower() not in ("on", "off"))):
         raise CommandError("`teaming` takes a VM, optionally followed by `on` or `off`.", verb.usage())
@@ -243,3 +244,79 @@ def help_text(topic: str | None = None) -> str:
     lines += [f"• `{v.usage()}` — {v.summary}" + ("" if v.role == VIEWER else f" ({v.role})") for v in GRAMMAR]
     lines.append("Lookups answer only you; add `--here` to post the answer in the channel.")
     return "\n".join(lines)
+
+
+def parse_duration(text: str, maximum: timedelta | None = None, what: str = "") -> timedelta:
+    """``45s``, ``30m``, ``2h``, ``1h30m``, ``1d`` -> timedelta; ValueError with a clear sentence otherwise.
+
+    The one duration syntax of hvbot (backup windows, silences, the backup CLI); `maximum` is the caller's
+    limit and `what` names it in the refusal ("a backup window").
+    """
+    match = _DURATION.match(text.strip())
+    if not match or not any(match.groups()):
+        raise ValueError(f"`{text[:30]}` is not a duration such as 30m, 2h, 1h30m or 1d")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    length = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if length <= timedelta(0):
+        raise ValueError(f"`{text[:30]}` is no time at all; give a duration such as 30m or 2h")
+    if maximum is not None and length > maximum:
+        raise ValueError(f"{what or 'it'} lasts at most {_span(maximum)}, so `{text[:30]}` is too long")
+    return length
+
+
+def _span(length: timedelta) -> str:
+    seconds = int(length.total_seconds())
+    return f"{seconds // 86400} days" if seconds % 86400 == 0 else f"{seconds // 3600} h"
+
+
+def parse_at(text: str, now: datetime) -> datetime:
+    """``23:00`` (UTC, the next such time) or an ISO 8601 time (naive means UTC); must be in the future."""
+    match = _CLOCK_TIME.match(text.strip())
+    if match:
+        when = now.astimezone(UTC).replace(hour=int(match[1]), minute=int(match[2]), second=0, microsecond=0)
+        return when if when > now else when + timedelta(days=1)
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"`{text[:40]}` is not a time such as 23:00 (UTC) or 2025-06-01T23:00+02:00") from None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    if when <= now:
+        raise ValueError(f"--at {text[:40]} is in the past")
+    if when - now > timedelta(days=7):
+        raise ValueError("--at may be at most 7 days ahead")
+    return when
+
+
+def _check_backup_args(verb: Verb, args: list[str]) -> None:
+    """Positional shapes of the backup and export verbs: DURATION or `end`, and the export PATH (a Windows path
+    with backslashes and spaces, checked by `validate_export_path`); other arguments keep the `_TOKEN` rule."""
+    try:
+        _backup_arg_counts(verb.name, args)
+    except ValueError as err:
+        raise CommandError(str(err), verb.usage()) from None
+    for position, arg in enumerate(args):
+        if "*" in arg:
+            raise CommandError(f"`{verb.name}` names one VM or checkpoint exactly (no * wildcards)", verb.usage())
+        if (verb.name, position) in (("export", 2), ("backup-window", 1)):
+            continue
+        _check_token(verb, arg, "checkpoint name" if position == 1 else "VM")
+
+
+def _backup_arg_counts(name: str, args: list[str]) -> None:
+    count = len(args)
+    if name == "backup-check" and count != 1:
+        raise ValueError("`backup-check` needs exactly one VM")
+    if name == "backup-window":
+        if count != 2:
+            raise ValueError("`backup-window` needs a VM and a DURATION (like 2h) or `end`")
+        if args[1].lower() != "end":
+            parse_duration(args[1], MAX_WINDOW, "a backup window")
+    if name == "checkpoint" and count not in (1, 2):
+        raise ValueError("`checkpoint` needs a VM and optionally a checkpoint NAME")
+    if name == "export":
+        if count != 3:
+            raise ValueError("`export` needs a VM, a CHECKPOINT and a PATH")
+        try:
+            validate_export_path(args[2])
+        except ExportPathError as err:
+            raise ValueError(f"Export path: {err}") from None

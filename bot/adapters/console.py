@@ -1,4 +1,4 @@
-"""`hvbot console`: chat with the bot in a terminal through the same Bolt dispatch Slack uses.
+"""The console adapter: chat with the bot in a terminal through the same Bolt dispatch Slack uses.
 
 Requests enter as Socket-Mode-style BoltRequests; the bot's Web API calls go to an in-process fake Slack
 and are printed as text. `press N` clicks a button, `as U123` acts as another user, `in C123` changes channel.
@@ -9,13 +9,11 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import sys
 import threading
 import time
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-import click
 from rq import SimpleWorker
 from rq.job import Job
 from rq.registry import StartedJobRegistry
@@ -206,13 +204,3 @@ def run_lines(console: Console, stream: TextIO, interactive: bool) -> None:
             console.out.write(f"> {line.rstrip()}\n")
         if not console.handle(line):
             return
-
-
-@click.command("console")
-def console_command() -> None:
-    """Chat with hvbot in this terminal against HVBOT_INVENTORY (no Slack needed)."""
-    from bot.cli.demo import run_session
-    from bot.settings import Settings
-
-    settings = Settings()
-    run_session(settings, sys.stdin, sys.stdout)

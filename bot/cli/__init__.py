@@ -12,7 +12,7 @@ COMMANDS: dict[str, str] = {
     "jea": "bot.cli.jea:jea_command",
     "serve": "bot.cli.serve:serve_command",
     "worker": "bot.cli.worker:worker_command",
-    "console": "bot.adapters.console:console_command",
+    "console": "bot.cli.console:console_command",
     "demo": "bot.cli.demo:demo_command",
     "check-config": "bot.cli.check_config:check_config_command",
     "backup": "bot.cli.backup:backup_command",

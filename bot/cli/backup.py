@@ -8,7 +8,6 @@ line is posted there, so chat sees what the backup product did.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,21 +16,18 @@ import click
 import redis
 
 from jobs.backup import operations as backup
+from bot.grammar import parse_duration
 from jobs.backup.contract import CliResult, Command, check_result, failure_result, window_ended_result, window_started_result
 from jobs.backup.settings import BackupSettings
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.settings import JobSettings
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?:in)?)?(?:(\d+)s)?$", re.IGNORECASE)
-
-
-def parse_duration(text: str) -> timedelta:
-    """``2h``, ``90m``, ``1h30m``, ``45s``: a window length."""
-    match = _DURATION.match(text.strip())
-    if not match or not any(match.groups()):
-        raise click.BadParameter(f"{text!r} is not a duration such as 2h, 90m or 1h30m")
-    hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+def window_length(text: str) -> timedelta:
+    """The `--for` value (the window's own limit is checked by the window store, which says why)."""
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
 
 
 def _run(command: Command, vm: str, as_json: bool, action: Callable[[Fleet, BackupSettings], CliResult]) -> None:
@@ -95,7 +91,7 @@ def check_command(vm: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def start_command(vm: str, length: str, as_json: bool) -> None:
     """Pause replication for a backup window; it is resumed at the end even if nothing calls `end`."""
-    duration = parse_duration(length)
+    duration = window_length(length)
 
     def start(fleet: Fleet, settings: BackupSettings) -> CliResult:
         now = datetime.now(UTC)

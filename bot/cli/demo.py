@@ -30,6 +30,8 @@ from bot.logs import configure_logging
 from bot.delivery.reporters import reporters_installed
 from bot.runtime import build_runtime
 from bot.settings import Settings
+from lab.fleet import Lab
+from lab.fleet_file import default_fleet
 
 
 DEMO_TOKEN = "xoxb-demo-not-a-real-token"
@@ -124,9 +126,6 @@ def run_session(settings: Settings, stdin: TextIO, stdout: TextIO, redis_conn: r
 @click.option("--https", is_flag=True, help="run the lab hosts over HTTPS")
 def demo_command(https: bool) -> None:
     """The bot on the embedded lab fleet, chatting in this terminal (reads stdin when piped)."""
-    from lab.fleet import Lab
-    from lab.fleet_file import default_fleet
-
     out = sys.stdout
     with ExitStack() as stack:
         lab = stack.enter_context(Lab(default_fleet(), https=https))

@@ -19,8 +19,7 @@ from slack_bolt import Ack, App, Respond
 from bot.views import backup as bv
 from bot.views import common as views
 from jobs.audit import AuditEntry
-from bot.grammar_args import parse_at, parse_duration
-from bot.grammar import OPERATOR, Command
+from bot.grammar import Command, MAX_WINDOW, OPERATOR, parse_at, parse_duration
 from bot.runtime import Runtime
 from jobs.backup import tasks as backup_jobs
 from jobs.backup import export_tasks as export_jobs
@@ -134,7 +133,7 @@ def start(runtime: Runtime, request: dict[str, Any], user: str) -> str:
 
 
 def _start_window(runtime: Runtime, request: dict[str, Any], base: dict[str, Any], user: str, key: str) -> None:
-    seconds = int(parse_duration(request["args"][1]).total_seconds())
+    seconds = int(parse_duration(request["args"][1], MAX_WINDOW).total_seconds())
     at = datetime.fromisoformat(request["at"]) if request.get("at") else None
     kwargs = {**base, "seconds": seconds, "user": user}
     backup_jobs.enqueue(runtime.queue, "jobs.backup.tasks.run_window_start", kwargs, key,

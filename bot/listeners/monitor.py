@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +19,7 @@ from slack_bolt import Ack, App, Respond
 
 from bot.views import alerts as alert_views
 from bot.views import common as views
-from bot.grammar import OPERATOR, VIEWER, Command
+from bot.grammar import Command, MAX_SILENCE, OPERATOR, VIEWER, parse_duration
 from bot.cli.monitor import alert_rules
 from bot.delivery.alert_poster import POSTER_TARGET
 from bot.runtime import Runtime
@@ -32,18 +31,6 @@ from jobs.monitor.sweep import PENDING_KEY, load_last
 log = logging.getLogger("hvbot.monitor")
 
 MAX_LINES = 40
-MAX_SILENCE_S = 7 * 86400
-_DURATION = re.compile(r"^(\d{1,5})([smhd])$", re.IGNORECASE)
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> int | None:
-    """'90m', '2h', '1d' -> seconds (at most 7 days); None when not a duration."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        return None
-    seconds = int(match.group(1)) * _UNIT_S[match.group(2).lower()]
-    return seconds if 0 < seconds <= MAX_SILENCE_S else None
 
 
 def engine(runtime: Runtime) -> AlertEngine:
@@ -133,9 +120,12 @@ def queue_sweeps(runtime: Runtime, hosts: list[str], now: datetime) -> list[str]
 
 def _silence(runtime: Runtime, command: Command, user: str, channel: str) -> views.View:
     usage = "Usage: `/hyperv silence VM|HOST DURATION` (DURATION like 30m, 2h, 1d; at most 7 days)"
-    seconds = parse_duration(command.args[1]) if len(command.args) == 2 else None
-    if seconds is None:
+    if len(command.args) != 2:
         return views.notice(usage)
+    try:
+        seconds = int(parse_duration(command.args[1], MAX_SILENCE, "a silence").total_seconds())
+    except ValueError as err:
+        return views.notice(f"{err}.\n{usage}")
     target = command.args[0]
     hosts = {short_host(h) for h in _hosts(runtime, load_last(runtime.redis))}
     kind = "host" if short_host(target) in hosts else "vm"

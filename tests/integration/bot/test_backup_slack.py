@@ -100,7 +100,8 @@ def test_window_needs_an_operator_at_click_time(world: World) -> None:
 
 
 def test_bad_input_answers_clearly(world: World) -> None:
-    assert "not a duration such as 30m" in world.say(f"backup-window {VM} 3d")["text"]
+    assert "a backup window lasts at most 12 h, so `3d` is too long" in world.say(f"backup-window {VM} 3d")["text"]
+    assert "not a duration such as 30m" in world.say(f"backup-window {VM} soon")["text"]
     assert "needs a VM and a DURATION" in world.say(f"backup-window {VM} 3 days")["text"]
     assert "Usage" in world.say("backup-check")["text"]
     assert "`--at` goes with a DURATION" in world.say(f"backup-window {VM} end --at 23:00")["text"]

@@ -14,7 +14,6 @@ import copy
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from queue import Queue
 from typing import Any, Callable
 
@@ -28,10 +27,11 @@ from pypsrp.serializer import Serializer
 from jobs.hyperv.clixml import FastSerializer, LazyXmlObject, use_fast_deserializer
 from lab.engine import Invocation, PipelineIO, error_record
 from tests.support.fixtures_lab import lab_wsman
+from tests.support.paths import SHARED
 
 pytest.importorskip("lab.cmdlets", reason="lab/cmdlets.py (HyperVEngine) is not in the checkout yet")
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "winrm"
+FIXTURES = SHARED / "fixtures" / "winrm"
 
 
 def structure(value: Any, depth: int = 0) -> Any:

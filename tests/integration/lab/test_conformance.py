@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import re
 import struct
-from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
@@ -18,11 +17,12 @@ import requests
 import yaml
 
 from tests.support.lab_test_engine import EngineRegistry, spec_fleet
+from tests.support.paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "winrm"
+WINRM = SHARED / "fixtures" / "winrm"
 pytestmark = [
     pytest.mark.shared,
-    pytest.mark.skipif(not SHARED.is_dir(), reason=f"recorded WinRM fixtures not found at {SHARED} (../shared is absent)"),
+    pytest.mark.skipif(not WINRM.is_dir(), reason=f"recorded WinRM fixtures not found at {WINRM} (../shared is absent)"),
 ]
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -36,7 +36,7 @@ PIPELINE_STATE = 0x00041006
 
 
 def _exchanges(name: str) -> list[dict]:
-    return yaml.safe_load((SHARED / name).read_text())["messages"]
+    return yaml.safe_load((WINRM / name).read_text())["messages"]
 
 
 def _action(request: str) -> str:

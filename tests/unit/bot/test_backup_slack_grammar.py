@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.grammar_args import parse_at, parse_duration
-from bot.grammar import CommandError, parse
+from bot.grammar import CommandError, parse, parse_at, parse_duration
 
 
 @pytest.mark.parametrize(("text", "args"), [

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 import csv
 import io
 import json
 
 from bot.views import alerts as alert_views
 from bot.cli.monitor import alert_rules
-from bot.listeners.monitor import parse_duration, replication_text
+from bot.grammar import MAX_SILENCE, parse_duration
+from bot.listeners.monitor import replication_text
 from jobs.monitor.notifications import Notification, NotificationKind
 from bot.settings import Settings
 from jobs.monitor.rules import AlertRow
@@ -67,9 +70,14 @@ def test_host_rows_have_no_vm_menu_and_resolve_names_the_vms() -> None:
     assert "vm-with-a-rather-long-name-0001" in reply.text + json.dumps(reply.block_dicts())
 
 
-def test_durations() -> None:
-    assert parse_duration("30m") == 1800 and parse_duration("2H") == 7200 and parse_duration("7d") == 7 * 86400
-    assert parse_duration("8d") is None and parse_duration("0h") is None and parse_duration("soon") is None
+def test_silence_durations() -> None:
+    def seconds(text: str) -> float:
+        return parse_duration(text, MAX_SILENCE, "a silence").total_seconds()
+
+    assert seconds("30m") == 1800 and seconds("2H") == 7200 and seconds("7d") == 7 * 86400
+    for bad, reason in (("8d", "a silence lasts at most 7 days"), ("0h", "no time at all"), ("soon", "not a duration")):
+        with pytest.raises(ValueError, match=reason):
+            seconds(bad)
 
 
 def test_replication_text_filters_and_says_its_age() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -11,9 +10,10 @@ from jobs.hyperv.commands import (
     REGISTRY, CmdletSpec, CommandNotAllowed, Param, check_against_reference, command, pipeline,
     sent_parameters, _f,
 )
+from tests.support.paths import ROOT
+from tests.support.paths import SHARED as SHARED_DIR
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "reference" / "hyperv-cmdlets.json"
+SHARED = SHARED_DIR / "reference" / "hyperv-cmdlets.json"
 LOCAL = ROOT / "lab" / "data" / "hyperv-cmdlets.json"
 # Core cmdlets (Select-Object) are not in the Hyper-V reference: our own transcription of their syntax.
 CORE = ROOT / "lab" / "data" / "core-cmdlets.json"

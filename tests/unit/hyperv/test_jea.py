@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from click.testing import CliRunner
 
 from bot.cli.jea import jea_command
 from jobs.hyperv.commands import REGISTRY
 from jobs.hyperv.jea import render_psrc, render_pssc
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "jea"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +12,9 @@ import pytest
 from jobs.failover.plan import (
     Kind, Plan, PlanRefused, RecoveryPoint, ReplicationFacts, SideFacts, Step, build_plan, describe, recommend,
 )
+from tests.support.paths import ROOT
 
-CMDLETS = json.loads((Path(__file__).parents[2] / "lab" / "data" / "hyperv-cmdlets.json").read_text())
+CMDLETS = json.loads((ROOT / "lab" / "data" / "hyperv-cmdlets.json").read_text())
 COMMON = set(CMDLETS["common_parameters"])
 T = datetime(2026, 5, 1, 3, 0, tzinfo=UTC)
 POINTS = (
