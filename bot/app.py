@@ -1,4 +1,8 @@
-"""The Bolt app: `/hyperv` and the result buttons. Transport-free; serve/console/tests all dispatch into it."""
+"""The Bolt app: `/hyperv` and every button. Transport-free; serve, console and tests all dispatch into it.
+
+Each feature module in `bot.listeners` registers its buttons and returns its verbs; `/hyperv` passes through the
+authorization gate (grammar, channel, role) and then calls the verb's listener.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,23 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
-from slack_sdk import WebClient
+import redis
+import structlog
+from slack_bolt import Ack, App, BoltContext
 
-from bot.views import common as views
-from bot.grammar import VIEWER
-from bot.listeners.commands import handle_command
+from bot.grammar import VERBS
+from bot.listeners import backup, failover, jobs, lookups, monitor, teaming
+from bot.listeners.verbs import Verbs
+from bot.middleware.authorization import Gate, slash_text
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
+from bot.views import common as views
 
 log = logging.getLogger("hvbot.app")
 COMMAND = "/hyperv"
 LISTENER_THREADS = 8  # Bolt's default is 5; a few more so post-ack work (CSV uploads) cannot hold up acks
+FEATURES = (jobs, lookups, teaming, failover, backup, monitor)
+INTERNAL_ERROR = "hvbot hit an internal error; nothing was started. The admins can find it in the log."
 
 
 def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: bool = True) -> App:
@@ -32,83 +41,31 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
         process_before_response=True,
     )
     app.runtime = runtime  # type: ignore[attr-defined]  # the console and tests reach the same parts
+    gate = Gate(runtime.authz, runtime.record)
+    verbs: Verbs = {}
+    for feature in FEATURES:
+        verbs.update(feature.register(app, runtime, gate))
+    missing = sorted(set(VERBS) - set(verbs))
+    if missing:  # the grammar and the listeners must agree: fail at start-up, not at the first request
+        raise RuntimeError(f"/hyperv verbs without a listener: {', '.join(missing)}")
 
-    @app.command(COMMAND)
-    def hyperv(ack: Ack, body: dict[str, Any]) -> None:
-        try:
-            view = handle_command(runtime, body)
-        except Exception:  # a bug must still give the user an answer, not Slack's "operation_timeout"
-            log.exception("/hyperv handler failed")
-            view = views.notice("hvbot hit an internal error; nothing was started. The admins can find it in the log.")
+    @app.command(COMMAND, middleware=[gate.command(slash_text)])
+    def hyperv(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        view = answer(runtime, verbs, body, context)
         ack(text=view.text, blocks=view.blocks)
-
-    def ack_only(ack: Ack) -> None:
-        ack()
-
-    def show_page(body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        _show_page(runtime, body, action, respond, client)
-
-    def send_csv(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        _send_csv(runtime, body, action, respond)
-
-    for action_id in (f"{views.ACTION_PAGE}_prev", f"{views.ACTION_PAGE}_next"):
-        app.action(action_id)(ack=ack_only, lazy=[show_page])
-    app.action(views.ACTION_CSV)(ack=ack_only, lazy=[send_csv])
-    from bot.listeners import failover as failover_flow
-
-    failover_flow.register(app, runtime)
-    from bot.listeners import monitor as monitor_commands
-
-    monitor_commands.register(app, runtime)
-    from bot.listeners import backup as backup_flow
-
-    backup_flow.register(app, runtime)
-    from bot.listeners import teaming as teaming_flow
-
-    teaming_flow.register(app, runtime)
 
     return app
 
 
-def _clicker_may_view(runtime: Runtime, body: dict[str, Any], respond: Respond) -> bool:
-    user = body.get("user", {}).get("id", "")
-    channel = (body.get("channel") or {}).get("id", "") or body.get("container", {}).get("channel_id", "")
-    decision = runtime.authz.check(user, channel, VIEWER, "results")
-    if not decision.allowed:
-        respond(text=decision.reason, response_type="ephemeral", replace_original=False)
-    return decision.allowed
-
-
-def _show_page(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient) -> None:
-    if not _clicker_may_view(runtime, body, respond):
-        return
-    job_id, _, rest = str(action.get("value", "")).partition(":")
-    page, _, per = rest.partition(":")
-    stored = runtime.reporter.load_result(job_id)
-    if stored is None or not page.isdigit():
-        respond(text="This result has expired; run the command again.", response_type="ephemeral",
-                replace_original=False)
-        return
-    rows_per_page = int(per) if per.isdigit() and int(per) > 0 else runtime.settings.rows_per_page
-    view = views.result(stored["command"], job_id, stored["report"], int(page), rows_per_page)
-    container = body.get("container", {})
-    if container.get("is_ephemeral") or not container.get("message_ts"):
-        respond(text=view.text, blocks=view.blocks, replace_original=True, response_type="ephemeral")
-    else:
-        client.chat_update(channel=container["channel_id"], ts=container["message_ts"], text=view.text,
-                           blocks=view.blocks)
-
-
-def _send_csv(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-    if not _clicker_may_view(runtime, body, respond):
-        return
-    job_id = str(action.get("value", ""))
-    container = body.get("container", {})
-    if container.get("is_ephemeral") or not container.get("message_ts"):
-        # an ephemeral answer has no thread: send the file to the clicker's DM instead
-        channel, thread = runtime.reporter.dm_channel(body["user"]["id"]), None
-    else:
-        channel, thread = container["channel_id"], container["message_ts"]
-    if not runtime.reporter.upload_csv(job_id, channel, thread):
-        respond(text="This result has expired; run the command again.", response_type="ephemeral",
-                replace_original=False)
+def answer(runtime: Runtime, verbs: Verbs, body: dict[str, Any], context: BoltContext) -> views.View:
+    """The immediate answer (the ack) to one authorized /hyperv request."""
+    command, who = context["command"], context["requester"]
+    try:
+        with structlog.contextvars.bound_contextvars(slack_user=who.user, command=command.verb):
+            return verbs[command.verb](runtime, command, who, body)
+    except redis.RedisError:
+        log.warning("Redis unreachable while handling %s", command.verb)
+        return views.notice(lookups.REDIS_DOWN)
+    except Exception:  # a bug must still give the user an answer, not Slack's "operation_timeout"
+        log.exception("/hyperv handler failed")
+        return views.notice(INTERNAL_ERROR)

@@ -100,6 +100,13 @@ class Command:
     def spec(self) -> Verb:
         return VERBS[self.verb]
 
+    @property
+    def role(self) -> str:
+        """The role this exact command needs: changing teaming is an operator's, looking at it a viewer's."""
+        if self.verb == "teaming" and len(self.args) == 2:
+            return OPERATOR
+        return self.spec.role
+
     def canonical(self) -> str:
         """The command as hvbot understood it (what the audit log and messages show)."""
         parts = [self.verb, *(_quote(a) for a in self.args)]

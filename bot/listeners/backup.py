@@ -1,4 +1,4 @@
-"""Backups and exports from chat (issue #6): `/hyperv backup-check|backup-window|checkpoint|export`.
+"""Backups and exports from chat: `/hyperv backup-check|backup-window|checkpoint|export`.
 
 backup-check (viewer) is enqueued at once. The others change the fleet, so they answer with a confirm card
 (`bot.views.backup.confirm_card`); the request waits in Redis (`PENDING_KEY`, one use, 15 min) until Run is
@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.views import backup as bv
 from bot.views import common as views
 from jobs.audit import AuditEntry
-from bot.grammar import Command, MAX_WINDOW, OPERATOR, parse_at, parse_duration
+from bot.grammar import BACKUP_VERBS, MAX_WINDOW, OPERATOR, Command, parse_at, parse_duration
+from bot.listeners.verbs import Verbs
+from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime
 from jobs.backup import tasks as backup_jobs
 from jobs.backup import export_tasks as export_jobs
@@ -31,8 +34,9 @@ PENDING_KEY = "hvbot:backup:pending:{}"
 PENDING_TTL = 900
 
 
-def handle(runtime: Runtime, command: Command, user: str, channel: str) -> views.View:
+def handle(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:
     """The ack of one backup/export command: the check is enqueued, the others get a confirm card."""
+    user, channel = who.user, who.channel
     vm = command.args[0]
     if command.verb == "backup-check":
         key = f"bk{secrets.token_hex(5)}"
@@ -73,30 +77,24 @@ def describe(request: dict[str, Any]) -> str:
     return f"Export checkpoint '{args[1]}' of {args[0]} to {args[2]} on its host (a long job you can cancel)."
 
 
-def _clicker(body: dict[str, Any]) -> tuple[str, str]:
-    user = body.get("user", {}).get("id", "")
-    channel = (body.get("channel") or {}).get("id", "") or body.get("container", {}).get("channel_id", "")
-    return str(user), str(channel)
+def run_needs(runtime: Runtime) -> Callable[[dict[str, Any]], Needs]:
+    """Run needs an operator; the refusal names the pending command it would have started."""
+
+    def needs(action: dict[str, Any]) -> Needs:
+        raw = runtime.redis.get(PENDING_KEY.format(str(action.get("value", ""))))
+        return Needs(OPERATOR, json.loads(raw)["command"] if raw else "backup request", audit=True)
+
+    return needs
 
 
-def _operator(runtime: Runtime, body: dict[str, Any], what: str, respond: Respond) -> str | None:
-    """The clicker's id when they are an operator (checked now, at click time); else tell them and audit."""
-    user, channel = _clicker(body)
-    decision = runtime.authz.check(user, channel, OPERATOR, what)
-    if not decision.allowed:
-        runtime.record(user, channel, what, "refused", decision.reason)
-        respond(text=decision.reason, response_type="ephemeral", replace_original=False)
-        return None
-    return user
+def alert_action_what(action: dict[str, Any]) -> str:
+    resync = action.get("action_id") == bv.ACTION_ALERT_RESYNC
+    return f"backup-window {action.get('value', '')} {'resynchronize' if resync else 'retry resume'}"
 
 
-def on_run(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+def on_run(runtime: Runtime, who: Requester, action: dict[str, Any], respond: Respond) -> None:
     request_id = str(action.get("value", ""))
-    raw = runtime.redis.get(PENDING_KEY.format(request_id))
-    what = json.loads(raw)["command"] if raw else "backup request"
-    user = _operator(runtime, body, what, respond)
-    if user is None:
-        return
+    user = who.user
     raw = runtime.redis.getdel(PENDING_KEY.format(request_id))  # one use: a double click runs it once
     if raw is None:
         respond(text="This request has expired or already ran; type the command again.",
@@ -145,28 +143,22 @@ def _start_window(runtime: Runtime, request: dict[str, Any], base: dict[str, Any
             f"{at.astimezone(UTC):%Y-%m-%d %H:%M UTC} for {request['args'][1]} (requested by <@{user}>)."))
 
 
-def on_export_cancel(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+def on_export_cancel(runtime: Runtime, who: Requester, action: dict[str, Any], respond: Respond) -> None:
     key = str(action.get("value", ""))
-    user = _operator(runtime, body, f"cancel export {key}", respond)
-    if user is None:
-        return
-    runtime.redis.set(export_jobs.CANCEL_KEY.format(key), user, ex=86400)  # read by the job after each poll
-    runtime.record(user, _clicker(body)[1], f"cancel export {key}", "cancelled", "", key)
+    runtime.redis.set(export_jobs.CANCEL_KEY.format(key), who.user, ex=86400)  # read by the job after each poll
+    runtime.record(who.user, who.channel, f"cancel export {key}", "cancelled", "", key)
     respond(text="Cancelling the export; the message says when it stopped.", response_type="ephemeral",
             replace_original=False)
 
 
-def on_alert_action(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-    vm = str(action.get("value", ""))
+def on_alert_action(runtime: Runtime, who: Requester, body: dict[str, Any], action: dict[str, Any]) -> None:
+    vm, user = str(action.get("value", "")), who.user
     resync = action.get("action_id") == bv.ACTION_ALERT_RESYNC
-    what = f"backup-window {vm} {'resynchronize' if resync else 'retry resume'}"
-    user = _operator(runtime, body, what, respond)
-    if user is None:
-        return
+    what = alert_action_what(action)
     alert = load_alert(runtime.redis, vm)
     container = body.get("container", {})
     key = str(alert["id"]) if alert else f"bkalert-{vm}-{secrets.token_hex(3)}"
-    reply = ReplyTo(str(container.get("channel_id") or _clicker(body)[1]), user, what, here=True).to_dict()
+    reply = ReplyTo(str(container.get("channel_id") or who.channel), user, what, here=True).to_dict()
     job_id = f"ba{secrets.token_hex(5)}"
     backup_jobs.enqueue(runtime.queue, "jobs.backup.tasks.run_alert_action",
                         {"vm": vm, "resync": resync, "key": key, "reply": reply, "user": user,
@@ -175,26 +167,29 @@ def on_alert_action(runtime: Runtime, body: dict[str, Any], action: dict[str, An
     runtime.record(user, reply["channel"], what, "accepted", "", job_id)
 
 
-def register(app: App, runtime: Runtime) -> None:
-    def run(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
+    def run(ack: Ack, context: BoltContext, action: dict[str, Any], respond: Respond) -> None:
         ack()  # first: Slack's 3 s; what follows is a few Redis calls
-        on_run(runtime, body, action, respond)
+        on_run(runtime, context["requester"], action, respond)
 
     def dismiss(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
         ack()
         runtime.redis.delete(PENDING_KEY.format(str(action.get("value", ""))))
         respond(delete_original=True)
 
-    def cancel(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    def cancel(ack: Ack, context: BoltContext, action: dict[str, Any], respond: Respond) -> None:
         ack()
-        on_export_cancel(runtime, body, action, respond)
+        on_export_cancel(runtime, context["requester"], action, respond)
 
-    def alert(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    def alert(ack: Ack, context: BoltContext, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
-        on_alert_action(runtime, body, action, respond)
+        on_alert_action(runtime, context["requester"], body, action)
 
-    app.action(bv.ACTION_RUN)(run)
+    may_cancel = gate.click(lambda action: Needs(OPERATOR, f"cancel export {action.get('value', '')}", audit=True))
+    may_alert = gate.click(lambda action: Needs(OPERATOR, alert_action_what(action), audit=True))
+    app.action(bv.ACTION_RUN, middleware=[gate.click(run_needs(runtime))])(run)
     app.action(bv.ACTION_DISMISS)(dismiss)
-    app.action(bv.ACTION_EXPORT_CANCEL)(cancel)
-    app.action(bv.ACTION_ALERT_RETRY)(alert)
-    app.action(bv.ACTION_ALERT_RESYNC)(alert)
+    app.action(bv.ACTION_EXPORT_CANCEL, middleware=[may_cancel])(cancel)
+    app.action(bv.ACTION_ALERT_RETRY, middleware=[may_alert])(alert)
+    app.action(bv.ACTION_ALERT_RESYNC, middleware=[may_alert])(alert)
+    return {verb: handle for verb in BACKUP_VERBS}

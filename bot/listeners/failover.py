@@ -13,14 +13,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from slack_bolt import Ack, App, Respond
-from slack_sdk import WebClient
+from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.views import failover as fv
 from bot.views import common as views
 from jobs.failover.approvals import ApprovalStore, Decision, parse_button_value
 from jobs.audit import AuditEntry
 from bot.grammar import APPROVER, FAILOVER_KINDS, OPERATOR, Command
+from bot.listeners.verbs import Verbs
+from bot.middleware.authorization import Gate, Needs, Requester, requester
 from bot.runtime import Runtime
 from bot.settings import Settings
 from jobs.failover.tasks import PREVIEW_KEY, RUNS_KEY  # noqa: F401  # keys shared with the worker side
@@ -49,8 +50,9 @@ def approval_store(settings: Settings, connection: redis.Redis) -> ApprovalStore
     return ApprovalStore(connection, secret=approval_secret(settings), audit_stream=AUDIT_STREAM)
 
 
-def handle(runtime: Runtime, command: Command, user: str, channel: str) -> views.View:
+def handle(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:
     """`/hyperv failover|reverse`: enqueue the preview (it reads the hosts); the answer comes as an ephemeral."""
+    user, channel = who.user, who.channel
     args = list(command.args)
     kind = "reverse" if command.verb == "reverse" else (args[1].lower() if len(args) > 1 else "planned")
     if command.verb == "failover" and (len(args) not in (1, 2) or args[0].lower() in FAILOVER_KINDS
@@ -69,30 +71,20 @@ def handle(runtime: Runtime, command: Command, user: str, channel: str) -> views
     return views.notice(f"Reading the replication state of {args[0]} on both hosts for a {kind} preview …")
 
 
-def _user_channel(body: dict[str, Any]) -> tuple[str, str]:
-    user = body.get("user", {}).get("id", "")
-    channel = (body.get("channel") or {}).get("id", "") or body.get("container", {}).get("channel_id", "")
-    return str(user), str(channel)
-
-
 def _audit(runtime: Runtime, user: str, channel: str, what: str, outcome: str, detail: str = "", ref: str = "") -> None:
     runtime.audit.record(AuditEntry(user, channel, what, outcome, detail[:300], ref))
 
 
 def on_request(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], action: dict[str, Any],
                respond: Respond) -> None:
-    user, channel = _user_channel(body)
+    who = requester(body)
+    user, channel = who.user, who.channel
     preview_id = str(action.get("value", ""))
     raw = runtime.redis.get(PREVIEW_KEY.format(preview_id))
     data = json.loads(raw) if raw else None
     if data is None or data.get("refused") or data.get("error"):
         respond(text="This preview has expired or is not runnable; run the command again.",
                 response_type="ephemeral", replace_original=False)
-        return
-    if not runtime.authz.has_role(user, OPERATOR):
-        _audit(runtime, user, channel, f"failover {data['vm']} {data['kind']}", "refused", "request needs operator")
-        respond(text=f"Requesting a failover needs the *{OPERATOR}* role.", response_type="ephemeral",
-                replace_original=False)
         return
     needs = data["kind"] != "test" or runtime.settings.test_failover_needs_approval
     params = {k: data.get(k) for k in ("kind", "vm", "point", "primary", "replica", "signature")}
@@ -113,7 +105,7 @@ def on_request(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], act
 def on_decision(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], action: dict[str, Any],
                 respond: Respond) -> Decision:
     """Approve or Reject: the approver role is checked now, at click time; the store decides atomically."""
-    user, channel = _user_channel(body)
+    user = requester(body).user
     approval_id, digest = parse_button_value(str(action.get("value", "")))
     decision = "approve" if action.get("action_id") == fv.ACTION_APPROVE else "reject"
     result = store.decide(approval_id, decision, user, runtime.authz.has_role(user, APPROVER), digest)
@@ -130,24 +122,16 @@ def on_decision(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], ac
     return result
 
 
-def on_next_action(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-    """A safe-next-action button of a failed run: the same path as typing the command (operator, preview)."""
-    from bot.grammar import CommandError, parse
-
-    user, channel = _user_channel(body)
+def next_action_text(body: dict[str, Any], action: dict[str, Any]) -> str:
+    """A safe-next-action button's value as the command it stands for; the gate parses it like typed text."""
     kind, _, vm = str(action.get("value", "")).partition(":")
-    text = f"reverse {vm}" if kind == "reverse" else f"failover {vm} {kind}"
-    try:  # the value comes back from Slack: parse it like typed text (names, kinds), never trust it
-        command = parse(text)
-    except CommandError as exc:
-        respond(text=exc.message, response_type="ephemeral", replace_original=False)
-        return
-    decision = runtime.authz.check(user, channel, command.spec.role, command.verb)
-    if not decision.allowed:
-        runtime.record(user, channel, command.canonical(), "refused", decision.reason)
-        respond(text=decision.reason, response_type="ephemeral", replace_original=False)
-        return
-    view = handle(runtime, command, user, channel)
+    return f"reverse {vm}" if kind == "reverse" else f"failover {vm} {kind}"
+
+
+def on_next_action(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any],
+                   respond: Respond) -> None:
+    """A safe-next-action button of a failed run: the same path as typing the command (operator, preview)."""
+    view = handle(runtime, command, who, body)
     respond(text=view.text, response_type="ephemeral", replace_original=False)
 
 
@@ -241,7 +225,7 @@ def expire_chore(connection: redis.Redis, now: datetime) -> int:
     return len(expired)
 
 
-def register(app: App, runtime: Runtime) -> None:
+def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
     stores: list[ApprovalStore] = []  # built at the first click: a missing secret refuses clicks, not startup
 
     def store_now() -> ApprovalStore:
@@ -262,13 +246,16 @@ def register(app: App, runtime: Runtime) -> None:
     def dismiss(respond: Respond) -> None:
         respond(delete_original=True)
 
-    app.action(fv.ACTION_REQUEST)(ack=ack_only, lazy=[request])
+    may_request = gate.click(Needs(OPERATOR, "failover", audit=True))
+    app.action(fv.ACTION_REQUEST, middleware=[may_request])(ack=ack_only, lazy=[request])
     app.action(fv.ACTION_DISMISS)(ack=ack_only, lazy=[dismiss])
 
-    def next_action(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        on_next_action(runtime, body, action, respond)
+    def next_action(body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        on_next_action(runtime, context["command"], context["requester"], body, respond)
 
     for kind in fv.NEXT_LABELS:
-        app.action(f"{fv.ACTION_NEXT}_{kind}")(ack=ack_only, lazy=[next_action])
+        app.action(f"{fv.ACTION_NEXT}_{kind}", middleware=[gate.command(next_action_text)])(
+            ack=ack_only, lazy=[next_action])
     app.action(fv.ACTION_APPROVE)(decide)
     app.action(fv.ACTION_REJECT)(decide)
+    return {"failover": handle, "reverse": handle}

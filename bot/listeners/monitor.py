@@ -20,9 +20,13 @@ from slack_bolt import Ack, App, Respond
 from bot.views import alerts as alert_views
 from bot.views import common as views
 from bot.grammar import Command, MAX_SILENCE, OPERATOR, VIEWER, parse_duration
-from bot.cli.monitor import alert_rules
+from bot.delivery.alert_routing import alert_rules
 from bot.delivery.alert_poster import POSTER_TARGET
+from bot.listeners import failover
+from bot.listeners.verbs import Verbs
+from bot.middleware.authorization import Gate, Needs, Requester, requester
 from bot.runtime import Runtime
+from jobs.hyperv.hosts import load_inventory
 from jobs.monitor.state import AlertEngine
 from jobs.monitor.rules import short_host
 from jobs.ports import ReplyTo
@@ -37,10 +41,12 @@ def engine(runtime: Runtime) -> AlertEngine:
     return AlertEngine(runtime.redis, rules=alert_rules(runtime.settings))
 
 
-def handle(runtime: Runtime, command: Command, user: str, channel: str) -> views.View:
-    if command.verb == "silence":
-        return _silence(runtime, command, user, channel)
-    return _replication(runtime, command, user, channel)
+def replication(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:
+    return _replication(runtime, command, who.user, who.channel)
+
+
+def silence(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:
+    return _silence(runtime, command, who.user, who.channel)
 
 
 # ---- /hyperv replication ---------------------------------------------------------------------------------
@@ -96,8 +102,6 @@ def _replication(runtime: Runtime, command: Command, user: str, channel: str) ->
 
 def _hosts(runtime: Runtime, entries: list[dict[str, Any]]) -> list[str]:
     if runtime.settings.inventory is not None:
-        from jobs.hyperv.hosts import load_inventory
-
         return load_inventory(runtime.settings.inventory).names
     return [e["host"] for e in entries]
 
@@ -137,24 +141,9 @@ def _silence(runtime: Runtime, command: Command, user: str, channel: str) -> vie
 # ---- buttons ---------------------------------------------------------------------------------------------
 
 
-def _who(body: dict[str, Any]) -> tuple[str, str]:
-    user = str(body.get("user", {}).get("id", ""))
-    channel = str((body.get("channel") or {}).get("id", "") or body.get("container", {}).get("channel_id", ""))
-    return user, channel
-
-
-def _allowed(runtime: Runtime, body: dict[str, Any], role: str, what: str, respond: Respond) -> bool:
-    user, channel = _who(body)
-    decision = runtime.authz.check(user, channel, role, what)
-    if not decision.allowed:
-        respond(text=decision.reason, response_type="ephemeral", replace_original=False)
-    return decision.allowed
-
-
 def on_ack(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-    if not _allowed(runtime, body, OPERATOR, "ack", respond):
-        return
-    user, channel = _who(body)
+    who = requester(body)
+    user, channel = who.user, who.channel
     key = str(action.get("value", ""))
     done = engine(runtime).ack(key, user, datetime.now(UTC))
     runtime.record(user, channel, f"alert ack {key}", "done" if done else "gone")
@@ -163,9 +152,8 @@ def on_ack(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respo
 
 
 def on_snooze(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-    if not _allowed(runtime, body, OPERATOR, "snooze", respond):
-        return
-    user, channel = _who(body)
+    who = requester(body)
+    user, channel = who.user, who.channel
     seconds, _, key = str(action.get("value", "")).partition("|")
     ids = engine(runtime).snooze(key, float(seconds), user, datetime.now(UTC)) if seconds.isdigit() else []
     runtime.record(user, channel, f"alert snooze {key} {seconds}s", "done" if ids else "gone")
@@ -177,20 +165,30 @@ def _thread(body: dict[str, Any]) -> str | None:
     return body.get("container", {}).get("message_ts")
 
 
-def on_vm_action(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-    verb, host, vm = (str((action.get("selected_option") or {}).get("value", "")).split("|") + ["", ""])[:3]
-    user, channel = _who(body)
-    if verb == "details":
-        if _allowed(runtime, body, VIEWER, "replication", respond):
-            text = replication_text(load_last(runtime.redis, [host]), vm, datetime.now(UTC).timestamp())
-            respond(text=text, response_type="ephemeral", replace_original=False)
-    elif verb == "failover":
-        if _allowed(runtime, body, OPERATOR, "failover", respond):
-            from bot.listeners import failover as failover_flow
+def _menu_choice(action: dict[str, Any]) -> list[str]:
+    """The VM menu's value: `verb|host|vm`."""
+    return (str((action.get("selected_option") or {}).get("value", "")).split("|") + ["", ""])[:3]
 
-            view = failover_flow.handle(runtime, Command("failover", (vm,), host=host), user, channel)
-            respond(text=view.text, blocks=view.blocks, response_type="ephemeral", replace_original=False)
-    elif verb in ("resume", "resync") and _allowed(runtime, body, OPERATOR, verb, respond):
+
+def vm_menu_needs(action: dict[str, Any]) -> Needs:
+    """Details need a viewer; failover, resume and resync an operator (checked at click time)."""
+    verb = _menu_choice(action)[0]
+    if verb in ("failover", "resume", "resync"):
+        return Needs(OPERATOR, verb)
+    return Needs(VIEWER, "replication")
+
+
+def on_vm_action(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    verb, host, vm = _menu_choice(action)
+    who = requester(body)
+    user, channel = who.user, who.channel
+    if verb == "details":
+        text = replication_text(load_last(runtime.redis, [host]), vm, datetime.now(UTC).timestamp())
+        respond(text=text, response_type="ephemeral", replace_original=False)
+    elif verb == "failover":
+        view = failover.handle(runtime, Command("failover", (vm,), host=host), who, body)
+        respond(text=view.text, blocks=view.blocks, response_type="ephemeral", replace_original=False)
+    elif verb in ("resume", "resync"):
         _queue_resume(runtime, verb, host, vm, user, channel, str(body.get("response_url", "")))
         respond(text=f"Queued {verb} of replication for `{vm}` on {host}; the result follows here.",
                 response_type="ephemeral", replace_original=False)
@@ -207,7 +205,7 @@ def _queue_resume(runtime: Runtime, verb: str, host: str, vm: str, user: str, ch
     runtime.record(user, channel, command, "accepted", job_id=job_id)
 
 
-def register(app: App, runtime: Runtime) -> None:
+def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
     def ack_only(ack: Ack) -> None:
         ack()
 
@@ -220,7 +218,9 @@ def register(app: App, runtime: Runtime) -> None:
     def vm_click(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         on_vm_action(runtime, body, action, respond)
 
-    app.action(alert_views.ACTION_ACK)(ack=ack_only, lazy=[ack_click])
+    app.action(alert_views.ACTION_ACK, middleware=[gate.click(Needs(OPERATOR, "ack"))])(ack=ack_only, lazy=[ack_click])
+    may_snooze = [gate.click(Needs(OPERATOR, "snooze"))]
     for seconds, _ in alert_views.SNOOZE_CHOICES:
-        app.action(f"{alert_views.ACTION_SNOOZE}_{seconds}")(ack=ack_only, lazy=[snooze_click])
-    app.action(alert_views.ACTION_VM)(ack=ack_only, lazy=[vm_click])
+        app.action(f"{alert_views.ACTION_SNOOZE}_{seconds}", middleware=may_snooze)(ack=ack_only, lazy=[snooze_click])
+    app.action(alert_views.ACTION_VM, middleware=[gate.click(vm_menu_needs)])(ack=ack_only, lazy=[vm_click])
+    return {"replication": replication, "silence": silence}

@@ -1,8 +1,8 @@
 """`/hyperv teaming VM on|off [--host H]` (operator): a confirm card with the warning, then the job on a click.
 
-The warning is the one that matters (issue #5, hyperv.md §1.11): with AllowTeaming on, the VM's adapter is
+The warning is the one that matters (hyperv.md §1.11): with AllowTeaming on, the VM's adapter is
 disconnected when the host's physical NIC fails, which only helps when the guest runs its own NIC team.
-The click re-checks the operator role and re-parses the button's value like typed text (Slack sends it back).
+The click's value is parsed and authorized by the gate like typed text (Slack sends it back).
 """
 
 from __future__ import annotations
@@ -10,12 +10,15 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ConfirmObject, MarkdownTextObject, SectionBlock
 
-from bot.views import common as views
-from bot.grammar import OPERATOR, Command, CommandError, parse
+from bot.grammar import Command
+from bot.listeners import lookups
+from bot.listeners.verbs import Verbs
+from bot.middleware.authorization import Gate, Requester, button_text
 from bot.runtime import Runtime
+from bot.views import common as views
 from jobs.ports import ReplyTo
 
 ACTION_RUN = "hvbot_teaming_run"
@@ -56,32 +59,23 @@ def _state(command: Command) -> str:
     return "On" if command.args[1].lower() == "on" else "Off"
 
 
-def handle(runtime: Runtime, command: Command, user: str, channel: str) -> views.View:
-    """The slash command: operator role now, then the confirm card (nothing runs before the click)."""
-    if not runtime.authz.has_role(user, OPERATOR):
-        runtime.record(user, channel, command.canonical(), "refused", "teaming on|off needs operator")
-        return views.notice(f"Changing NIC teaming needs the *{OPERATOR}* role; `/hyperv teaming VM` shows it.")
-    runtime.record(user, channel, command.canonical(), "previewed", "confirm card shown")
+def handle(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:
+    """`teaming VM on|off`: the confirm card (the gate checked the operator role; nothing runs before the click).
+    `teaming [VM]` is a lookup."""
+    if not is_change(command):
+        return lookups.lookup(runtime, command, who, body)
+    runtime.record(who.user, who.channel, command.canonical(), "previewed", "confirm card shown")
     return card(command.args[0], _state(command), command.host)
 
 
-def on_run(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-    user = str(body.get("user", {}).get("id", ""))
-    channel = str((body.get("channel") or {}).get("id", "") or body.get("container", {}).get("channel_id", ""))
-    try:
-        command = parse(str(action.get("value", "")))
-    except CommandError as exc:
-        respond(text=exc.message, response_type="ephemeral", replace_original=False)
-        return
+def on_run(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any], respond: Respond) -> None:
+    """The Run click: its value was parsed and authorized again by the gate, as typed text is (roles may have
+    changed since the card was shown, or someone else clicked)."""
     if not is_change(command):
         respond(text="This button is not a teaming change; run the command again.", response_type="ephemeral",
                 replace_original=False)
         return
-    decision = runtime.authz.check(user, channel, OPERATOR, "teaming")
-    if not decision.allowed:  # checked again at click time: roles may have changed, or someone else clicked
-        runtime.record(user, channel, command.canonical(), "refused", decision.reason)
-        respond(text=decision.reason, response_type="ephemeral", replace_original=False)
-        return
+    user, channel = who.user, who.channel
     reply = ReplyTo(channel=channel, user=user, command=command.canonical(),
                     response_url=str(body.get("response_url", "")), here=False)
     job_id = f"tm{secrets.token_hex(5)}"
@@ -96,15 +90,16 @@ def on_run(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respo
             replace_original=True)
 
 
-def register(app: App, runtime: Runtime) -> None:
+def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
     def ack_only(ack: Ack) -> None:
         ack()
 
-    def run(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        on_run(runtime, body, action, respond)
+    def run(body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        on_run(runtime, context["command"], context["requester"], body, respond)
 
     def dismiss(respond: Respond) -> None:
         respond(delete_original=True)
 
-    app.action(ACTION_RUN)(ack=ack_only, lazy=[run])
+    app.action(ACTION_RUN, middleware=[gate.command(button_text)])(ack=ack_only, lazy=[run])
     app.action(ACTION_DISMISS)(ack=ack_only, lazy=[dismiss])
+    return {"teaming": handle}

@@ -26,7 +26,7 @@ from rq.serializers import JSONSerializer
 
 import bot.adapters.fake_slack as fake_slack_module
 from bot.adapters.fake_slack import FakeSlack
-from bot.cli.monitor import alert_rules
+from bot.delivery.alert_routing import alert_rules
 from bot.delivery.alert_poster import SlackAlertPoster, alert_client
 from bot.settings import Settings
 from jobs.monitor import sweep

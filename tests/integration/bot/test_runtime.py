@@ -17,7 +17,7 @@ from slack_bolt import BoltRequest
 from bot.app import build_app
 from jobs.audit import AuditEntry, AuditLog
 from bot.adapters.fake_slack import FakeSlack
-from bot.listeners.commands import REDIS_DOWN
+from bot.listeners.lookups import REDIS_DOWN
 from bot.runtime import build_runtime, redis_connection
 from bot.settings import Settings
 from jobs import liveness as tasks
@@ -109,12 +109,12 @@ def test_heartbeat_key_lives_while_running_and_goes_after() -> None:
 
 def test_a_handler_bug_still_answers_within_the_ack(fake_slack: FakeSlack, redis_conn: redis.Redis,
                                                     monkeypatch: Any) -> None:
-    import bot.app
+    import bot.listeners.lookups
 
-    def broken(runtime: Any, body: Any) -> Any:
+    def broken(runtime: Any, command: Any, who: Any, body: Any) -> Any:
         raise KeyError("simulated bug")
 
-    monkeypatch.setattr(bot.app, "handle_command", broken)
+    monkeypatch.setattr(bot.listeners.lookups, "lookup", broken)
     app = build_app(_settings(fake_slack), runtime=build_runtime(_settings(fake_slack), connection=redis_conn))
     body = slash_body("ips")
     response = app.dispatch(BoltRequest(body=body, headers={k.lower(): [v] for k, v in signed_headers(body).items()}))

@@ -9,7 +9,7 @@ import io
 import json
 
 from bot.views import alerts as alert_views
-from bot.cli.monitor import alert_rules
+from bot.delivery.alert_routing import alert_rules
 from bot.grammar import MAX_SILENCE, parse_duration
 from bot.listeners.monitor import replication_text
 from jobs.monitor.notifications import Notification, NotificationKind
