@@ -33,8 +33,8 @@ from datetime import datetime
 from typing import Any, Callable
 
 from lab import replication, timeline
-from lab.clock import ManualClock
-from lab.model import VM, Fleet, Host, Injection, Replication, utc_now
+from lab.clock import ManualClock, utc_now
+from lab.model import VM, Fleet, Host, Injection, Replication
 
 MIGRATION = ("MigratingVirtualMachine", "StorageMigrationPhaseOne", "StorageMigrationPhaseTwo", "MigratingPlannedVm")
 FAILOVER = ("RecoveryInProgress", "FailedOverWaitingCompletion", "FiredrillInProgress")
