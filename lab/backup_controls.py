@@ -1,25 +1,25 @@
-"""Control actions for Replica-VM backups and exports (issue #6), registered in ``lab.controls.ACTIONS``.
+"""Control actions for Replica-VM backups and exports, registered in ``lab.controls.ACTIONS``.
 
 ``backup_condition`` {host, vm, condition, on=true, ...}: sets (or with ``on: false`` clears) one observable
 condition of hyperv.md §4 on a replicated VM; ``vm`` may name either side, the change lands where Hyper-V
 shows it. Conditions:
 
-- ``log_apply`` (#1): log-apply cycles on the replica at its replication frequency (``apply_seconds``,
+- ``log_apply`` (condition 1): log-apply cycles on the replica at its replication frequency (``apply_seconds``,
   default a fifth of the frequency); see ``lab.timeline``.
-- ``apply_failed`` (#3, inference): replica ReplicationState Error, health Critical.
-- ``health_critical`` (#4): replica health Critical with a health detail.
-- ``resync_required`` (#5): primary WaitingForStartResynchronize + Critical; the simple replica shows
+- ``apply_failed`` (condition 3, inference): replica ReplicationState Error, health Critical.
+- ``health_critical`` (condition 4): replica health Critical with a health detail.
+- ``resync_required`` (condition 5): primary WaitingForStartResynchronize + Critical; the simple replica shows
   Disabled + Critical (WMI "waiting to start resync" maps to Disabled there, §3.2).
-- ``resync_in_progress`` (#5): both sides Resynchronizing for ``seconds`` (default the relationship's
+- ``resync_in_progress`` (condition 5): both sides Resynchronizing for ``seconds`` (default the relationship's
   ``resync_seconds``) on the fleet clock, then Replicating.
-- ``migration`` (#6): the replica VM's OperationalStatus gains ``status`` (default MigratingVirtualMachine).
-- ``initial_replication`` (#7): replica WaitingForInitialReplication, primary InitialReplicationInProgress,
+- ``migration`` (condition 6): the replica VM's OperationalStatus gains ``status`` (default MigratingVirtualMachine).
+- ``initial_replication`` (condition 7): replica WaitingForInitialReplication, primary InitialReplicationInProgress,
   both Warning, no LastReplicationTime.
-- ``failover`` (#8): replica ReplicationState ``state`` (RecoveryInProgress by default,
+- ``failover`` (condition 8): replica ReplicationState ``state`` (RecoveryInProgress by default,
   FailedOverWaitingCompletion or FiredrillInProgress).
-- ``test_vm`` (#8): a test-failover VM exists (as Start-VMFailover -AsTest makes it); clearing removes it.
+- ``test_vm`` (condition 8): a test-failover VM exists (as Start-VMFailover -AsTest makes it); clearing removes it.
 
-Condition #2 (previous apply cancelled/interrupted) has no public observable (§4), so the lab has none.
+Condition 2 (previous apply cancelled/interrupted) has no public observable (§4), so the lab has none.
 
 ``fail_next`` {host, cmdlet, vm?, count=1, message?, category?, after_steps=0}: the next ``count`` calls of
 Export-VMSnapshot or Resume-VMReplication on that host (and VM) write a Hyper-V error record instead.
@@ -33,8 +33,8 @@ from datetime import datetime
 from typing import Any, Callable
 
 from lab import replication, timeline
-from lab.clock import ManualClock
-from lab.model import VM, Fleet, Host, Injection, Replication, utc_now
+from lab.clock import ManualClock, utc_now
+from lab.model import VM, Fleet, Host, Injection, Replication
 
 MIGRATION = ("MigratingVirtualMachine", "StorageMigrationPhaseOne", "StorageMigrationPhaseTwo", "MigratingPlannedVm")
 FAILOVER = ("RecoveryInProgress", "FailedOverWaitingCompletion", "FiredrillInProgress")

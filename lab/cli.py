@@ -5,16 +5,14 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Any
-
 import click
 
+from lab import fleet_file as ff
 from lab.fleet import Lab
+from lab.model import Fleet
 
 
-def _load_fleet(fleet_file: Path | None, hosts: int | None, vms_per_host: int | None, first_host: int = 0) -> Any:
-    from lab import fleet_file as ff  # the model side; imported when the command runs
-
+def _load_fleet(fleet_file: Path | None, hosts: int | None, vms_per_host: int | None, first_host: int = 0) -> Fleet:
     if fleet_file is not None and hosts is not None:
         raise click.UsageError("use --fleet or --hosts/--vms-per-host, not both")
     if fleet_file is not None:

@@ -1,10 +1,15 @@
-"""A settable clock for ``Fleet.clock``: tests and the ``clock`` control action move time by hand."""
+"""The lab's time: ``utc_now`` (the default ``Fleet.clock``) and ``ManualClock``, a clock set by hand.
+
+Tests and the ``clock`` control action swap a ``ManualClock`` in to move the fleet's time deterministically.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from lab.model import utc_now
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class ManualClock:

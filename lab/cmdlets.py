@@ -8,64 +8,18 @@ Hyper-V's own failures are non-terminating error records unless ``-ErrorAction S
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
-from typing import Any, Callable
-
-from psrpcore.types import ErrorRecord
+from typing import Any
 
 from lab import cmdlets_export, cmdlets_read, cmdlets_write, select_object, timeline
 from lab.binding import Binder, BindingError, Bound
+from lab.cmdlet_context import Context, Handler, HandlerTable, Terminate
 from lab.engine import CommandCall, Invocation, PipelineIO
 from lab.errors import binding_record, command_not_found, scripts_not_allowed
 from lab.hvobjects import Live, to_output
 from lab.model import Fleet
 
-Handler = Callable[["Context", Bound, Any], list[Any]]
-HANDLERS: dict[str, tuple[Handler, str | None]] = {**cmdlets_read.HANDLERS, **cmdlets_write.HANDLERS,
-                                                   **cmdlets_export.HANDLERS, **select_object.HANDLERS}
-
-
-class Terminate(Exception):
-    """Raised inside a statement to end the pipeline with ``record`` (e.g. -ErrorAction Stop)."""
-
-    def __init__(self, record: ErrorRecord) -> None:
-        super().__init__(str(record))
-        self.record = record
-
-
-@dataclass
-class Context:
-    """What a cmdlet handler sees: the fleet, this host, its error/warning streams."""
-
-    fleet: Fleet
-    host_name: str
-    cmdlet: str
-    io: PipelineIO
-    error_action: str = "Continue"
-    warning_action: str = "Continue"
-    restricted: bool = False  # a JEA (RestrictedRemoteServer) session: Select-Object is the restricted proxy
-    errors: list[ErrorRecord] = field(default_factory=list)
-    deferred: list[Callable[[], list[Any]]] = field(default_factory=list)
-
-    def defer(self, job: Callable[[], list[Any]]) -> None:
-        """Long work (an export) to run after the stage, outside the fleet lock; its result is output."""
-        self.deferred.append(job)
-
-    @property
-    def host(self) -> Any:
-        return self.fleet.hosts[self.host_name]
-
-    def error(self, record: ErrorRecord) -> None:
-        if self.error_action == "Stop":
-            raise Terminate(record)
-        if self.error_action not in ("SilentlyContinue", "Ignore"):
-            self.io.error(record)
-
-    def warning(self, message: str) -> None:
-        if self.warning_action == "Stop":
-            raise Terminate(cmdlets_write.warning_record(self.cmdlet, message))
-        if self.warning_action not in ("SilentlyContinue", "Ignore"):
-            self.io.warning(message)
+HANDLERS: HandlerTable = {**cmdlets_read.HANDLERS, **cmdlets_write.HANDLERS, **cmdlets_export.HANDLERS,
+                          **select_object.HANDLERS}
 
 
 def _script_commands(call: CommandCall) -> list[CommandCall]:

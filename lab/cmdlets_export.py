@@ -12,17 +12,15 @@ them); refusing Replica-type recovery points is an inference of §1.2.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from lab.binding import Bound
+from lab.cmdlet_context import Context, HandlerTable
 from lab.cmdlets_read import matches, vms_from
 from lab.errors import hyperv_error
 from lab.hvobjects import Live
 from lab.model import VM, Checkpoint, ExportRecord, Injection
 from lab.replication import RECOVERY_TYPES
-
-if TYPE_CHECKING:
-    from lab.cmdlets import Context
 
 ACTIVITY = "Export a virtual machine snapshot"
 REPLICA_REFUSED = ("Cannot export checkpoint '{0}' of virtual machine '{1}': it is a Replica recovery point, "
@@ -33,7 +31,7 @@ EXPORT_FAILED = ("Failed to export checkpoint '{0}' of virtual machine '{1}' to 
 SLICE = 0.02  # seconds between looks at the stop signal
 
 
-def _named(ctx: "Context", vms: list[VM], names: list[str]) -> list[tuple[VM, Checkpoint]]:
+def _named(ctx: Context, vms: list[VM], names: list[str]) -> list[tuple[VM, Checkpoint]]:
     pairs: list[tuple[VM, Checkpoint]] = []
     for vm in vms:
         for pattern in names:
@@ -45,13 +43,13 @@ def _named(ctx: "Context", vms: list[VM], names: list[str]) -> list[tuple[VM, Ch
     return pairs
 
 
-def _snapshots(ctx: "Context", bound: Bound) -> list[tuple[VM, Checkpoint]]:
+def _snapshots(ctx: Context, bound: Bound) -> list[tuple[VM, Checkpoint]]:
     if bound.parameter_set == "SnapshotObject":
         return [(live.vm, live.item) for live in bound.get("VMSnapshot")]
     return _named(ctx, vms_from(ctx, bound), list(bound.get("Name")))
 
 
-def export_snapshot(ctx: "Context", bound: Bound, _: Any) -> list[Any]:
+def export_snapshot(ctx: Context, bound: Bound, _: Any) -> list[Any]:
     if bound.get("AsJob"):
         ctx.error(hyperv_error(ctx.cmdlet, "The lab does not model -AsJob; run Export-VMSnapshot synchronously.",
                                "NotImplemented"))
@@ -71,7 +69,7 @@ def export_snapshot(ctx: "Context", bound: Bound, _: Any) -> list[Any]:
     return []
 
 
-def _runner(ctx: "Context", vm: VM, cp: Checkpoint, record: ExportRecord, injection: Injection | None,
+def _runner(ctx: Context, vm: VM, cp: Checkpoint, record: ExportRecord, injection: Injection | None,
             passthru: bool) -> Callable[[], list[Any]]:
     def run() -> list[Any]:
         with ctx.fleet.lock:
@@ -93,7 +91,7 @@ def _runner(ctx: "Context", vm: VM, cp: Checkpoint, record: ExportRecord, inject
     return run
 
 
-def _progress(ctx: "Context", record: ExportRecord, seconds: float, steps: int, injection: Injection | None) -> str:
+def _progress(ctx: Context, record: ExportRecord, seconds: float, steps: int, injection: Injection | None) -> str:
     """Write the progress records; returns the final status (Completed, Cancelled, Failed)."""
     for step in range(steps + 1):
         if injection is not None and step == min(injection.after_steps, steps):
@@ -114,7 +112,7 @@ def _progress(ctx: "Context", record: ExportRecord, seconds: float, steps: int, 
     return "Completed"
 
 
-def _wait_until(ctx: "Context", deadline: datetime) -> bool:
+def _wait_until(ctx: Context, deadline: datetime) -> bool:
     """Wait until ``deadline`` on the fleet clock unless the client stops the pipeline; False when it did.
 
     Steps are scheduled from the export's start, so with a frozen clock (``clock`` control action) a step
@@ -125,6 +123,6 @@ def _wait_until(ctx: "Context", deadline: datetime) -> bool:
     return not ctx.io.stopping
 
 
-HANDLERS: dict[str, tuple[Callable[["Context", Bound, Any], list[Any]], str | None]] = {
+HANDLERS: HandlerTable = {
     "Export-VMSnapshot": (export_snapshot, "VMSnapshot"),
 }

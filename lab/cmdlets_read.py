@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 
 from psrpcore.types import ErrorCategory, ErrorRecord
 
 from lab.binding import Bound, command_class
+from lab.cmdlet_context import Context, Handler, HandlerTable
 from lab.engine import error_record
 from lab.errors import hyperv_error, vm_not_found
 from lab.hvobjects import Live
 from lab.model import VM
-
-if TYPE_CHECKING:
-    from lab.cmdlets import Context
 
 WILDCARD = re.compile(r"[*?\[]")
 
@@ -34,7 +32,7 @@ def matches(pattern: str, name: str) -> bool:
         name.lower() == pattern.lower())
 
 
-def select_vms(ctx: "Context", names: list[str] | None, *, include_tests: bool = True) -> list[VM]:
+def select_vms(ctx: Context, names: list[str] | None, *, include_tests: bool = True) -> list[VM]:
     """VMs of this host by name (wildcards allowed); a plain name that matches nothing is an error record."""
     vms = [vm for vm in ctx.host.vms if include_tests or vm.test_of is None]
     if names is None:
@@ -48,13 +46,13 @@ def select_vms(ctx: "Context", names: list[str] | None, *, include_tests: bool =
     return chosen
 
 
-def vms_from(ctx: "Context", bound: Bound, name_param: str = "VMName") -> list[VM]:
+def vms_from(ctx: Context, bound: Bound, name_param: str = "VMName") -> list[VM]:
     if bound.get("VM") is not None:
         return [live.vm for live in bound.get("VM") if live.vm is not None]
     return select_vms(ctx, bound.get(name_param))
 
 
-def get_vm(ctx: "Context", bound: Bound, _: Any) -> list[Any]:
+def get_vm(ctx: Context, bound: Bound, _: Any) -> list[Any]:
     if bound.get("Id") is not None:
         found = [vm for vm in ctx.host.vms if vm.id == bound.get("Id")]
         if not found:
@@ -65,7 +63,7 @@ def get_vm(ctx: "Context", bound: Bound, _: Any) -> list[Any]:
     return [Live("VirtualMachine", ctx.host, vm) for vm in select_vms(ctx, bound.get("Name"))]
 
 
-def get_adapter(ctx: "Context", bound: Bound, _: Any) -> list[Any]:
+def get_adapter(ctx: Context, bound: Bound, _: Any) -> list[Any]:
     host = ctx.host
     if bound.parameter_set == "ManagementOS":
         switch = bound.get("SwitchName")
@@ -87,13 +85,13 @@ def get_adapter(ctx: "Context", bound: Bound, _: Any) -> list[Any]:
     return out
 
 
-def get_memory(ctx: "Context", bound: Bound, _: Any) -> list[Any]:
+def get_memory(ctx: Context, bound: Bound, _: Any) -> list[Any]:
     if bound.parameter_set == "VMSnapshot":
         return [Live("VMMemory", ctx.host, bound.get("VMSnapshot").vm)]
     return [Live("VMMemory", ctx.host, vm) for vm in vms_from(ctx, bound)]
 
 
-def get_snapshot(ctx: "Context", bound: Bound, _: Any) -> list[Any]:
+def get_snapshot(ctx: Context, bound: Bound, _: Any) -> list[Any]:
     host = ctx.host
     if bound.parameter_set == "Id":
         return [Live("VMSnapshot", host, vm, cp) for vm in host.vms for cp in vm.checkpoints
@@ -130,8 +128,8 @@ def _replication_filter(bound: Bound, vm: VM) -> bool:
             and bound.get("ReplicationRelationshipType") in (None, rep.relationship_type))
 
 
-def _replication(kind: str) -> Callable[["Context", Bound, Any], list[Any]]:
-    def handler(ctx: "Context", bound: Bound, _: Any) -> list[Any]:
+def _replication(kind: str) -> Handler:
+    def handler(ctx: Context, bound: Bound, _: Any) -> list[Any]:
         plain = [n.lower() for n in bound.get("VMName") or [] if not WILDCARD.search(n)]
         out: list[Any] = []
         for vm in vms_from(ctx, bound):
@@ -147,11 +145,11 @@ def _replication(kind: str) -> Callable[["Context", Bound, Any], list[Any]]:
     return handler
 
 
-def get_host(ctx: "Context", bound: Bound, _: Any) -> list[Any]:
+def get_host(ctx: Context, bound: Bound, _: Any) -> list[Any]:
     return [Live("VMHost", ctx.host)]
 
 
-HANDLERS: dict[str, tuple[Callable[["Context", Bound, Any], list[Any]], str | None]] = {
+HANDLERS: HandlerTable = {
     "Get-VM": (get_vm, "VirtualMachine"),
     "Get-VMNetworkAdapter": (get_adapter, "VMNetworkAdapter"),
     "Get-VMMemory": (get_memory, "VMMemory"),

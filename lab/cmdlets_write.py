@@ -5,40 +5,29 @@ Hyper-V error records. ``-WhatIf`` changes nothing; output only with ``-Passthru
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Callable
-
-from psrpcore.types import ErrorCategory, ErrorRecord
+from typing import Any, Callable
 
 from lab import replication as rp
-from lab.binding import Bound, command_class
+from lab.binding import Bound
+from lab.cmdlet_context import Context, Handler, HandlerTable
 from lab.cmdlets_read import matches, select_vms, vms_from
-from lab.engine import error_record
 from lab.errors import hyperv_error
 from lab.hvobjects import Live
 from lab.model import VM, Checkpoint
 
-if TYPE_CHECKING:
-    from lab.cmdlets import Context
-
-Handler = Callable[["Context", Bound, Any], list[Any]]
 FREQUENCIES = (30, 300, 900)
 
 
-def warning_record(cmdlet: str, message: str) -> ErrorRecord:
-    return error_record(message, f"ActionPreferenceStop,{command_class(cmdlet)}", ErrorCategory.OperationStopped,
-                        exception_type="System.Management.Automation.ActionPreferenceStopException")
-
-
-def _targets(ctx: "Context", bound: Bound, name_param: str) -> list[VM]:
+def _targets(ctx: Context, bound: Bound, name_param: str) -> list[VM]:
     if bound.get("VMReplication") is not None:
         return [live.vm for live in bound.get("VMReplication")]
     return vms_from(ctx, bound, name_param)
 
 
-def _each(name_param: str, action: Callable[["Context", Bound, VM], list[Any] | None]) -> Handler:
+def _each(name_param: str, action: Callable[[Context, Bound, VM], list[Any] | None]) -> Handler:
     """Run ``action`` per target VM; a refused transition is a non-terminating error for that VM."""
 
-    def handler(ctx: "Context", bound: Bound, _: Any) -> list[Any]:
+    def handler(ctx: Context, bound: Bound, _: Any) -> list[Any]:
         out: list[Any] = []
         for vm in _targets(ctx, bound, name_param):
             if bound.get("WhatIf"):
@@ -57,7 +46,7 @@ def _each(name_param: str, action: Callable[["Context", Bound, VM], list[Any] | 
     return handler
 
 
-def _start_vm(ctx: "Context", bound: Bound, vm: VM) -> None:
+def _start_vm(ctx: Context, bound: Bound, vm: VM) -> None:
     rep = vm.replication
     if vm.state == "Running":
         ctx.warning(f"The virtual machine '{vm.name}' is already in the specified state.")
@@ -68,7 +57,7 @@ def _start_vm(ctx: "Context", bound: Bound, vm: VM) -> None:
     vm.state, vm.started_at, vm.cpu_usage = "Running", ctx.fleet.clock(), 3
 
 
-def _stop_vm(ctx: "Context", bound: Bound, vm: VM) -> None:
+def _stop_vm(ctx: Context, bound: Bound, vm: VM) -> None:
     if bound.get("Save") and bound.get("TurnOff"):
         raise rp.ReplicationError("The Save and TurnOff parameters cannot be used together.", "InvalidArgument")
     target = "Saved" if bound.get("Save") else "Off"
@@ -78,7 +67,7 @@ def _stop_vm(ctx: "Context", bound: Bound, vm: VM) -> None:
     vm.state, vm.started_at, vm.broken = target, None, False
 
 
-def _start_failover(ctx: "Context", bound: Bound, vm: VM) -> list[Any] | None:
+def _start_failover(ctx: Context, bound: Bound, vm: VM) -> list[Any] | None:
     point = bound.get("VMRecoverySnapshot")
     point_id = point.item.id if point is not None else None
     if bound.get("Prepare"):
@@ -91,14 +80,14 @@ def _start_failover(ctx: "Context", bound: Bound, vm: VM) -> list[Any] | None:
     return None
 
 
-def _failover_targets(ctx: "Context", bound: Bound, _: Any) -> list[Any]:
+def _failover_targets(ctx: Context, bound: Bound, _: Any) -> list[Any]:
     point = bound.get("VMRecoverySnapshot")
     if point is not None:
         bound.params["VM"] = [Live("VirtualMachine", ctx.host, point.vm)]
     return _each("VMName", _start_failover)(ctx, bound, None)
 
 
-def _set_replication(ctx: "Context", bound: Bound, vm: VM) -> list[Any] | None:
+def _set_replication(ctx: Context, bound: Bound, vm: VM) -> list[Any] | None:
     if bound.get("Reverse"):
         rp.reverse(ctx.fleet, ctx.host, vm, bound.get("ReplicaServerName"))
     elif bound.get("AsReplica"):
@@ -122,7 +111,7 @@ RESUME_FAILED = ("Hyper-V failed to resume replication for virtual machine '{0}'
                  "'{1}' could not be established. (0x80072EFD)")  # UNCONFIRMED wording
 
 
-def _resume(ctx: "Context", vm: VM) -> None:
+def _resume(ctx: Context, vm: VM) -> None:
     injection = ctx.fleet.take_injection(ctx.cmdlet, ctx.host.name, vm.name)
     if injection is not None:  # control action fail_next: a realistic failure, state unchanged
         rep = vm.replication
@@ -133,7 +122,7 @@ def _resume(ctx: "Context", vm: VM) -> None:
 
 
 def _simple(action: Callable[..., None], passthru_kind: str = "VMReplication") -> Callable[..., list[Any] | None]:
-    def run(ctx: "Context", bound: Bound, vm: VM) -> list[Any] | None:
+    def run(ctx: Context, bound: Bound, vm: VM) -> list[Any] | None:
         if action is rp.resume:
             _resume(ctx, vm)
             rp.resume(ctx.fleet, ctx.host, vm, bool(bound.get("Resynchronize")))
@@ -143,7 +132,7 @@ def _simple(action: Callable[..., None], passthru_kind: str = "VMReplication") -
     return run
 
 
-def _set_adapter(ctx: "Context", bound: Bound, _: Any) -> list[Any]:
+def _set_adapter(ctx: Context, bound: Bound, _: Any) -> list[Any]:
     if bound.get("VMNetworkAdapter") is not None:
         pairs = [(bound.get("VMNetworkAdapter").vm, bound.get("VMNetworkAdapter").item)]
     else:
@@ -160,7 +149,7 @@ def _set_adapter(ctx: "Context", bound: Bound, _: Any) -> list[Any]:
     return out
 
 
-def _checkpoint(ctx: "Context", bound: Bound, vm: VM) -> list[Any] | None:
+def _checkpoint(ctx: Context, bound: Bound, vm: VM) -> list[Any] | None:
     now = ctx.fleet.clock()
     name = bound.get("SnapshotName") or f"{vm.name} - ({now:%m/%d/%Y - %I:%M:%S %p})"
     current = vm.current_checkpoint()
@@ -170,7 +159,7 @@ def _checkpoint(ctx: "Context", bound: Bound, vm: VM) -> list[Any] | None:
     return [Live("VMSnapshot", ctx.host, vm, cp)] if bound.get("Passthru") else []
 
 
-HANDLERS: dict[str, tuple[Handler, str | None]] = {
+HANDLERS: HandlerTable = {
     "Start-VM": (_each("Name", _start_vm), "VirtualMachine"),
     "Stop-VM": (_each("Name", _stop_vm), "VirtualMachine"),
     "Start-VMFailover": (_failover_targets, "VirtualMachine"),

@@ -43,3 +43,9 @@ def hyperv_error(cmdlet: str, message: str, category: str = "InvalidArgument", t
 def vm_not_found(cmdlet: str, name: str) -> ErrorRecord:
     return hyperv_error(cmdlet, f'Hyper-V was unable to find a virtual machine with name "{name}".',
                         "InvalidArgument", target=name, error_id="InvalidParameter")
+
+
+def warning_record(cmdlet: str, message: str) -> ErrorRecord:
+    """A warning under -WarningAction Stop: PowerShell ends the pipeline with ActionPreferenceStopException."""
+    return error_record(message, f"ActionPreferenceStop,{command_class(cmdlet)}", ErrorCategory.OperationStopped,
+                        exception_type="System.Management.Automation.ActionPreferenceStopException")

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import yaml
 
+from lab.cmdlets import HyperVEngine
 from lab.control import CommandLog, ControlServer, HostFaults, LogEntry
 from lab.engine import HostEngine, Invocation
 from lab.server import LabHost
@@ -33,8 +34,6 @@ EngineFactory = Callable[[Any, str], HostEngine]
 
 
 def hyperv_engine(fleet: Any, host_name: str) -> HostEngine:
-    from lab.cmdlets import HyperVEngine  # imported late: the Hyper-V side is optional for protocol tests
-
     return HyperVEngine(fleet, host_name)
 
 

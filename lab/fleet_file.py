@@ -33,7 +33,8 @@ Format (every key but ``hosts[].name``, ``site`` and ``vms[].name`` is optional)
               apply_seconds: 6        # optional: log-apply cycles on the replica (lab.timeline), 6 s each
 
 Times in a file are relative to the load time (``age_h``, ``last_replication_s``), so a loaded fleet
-always looks current. Nothing is random: ids and MACs derive from names.
+always looks current. Nothing is random: ids and MACs derive from names. Every fleet built here runs the
+control actions of ``lab.controls`` (``Fleet.apply_control``).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ from typing import Any
 
 import yaml
 
-from lab import timeline
-from lab.model import MIB, VM, Checkpoint, Fleet, Host, Memory, NetAdapter, Replication, check_enum, utc_now
+from lab import controls, timeline
+from lab.clock import utc_now
+from lab.model import MIB, VM, Checkpoint, Fleet, Host, Memory, NetAdapter, Replication, check_enum
 
 ID_NS = uuid.UUID("6f1c2a47-8a51-4f59-9b8e-2f3c1d7e9a10")
 
@@ -67,7 +69,7 @@ def fleet_from_dict(data: dict[str, Any], now: datetime | None = None) -> Fleet:
                     jea_configuration=h.get("jea_configuration"))
         host.vms = [_vm(host, v, now) for v in h.get("vms") or []]
         hosts[host.name] = host
-    fleet = Fleet(hosts)
+    fleet = Fleet(hosts, controls=controls.apply)
     for h in data["hosts"]:
         for v in h.get("vms") or []:
             if v.get("replica"):

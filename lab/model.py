@@ -11,17 +11,14 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from lab import hvdata
+from lab.clock import utc_now
 
 MIB = 1024 * 1024
 RUNNING_LIKE = ("Running", "Paused")
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def check_enum(enum_name: str, value: str) -> str:
@@ -217,13 +214,19 @@ class Host:
         return next((vm for vm in self.vms if vm.id == vm_id), None)
 
 
-class Fleet:
-    """All hosts, one lock. ``clock`` is injectable so tests see fixed times."""
+ControlActions = Callable[["Fleet", str, dict[str, Any]], dict[str, Any]]
 
-    def __init__(self, hosts: dict[str, Host], clock: Callable[[], datetime] = utc_now) -> None:
+
+class Fleet:
+    """All hosts, one lock. ``clock`` is injectable so tests see fixed times; ``controls`` runs the
+    model-level control actions (``lab.controls.apply``, given by whoever builds the fleet)."""
+
+    def __init__(self, hosts: dict[str, Host], clock: Callable[[], datetime] = utc_now,
+                 controls: ControlActions | None = None) -> None:
         self.hosts = hosts
         self.lock = threading.RLock()
         self.clock = clock  # swappable (lab.clock.ManualClock, or the ``clock`` control action)
+        self.controls = controls
         self.exports: list[ExportRecord] = []
         self.injections: list[Injection] = []
         self.export_seconds = 5.0  # Export-VMSnapshot duration (wall clock: the client watches it)
@@ -267,8 +270,8 @@ class Fleet:
         return (other_host, other_vm) if other_vm is not None else None
 
     def apply_control(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Model-level control actions (vm_state, replication, power_loss, recover, broken, ...)."""
-        from lab import controls  # the actions live beside the replication state machine
-
+        """Model-level control actions (vm_state, replication, power_loss, recover, broken, ...), under the lock."""
+        if self.controls is None:
+            raise ValueError(f"this fleet has no control actions (cannot run {action!r})")
         with self.lock:
-            return controls.apply(self, action, args)
+            return self.controls(self, action, args)

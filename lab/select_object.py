@@ -11,21 +11,19 @@ wildcards) and -InputObject; other Select-Object parameters are refused with a c
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from psrpcore.types import ErrorCategory, PSObject
 
 from lab import hvdata
 from lab.binding import BindingError, Bound
 from lab.clixml import render_selected
+from lab.cmdlet_context import Context, HandlerTable, Terminate
 from lab.cmdlets_read import WILDCARD, matches
 from lab.engine import error_record
 from lab.errors import binding_record
 from lab.hvobjects import Live, live_values
 from lab.serialize import NS, _note, converter_for
-
-if TYPE_CHECKING:
-    from lab.cmdlets import Context
 
 CMDLET = "Select-Object"
 SIMULATED = {"Property", "InputObject"}
@@ -105,8 +103,6 @@ def restricted_refusal(patterns: list[str]) -> BindingError | None:
 
 
 def select_object(ctx: Context, bound: Bound, item: Any) -> list[Any]:
-    from lab.cmdlets import Terminate  # lab.cmdlets imports this module for its HANDLERS
-
     patterns = [str(p) for p in (bound.get("Property") or [])]
     if ctx.restricted:
         refusal = restricted_refusal(patterns)
@@ -124,4 +120,4 @@ def select_object(ctx: Context, bound: Bound, item: Any) -> list[Any]:
     return [SelectedOutput(item.ps_kind, props, {n: values.get(n) for n, _ in props})]
 
 
-HANDLERS = {CMDLET: (select_object, None)}
+HANDLERS: HandlerTable = {CMDLET: (select_object, None)}
