@@ -16,7 +16,7 @@ from rq.serializers import JSONSerializer
 from slack_sdk import WebClient
 
 from jobs.audit import AuditEntry, AuditLog
-from bot.middleware.authz import Authorizer, GroupCache, slack_group_fetcher
+from bot.roles import Authorizer, GroupCache, slack_group_fetcher
 from bot.grammar import Command
 from bot.intake import Intake, new_job_id
 from bot.settings import Settings

@@ -6,6 +6,8 @@ import importlib
 
 import click
 
+from jobs.gc_tuning import tune_gc
+
 # name -> "module:attribute"; imported only when that subcommand runs, so `hvbot lab` never loads Slack.
 COMMANDS: dict[str, str] = {
     "lab": "lab.cli:lab_command",
@@ -35,6 +37,4 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup)
 def main() -> None:
     """hvbot: operate Hyper-V and Hyper-V Replica from Slack."""
-    from jobs.gc_tuning import tune_gc
-
     tune_gc()  # every hvbot process is long-running and allocation-heavy (jobs/gc_tuning.py)

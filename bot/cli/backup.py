@@ -15,12 +15,23 @@ from datetime import UTC, datetime, timedelta
 import click
 import redis
 
-from jobs.backup import operations as backup
+from bot.delivery.slack import web_client
 from bot.grammar import parse_duration
-from jobs.backup.contract import CliResult, Command, check_result, failure_result, window_ended_result, window_started_result
+from bot.logs import configure_logging
+from bot.settings import Settings
+from jobs.backup import operations as backup
+from jobs.backup.contract import (
+    CliResult,
+    Command,
+    check_result,
+    failure_result,
+    window_ended_result,
+    window_started_result,
+)
 from jobs.backup.settings import BackupSettings
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.settings import JobSettings
+
 
 def window_length(text: str) -> timedelta:
     """The `--for` value (the window's own limit is checked by the window store, which says why)."""
@@ -31,8 +42,6 @@ def window_length(text: str) -> timedelta:
 
 
 def _run(command: Command, vm: str, as_json: bool, action: Callable[[Fleet, BackupSettings], CliResult]) -> None:
-    from bot.logs import configure_logging
-
     configure_logging(json_logs=False, level=logging.CRITICAL)  # stderr carries the one-line reason only
     settings = BackupSettings()
     try:
@@ -54,9 +63,6 @@ def _run(command: Command, vm: str, as_json: bool, action: Callable[[Fleet, Back
 def _report_to_slack(settings: BackupSettings, result: CliResult) -> None:
     if not settings.report_channel:
         return
-    from bot.settings import Settings
-    from bot.delivery.slack import web_client
-
     bot_settings = Settings()
     if not bot_settings.secret("slack_bot_token"):
         return
@@ -67,8 +73,6 @@ def _report_to_slack(settings: BackupSettings, result: CliResult) -> None:
 
 
 def _connection() -> redis.Redis:
-    from bot.settings import Settings
-
     return redis.Redis.from_url(Settings().redis_url)
 
 

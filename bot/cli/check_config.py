@@ -9,7 +9,14 @@ import click
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from bot.delivery.slack import web_client
+from bot.listeners.failover import approval_secret
+from bot.runtime import redis_connection
 from bot.settings import Settings
+from jobs.hyperv.fleet import Fleet
+from jobs.hyperv.hosts import load_inventory
+from jobs.hyperv.settings import JobSettings
+from jobs.inventory.queries import list_vms
 
 
 @dataclass(frozen=True)
@@ -35,15 +42,11 @@ def _describe(exc: Exception) -> str:
 
 
 def check_redis(settings: Settings) -> str:
-    from bot.runtime import redis_connection
-
     redis_connection(settings.redis_url).ping()
     return "PING answered"
 
 
 def check_slack(settings: Settings) -> str:
-    from bot.delivery.slack import web_client
-
     if settings.slack_bot_token is None:
         raise ValueError("SLACK_BOT_TOKEN is not set")
     result = web_client(settings).auth_test()
@@ -54,19 +57,12 @@ def check_slack(settings: Settings) -> str:
 
 
 def check_approval_secret(settings: Settings) -> str:
-    from bot.listeners.failover import approval_secret
-
     approval_secret(settings)  # raises with the one sentence saying what to set
     source = "HVBOT_APPROVAL_SECRET" if settings.approval_secret is not None else "SLACK_SIGNING_SECRET"
     return f"failover approval buttons are signed with {source}"
 
 
 def host_checks(settings: Settings) -> list[Check]:
-    from jobs.hyperv.fleet import Fleet
-    from jobs.hyperv.hosts import load_inventory
-    from jobs.inventory.queries import list_vms
-    from jobs.hyperv.settings import JobSettings
-
     if settings.inventory is None:
         return [Check("inventory", False, "HVBOT_INVENTORY is not set")]
     try:

@@ -9,12 +9,16 @@ from typing import Any
 
 import redis
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
 from slack_sdk.webhook import WebhookClient
 
-from bot.views import common as views
-from bot.settings import Settings
 from bot.delivery.pacing import Pacer
+from bot.settings import Settings
+from bot.views import backup as backup_views
+from bot.views import common as views
 from jobs.ports import ReplyTo
 
 log = logging.getLogger("hvbot.slack")
@@ -65,14 +69,10 @@ class SlackReporter:
 
     def update(self, key: str, reply: ReplyTo, text: str, actions: list[dict[str, str]] | None = None) -> None:
         """One channel message per `key`, posted once, then updated in place (backup-check retries, exports)."""
-        from bot.views import backup as backup_views
-
         self._post_or_update(key, reply, backup_views.progress(text, actions))
 
     def backup_alert(self, alert_id: str, reply: ReplyTo, vm: str, text: str) -> None:
         """jobs.backup.alert: the on-call alert with Retry / Resynchronize buttons."""
-        from bot.views import backup as backup_views
-
         self._post_or_update(alert_id, reply, backup_views.resume_alert(vm, text))
 
     # --- results kept for paging and CSV ------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 from slack_bolt import Ack, BoltContext, BoltResponse, Respond
 
 from bot.grammar import Command, CommandError, parse
-from bot.middleware.authz import Authorizer
+from bot.roles import Authorizer
 from bot.views import common as views
 
 Record = Callable[..., None]  # Runtime.record(user, channel, command, outcome, detail="", job_id="")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.middleware.authz import Authorizer, GroupCache
+from bot.roles import Authorizer, GroupCache
 
 
 def test_no_roles_everyone_viewer_nobody_operator() -> None:
