@@ -31,7 +31,7 @@ from tests.support.fixtures_lab import lab_wsman
 
 pytest.importorskip("lab.cmdlets", reason="lab/cmdlets.py (HyperVEngine) is not in the checkout yet")
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "winrm"
+FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "winrm"
 
 
 def structure(value: Any, depth: int = 0) -> Any:

@@ -12,7 +12,7 @@ from jobs.hyperv.commands import (
     sent_parameters, _f,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SHARED = ROOT.parent / "shared" / "reference" / "hyperv-cmdlets.json"
 LOCAL = ROOT / "lab" / "data" / "hyperv-cmdlets.json"
 # Core cmdlets (Select-Object) are not in the Hyper-V reference: our own transcription of their syntax.

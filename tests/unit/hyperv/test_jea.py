@@ -11,7 +11,7 @@ from bot.cli.jea import jea_command
 from jobs.hyperv.commands import REGISTRY
 from jobs.hyperv.jea import render_psrc, render_pssc
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy" / "jea"
 
 

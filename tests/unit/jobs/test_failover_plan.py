@@ -14,7 +14,7 @@ from jobs.failover.plan import (
     Kind, Plan, PlanRefused, RecoveryPoint, ReplicationFacts, SideFacts, Step, build_plan, describe, recommend,
 )
 
-CMDLETS = json.loads((Path(__file__).parents[2] / "lab" / "data" / "hyperv-cmdlets.json").read_text())
+CMDLETS = json.loads((Path(__file__).parents[3] / "lab" / "data" / "hyperv-cmdlets.json").read_text())
 COMMON = set(CMDLETS["common_parameters"])
 T = datetime(2026, 5, 1, 3, 0, tzinfo=UTC)
 POINTS = (
