@@ -15,12 +15,11 @@ from slack_sdk.webhook import WebhookClient
 from bot.views import common as views
 from bot.settings import Settings
 from bot.delivery.pacing import Pacer
+from jobs.keys import MESSAGE_KEY, RESULT_KEY
 from jobs.ports import ReplyTo
 
 log = logging.getLogger("hvbot.slack")
 
-MESSAGE_KEY = "hvbot:msg:{}"  # job id -> {"channel", "ts"} of its channel message
-RESULT_KEY = "hvbot:result:{}"  # job id -> {"command", "reply", "report"} for paging and CSV
 CSV_AUTO_PAGES = 5  # results longer than this many pages also get the CSV in the thread
 
 

@@ -15,7 +15,7 @@ from rq.serializers import JSONSerializer
 
 from bot.views import common as views
 from bot.grammar import OPERATOR, Command, CommandError, help_text, parse
-from bot.intake import new_job_id
+from jobs.queue import new_job_id
 from bot.runtime import Runtime, job_summary
 from jobs.ports import ReplyTo
 from jobs.liveness import claim_final

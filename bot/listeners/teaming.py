@@ -1,13 +1,12 @@
 """`/hyperv teaming VM on|off [--host H]` (operator): a confirm card with the warning, then the job on a click.
 
-The warning is the one that matters (issue #5, hyperv.md §1.11): with AllowTeaming on, the VM's adapter is
+The warning is the one that matters (hyperv.md §1.11): with AllowTeaming on, the VM's adapter is
 disconnected when the host's physical NIC fails, which only helps when the guest runs its own NIC team.
 The click re-checks the operator role and re-parses the button's value like typed text (Slack sends it back).
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -17,6 +16,8 @@ from bot.views import common as views
 from bot.grammar import OPERATOR, Command, CommandError, parse
 from bot.runtime import Runtime
 from jobs.ports import ReplyTo
+from jobs.queue import enqueue, new_job_id
+from jobs.teaming import run_set_teaming
 
 ACTION_RUN = "hvbot_teaming_run"
 ACTION_DISMISS = "hvbot_teaming_dismiss"
@@ -84,11 +85,11 @@ def on_run(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respo
         return
     reply = ReplyTo(channel=channel, user=user, command=command.canonical(),
                     response_url=str(body.get("response_url", "")), here=False)
-    job_id = f"tm{secrets.token_hex(5)}"
-    runtime.queue.enqueue("jobs.teaming.run_set_teaming", kwargs={
+    job_id = new_job_id("tm")
+    enqueue(runtime.queue, run_set_teaming, {
         "vm": command.args[0], "state": _state(command), "host": command.host, "reply": reply.to_dict(),
         "heartbeat_seconds": runtime.settings.abandoned_check_seconds}, job_id=job_id,
-        job_timeout=runtime.settings.job_timeout_seconds, description=f"/hyperv {command.canonical()} by {user}",
+        timeout=runtime.settings.job_timeout_seconds, description=f"/hyperv {command.canonical()} by {user}",
         meta={"user": user, "channel": channel, "command": command.canonical()})  # no Retry: it mutates
     runtime.record(user, channel, command.canonical(), "accepted", "confirmed", job_id)
     view = views.working(command.canonical(), job_id)
