@@ -11,9 +11,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from jobs.monitor.notifications import Notification
-from jobs.monitor.state import AlertEngine
-
 
 T = TypeVar("T")
 
@@ -138,7 +135,13 @@ def current_steps() -> StepReporter:
 
 
 class AlertPoster(Protocol):
-    def deliver(self, notes: Sequence[Notification], engine: AlertEngine) -> int:
+    """Replica-health notifications to their channels.
+
+    ``notes`` are ``jobs.monitor.notifications.Notification``s and ``engine`` the ``jobs.monitor.state.AlertEngine``
+    that emitted them; typed loosely here because every feature imports this module, so it imports none of them.
+    """
+
+    def deliver(self, notes: Sequence[Any], engine: Any) -> int:
         """Send the notifications (paced); returns how many writes it made. After posting a new message it
         stores where with ``engine.set_message_ref``, so later notifications update that message."""
         ...
@@ -147,7 +150,7 @@ class AlertPoster(Protocol):
 class NoAlertPoster:
     """Nothing installed: the alert state is still kept in Redis, nobody is told."""
 
-    def deliver(self, notes: Sequence[Notification], engine: AlertEngine) -> int:
+    def deliver(self, notes: Sequence[Any], engine: Any) -> int:
         return 0
 
 

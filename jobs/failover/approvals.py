@@ -1,4 +1,4 @@
-"""Two-person approval of dangerous operations, atomic in Redis (the per-VM lock is jobs.locks.VmLock).
+"""Two-person approval of dangerous operations, atomic in Redis, plus a per-VM lock (jobs.locks.VmLock).
 
 A request is bound to its exact parameters by an HMAC digest (server secret over canonical JSON), so a
 tampered button value is detected. Every state change is a compare-and-set inside one Lua script, which
@@ -30,6 +30,7 @@ from redis.typing import EncodableT, FieldT
 
 from jobs import keys
 from jobs.audit import MAX_ENTRIES
+from jobs.locks import VmLock  # noqa: F401  # the lock a failover takes after approval, importable from here too
 
 
 class Status(StrEnum):
