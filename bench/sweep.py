@@ -34,13 +34,13 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from bot.adapters.fake_slack import FakeSlack
-from bot.delivery.alert_poster import POSTER_TARGET, SlackAlertPoster, alert_client
+from bot.delivery.alert_poster import SlackAlertPoster, alert_client
 from bot.settings import Settings
 from jobs.monitor.state import AlertEngine
 from jobs.monitor.rules import AlertRouting, AlertRules
 from jobs.monitor.loop import Monitor
 from bot.delivery.pacing import Pacer
-from jobs.monitor.sweep import PENDING_KEY
+from jobs.keys import SWEEP_PENDING_KEY
 
 HVBOT = str(Path(sys.executable).with_name("hvbot"))
 QUEUE = "hvbot-bench-sweep"
@@ -103,7 +103,7 @@ def commands(r: redis.Redis) -> int:
 
 def wait_sweep(r: redis.Redis, hosts: list[str], timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
-    while r.exists(*[PENDING_KEY.format(h) for h in hosts]):
+    while r.exists(*[SWEEP_PENDING_KEY.format(h) for h in hosts]):
         if time.monotonic() > deadline:
             raise SystemExit("the sweep did not finish in time")
         time.sleep(0.05)  # a benchmark script: the pending keys vanish when each host's job ends
@@ -162,7 +162,7 @@ def run(r: redis.Redis, slack: FakeSlack, hosts: list[str], controls: list[str],
     settings = Settings(slack_api_url=slack.api_url, slack_bot_token="xoxb-bench")
     poster = SlackAlertPoster(alert_client(settings), Pacer(r, interval_s=1.0))
     monitor = Monitor(r, Queue(QUEUE, connection=r, serializer=JSONSerializer), hosts, engine, poster.deliver,
-                      interval_s=60, poster_target=POSTER_TARGET)
+                      interval_s=60)
     t0 = datetime.now(UTC)
     cold, _ = timed_sweep(r, monitor, hosts, t0)
     warm, warm_cmds = timed_sweep(r, monitor, hosts, t0 + timedelta(seconds=60))

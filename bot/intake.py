@@ -11,7 +11,6 @@ ack path pure CPU, as a bare Bolt app's is. What that must not cost:
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -23,10 +22,6 @@ from slack_sdk.webhook import WebhookClient
 log = logging.getLogger("hvbot.intake")
 
 RECHECK_SECONDS = 1.0  # while Redis looks down, ping at most this often before answering
-
-
-def new_job_id() -> str:
-    return f"hv{secrets.token_hex(5)}"
 
 
 class Intake:

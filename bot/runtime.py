@@ -11,18 +11,22 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from rq import Queue
-from rq.job import Callback, Job
+from rq.job import Job
 from rq.serializers import JSONSerializer
 from slack_sdk import WebClient
 
 from jobs.audit import AuditEntry, AuditLog
 from bot.roles import Authorizer, GroupCache, slack_group_fetcher
 from bot.grammar import Command
-from bot.intake import Intake, new_job_id
+from bot.intake import Intake
 from bot.settings import Settings
 from bot.delivery.slack import SlackReporter, web_client
 from jobs import liveness as tasks
+from jobs.failover.tasks import sweep_dead_failovers
+from jobs.inventory.tasks import run_lookup
+from jobs.keys import FAILOVER_RUNS_KEY
 from jobs.ports import ReplyTo
+from jobs.queue import enqueue, new_job_id
 
 log = logging.getLogger("hvbot.runtime")
 
@@ -59,9 +63,10 @@ class Runtime:
         return job
 
     def _enqueue(self, command: Command, reply: ReplyTo, job_id: str, meta: dict[str, str], pipe: Any) -> Job:
-        return self.queue.enqueue(
-            "jobs.liveness.run_lookup",
-            kwargs={
+        return enqueue(
+            self.queue,
+            run_lookup,
+            {
                 "verb": command.verb,
                 "args": list(command.args),
                 "host": command.host,
@@ -69,12 +74,12 @@ class Runtime:
                 "heartbeat_seconds": self.settings.abandoned_check_seconds,
             },
             job_id=job_id,
-            description=f"/hyperv {command.canonical()} by {reply.user}",  # not the call repr: no response_url
-            job_timeout=self.settings.job_timeout_seconds,
+            description=f"/hyperv {command.canonical()} by {reply.user}",
+            timeout=self.settings.job_timeout_seconds,
             result_ttl=self.settings.result_ttl_seconds,
             failure_ttl=self.settings.result_ttl_seconds,
-            on_failure=Callback("jobs.liveness.on_job_failed"),
-            on_stopped=Callback("jobs.liveness.on_job_stopped"),
+            report_failure=True,
+            report_stopped=True,
             meta=meta,
             pipeline=pipe,
         )
@@ -93,13 +98,12 @@ class Runtime:
         return found + self.sweep_dead_failovers()
 
     def sweep_dead_failovers(self) -> int:
-        """Failovers of dead workers (issue #5): card shows the failure and the VM's state; the VM lock is freed."""
+        """Failovers of dead workers: card shows the failure and the VM's state; the VM lock is freed."""
         from datetime import UTC, datetime
 
         from bot.listeners.failover import CardReporter  # bot.listeners.failover imports this module
-        from jobs.failover.tasks import RUNS_KEY, sweep_dead_failovers
 
-        if not self.redis.exists(RUNS_KEY):  # the usual case: one EXISTS per period
+        if not self.redis.exists(FAILOVER_RUNS_KEY):  # the usual case: one EXISTS per period
             return 0
         return sweep_dead_failovers(self.redis, datetime.now(UTC), 2 * self.settings.abandoned_check_seconds,
                                     steps=CardReporter(self))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import redis
 
-STREAM = "hvbot:audit"
+from jobs.keys import AUDIT_STREAM
+
 MAX_ENTRIES = 100_000  # approximate trim keeps the stream bounded
 
 
@@ -32,10 +33,11 @@ class AuditLog:
         fields["at"] = entry.at or time.time()
         fields["command"] = entry.command[:300]
         fields["detail"] = entry.detail[:300]
-        (pipeline if pipeline is not None else self._redis).xadd(STREAM, {k: str(v) for k, v in fields.items()}, maxlen=MAX_ENTRIES, approximate=True)
+        (pipeline if pipeline is not None else self._redis).xadd(
+            AUDIT_STREAM, {k: str(v) for k, v in fields.items()}, maxlen=MAX_ENTRIES, approximate=True)
 
     def recent(self, count: int) -> list[AuditEntry]:
-        rows: Any = self._redis.xrevrange(STREAM, count=count)
+        rows: Any = self._redis.xrevrange(AUDIT_STREAM, count=count)
         return [_entry(fields) for _id, fields in rows or []]
 
 

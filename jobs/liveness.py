@@ -1,7 +1,8 @@
-"""RQ entry points, thin: decode JSON arguments, call the module, report through jobs.ports.
+"""Liveness of jobs: heartbeats, the one final message per request, and reporting jobs whose worker died.
 
-Liveness: while a task runs it refreshes `hvbot:alive:<job id>` from the process that runs it, so a
-detector (`sweep_abandoned`) notices a killed worker within a few heartbeats, not RQ's 60 s+ TTLs.
+While a job runs it refreshes `ALIVE_KEY` from the process that runs it, so a detector (`sweep_abandoned`,
+run by the `abandoned_jobs_chore` of housekeeping and by the chat server's watcher) notices a killed worker
+within a few heartbeats, not RQ's 60 s+ TTLs. RQ's failure and stopped callbacks are here too.
 """
 
 from __future__ import annotations
@@ -10,22 +11,24 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import redis
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from jobs import ports as reporting
+from jobs.keys import ALIVE_KEY, FINAL_KEY
 from jobs.ports import ReplyTo
 
 log = logging.getLogger("hvbot.jobs")
 
-ALIVE_KEY = "hvbot:alive:{}"
-FINAL_KEY = "hvbot:final:{}"  # set once: the request's final message has been claimed
 FINAL_TTL = 7 * 86400
 ABANDONED_MESSAGE = (
     "The worker running this request stopped unexpectedly (killed or lost), so there is no result. "
@@ -62,106 +65,9 @@ def heartbeat(connection: redis.Redis, job_id: str, interval: float) -> Iterator
         connection.delete(key)
 
 
-def _lookups() -> dict[str, Callable[..., Any]]:
-    from jobs.inventory import queries as inventory
-
-    return {
-        "ips": lambda fleet, args, host: inventory.find_ips(fleet, targets=tuple(args), host=host),
-        "vms": lambda fleet, args, host: inventory.list_vms(fleet, name_filter=_one(args), host=host),
-        "memory": lambda fleet, args, host: inventory.memory(fleet, vm=_one(args), host=host),
-        "teaming": lambda fleet, args, host: inventory.teaming(fleet, vm=_one(args), host=host),
-        "checkpoints": lambda fleet, args, host: inventory.checkpoints(fleet, args[0], host=host),
-        "points": lambda fleet, args, host: _failover().points_report(fleet, args[0], host=host),
-    }
-
-
-def _failover() -> Any:
-    from jobs.failover import run as failover
-
-    return failover
-
-
-def _one(args: list[str]) -> str | None:
-    return args[0] if args else None
-
-
-_fleet_cache: dict[int, Any] = {}
-_fleet_lock = threading.Lock()
-
-
-def fleet() -> Any:
-    """One Fleet (host sessions) per process: a forked work horse must not reuse its parent's sockets."""
-    from jobs.hyperv.fleet import Fleet
-    from jobs.hyperv.hosts import load_inventory
-    from jobs.hyperv.settings import JobSettings
-
-    pid = os.getpid()
-    with _fleet_lock:
-        if pid not in _fleet_cache:
-            settings = JobSettings()
-            if settings.inventory is None:
-                raise RuntimeError("No inventory configured: set HVBOT_INVENTORY to the inventory YAML file.")
-            _fleet_cache.clear()
-            _fleet_cache[pid] = Fleet(load_inventory(settings.inventory), settings)
-        return _fleet_cache[pid]
-
-
-def warm_fleet_in_background() -> threading.Thread | None:
-    """Open this process's host sessions in a daemon thread (simple workers keep them between jobs).
-
-    Why: RQ hands a host's next job to whichever worker is free, so without this each worker pays the
-    pool-open exchanges once per host on its own first visit, sweeps after a restart included.
-    Failures only cost the first call's speed: they are logged, the call opens the session itself.
-    """
-    from jobs.hyperv.settings import JobSettings
-
-    if JobSettings().inventory is None:
-        return None
-
-    def warm() -> None:
-        try:
-            result = fleet().warm()
-        except Exception:  # noqa: BLE001 - an optimisation: never take the worker down
-            log.exception("opening host sessions ahead of jobs failed")
-            return
-        log.info("host sessions opened ahead of jobs: %d ok, %d failed (%s)", len(result.results),
-                 len(result.errors), ", ".join(result.errors) or "none")
-
-    thread = threading.Thread(target=warm, name="hvbot-warm-sessions", daemon=True)
-    thread.start()
-    return thread
-
-
-def run_lookup(
-    verb: str, args: list[str], host: str | None, reply: dict[str, Any], heartbeat_seconds: float = 10.0
-) -> dict[str, Any]:
-    """A read-only fleet lookup (ips, vms, memory, teaming, checkpoints); returns the Report as a dict."""
-    from rq import get_current_job
-
-    job = get_current_job()
-    assert job is not None, "run_lookup runs inside an RQ job"
-    target = ReplyTo.from_dict(reply)
-    reporter = reporting.current()
-    import structlog  # log lines of this job (including per-host ones) carry who asked for what
-
-    structlog.contextvars.bind_contextvars(job_id=job.id, slack_user=target.user, command=target.command)
-    with heartbeat(job.connection, job.id, heartbeat_seconds):
-        job.meta["pid"] = os.getpid()
-        job.save_meta()  # type: ignore[no-untyped-call]
-        reporter.started(job.id, target)
-        try:
-            data: dict[str, Any] = _lookups()[verb](fleet(), list(args), host).to_dict()
-        except Exception as exc:
-            if claim_final(job.connection, job.id):
-                reporter.failed(job.id, target, _clear_message(exc))
-            raise
-    if claim_final(job.connection, job.id):
-        reporter.finished(job.id, target, data)
-    return data
-
-
-def _clear_message(exc: Exception) -> str:
-    # jobs.hyperv errors and our RuntimeErrors are one clear, secret-free sentence; anything else is a bug.
+def clear_message(exc: Exception) -> str:
+    """What the requester reads when a job failed: jobs.hyperv errors and our RuntimeErrors are one clear,
+    secret-free sentence; anything else is a bug, whose details stay in the worker log."""
     if type(exc).__module__.startswith("jobs.") or isinstance(exc, RuntimeError):
         return str(exc)
     return f"Internal error ({type(exc).__name__}); the details are in the worker log."
@@ -217,3 +123,20 @@ def sweep_abandoned(
             reporter.failed(job.id, target, ABANDONED_MESSAGE)
             reported += 1
     return reported
+
+
+class AbandonedJobSettings(BaseSettings):
+    """What the abandoned-job chore needs: the queue and the detector's period (HVBOT_QUEUE, ...)."""
+
+    model_config = SettingsConfigDict(env_prefix="HVBOT_", extra="ignore")
+    queue: str = "hvbot"
+    abandoned_check_seconds: float = Field(default=10.0, gt=0)
+
+
+def abandoned_jobs_chore(connection: redis.Redis, now: datetime) -> int:
+    """Housekeeping: report started jobs whose worker died (`sweep_abandoned`), once each."""
+    if isinstance(reporting.current(), reporting.NoReporter):
+        return 0  # nobody to tell: leave the job to a process that can report it (claiming would silence it)
+    s = AbandonedJobSettings()
+    return sweep_abandoned(connection, s.queue, grace_seconds=2 * s.abandoned_check_seconds,
+                           reporter=reporting.current())

@@ -1,4 +1,4 @@
-"""A per-VM lock in Redis: one operation per VM at a time (used by failover jobs and the bot).
+"""A per-VM lock in Redis: one operation per VM at a time (taken by failover jobs, read by the monitor).
 
 SET NX PX with a random token; renew and release compare the token in Lua, so an expired lock re-taken by
 someone else is never released by the old holder. The TTL bounds how long a dead worker blocks the VM.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import secrets
 
 import redis
+
+from jobs import keys
 
 
 def _text(value: bytes | str | None) -> str:
@@ -35,10 +37,10 @@ class VmLock:
     Pass ``token`` to act on a lock taken elsewhere (e.g. the job that holds it).
     """
 
-    def __init__(self, connection: redis.Redis, vm: str, *, ttl_ms: int = 30_000, prefix: str = "hvbot:",
+    def __init__(self, connection: redis.Redis, vm: str, *, ttl_ms: int = 30_000, prefix: str = keys.PREFIX,
                  token: str | None = None) -> None:
         self._redis = connection
-        self.key = f"{prefix}lock:vm:{vm}"
+        self.key = keys.vm_lock_key(vm, prefix)
         self.ttl_ms = ttl_ms
         self.token = token
         self._release = connection.register_script(_RELEASE_LUA)
@@ -75,7 +77,7 @@ return 0
 """
 
 
-def release_owned_by(connection: redis.Redis, vm: str, owner: str, prefix: str = "hvbot:") -> bool:
+def release_owned_by(connection: redis.Redis, vm: str, owner: str, prefix: str = keys.PREFIX) -> bool:
     """Free the VM if ``owner`` (e.g. the approval id of a dead run) still holds it; never someone else's lock."""
     script = connection.register_script(_RELEASE_OWNER_LUA)
-    return bool(script(keys=[f"{prefix}lock:vm:{vm}"], args=[owner]) == 1)
+    return bool(script(keys=[keys.vm_lock_key(vm, prefix)], args=[owner]) == 1)

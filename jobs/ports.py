@@ -1,9 +1,25 @@
-"""How workers report progress and results, without knowing about Slack: `bot` installs the implementation."""
+"""How jobs reach users without knowing about Slack: the chat side installs the implementations at start-up.
+
+Three ports, each with a do-nothing default so a process with nothing installed (e.g. `rq worker` run by hand)
+still runs every job and chore: `Reporter` (one message per request), `StepReporter` (the card of a
+multi-step operation and its approval) and `AlertPoster` (replica-health notifications).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
+
+
+T = TypeVar("T")
+
+
+class _Installed(Generic[T]):
+    """The process-wide implementation of one port, set at start-up (before forking horses)."""
+
+    def __init__(self, default: T) -> None:
+        self.value = default
 
 
 @dataclass(frozen=True)
@@ -61,23 +77,22 @@ class NoReporter:
         return None
 
 
-_installed: Reporter = NoReporter()
+_reporter: _Installed[Reporter] = _Installed(NoReporter())
 
 
 def install(reporter: Reporter) -> None:
     """Set the process-wide reporter (called once at worker / server start-up, before forking horses)."""
-    global _installed
-    _installed = reporter
+    _reporter.value = reporter
 
 
 def current() -> Reporter:
-    return _installed
+    return _reporter.value
 
 
 class StepReporter(Protocol):
     """Progress of a multi-step operation (a failover) on its one card: each step, then one outcome.
 
-    ``card`` is plain JSON data the bot gave the job (where the card is and what it shows); ``step`` and
+    ``card`` is plain JSON data the chat side gave the job (where the card is and what it shows); ``step`` and
     ``outcome`` are JSON-able dicts built by the job (``jobs.failover.run``).
     """
 
@@ -86,6 +101,11 @@ class StepReporter(Protocol):
     def step(self, card: dict[str, Any], step: dict[str, Any]) -> None: ...
 
     def outcome(self, card: dict[str, Any], outcome: dict[str, Any]) -> None: ...
+
+    def expired(self, card: dict[str, Any]) -> None:
+        """The approval request on this card expired without a decision (``card``: approval_id, channel, ts,
+        kind, vm, requester)."""
+        ...
 
 
 class NoStepReporter:
@@ -98,15 +118,49 @@ class NoStepReporter:
     def outcome(self, card: dict[str, Any], outcome: dict[str, Any]) -> None:
         return None
 
+    def expired(self, card: dict[str, Any]) -> None:
+        return None
 
-_installed_steps: StepReporter = NoStepReporter()
+
+_step_reporter: _Installed[StepReporter] = _Installed(NoStepReporter())
 
 
 def install_steps(reporter: StepReporter) -> None:
     """Set the process-wide step reporter (worker start-up, before forking horses)."""
-    global _installed_steps
-    _installed_steps = reporter
+    _step_reporter.value = reporter
 
 
 def current_steps() -> StepReporter:
-    return _installed_steps
+    return _step_reporter.value
+
+
+class AlertPoster(Protocol):
+    """Replica-health notifications to their channels.
+
+    ``notes`` are ``jobs.monitor.notifications.Notification``s and ``engine`` the ``jobs.monitor.state.AlertEngine``
+    that emitted them; typed loosely here because every feature imports this module, so it imports none of them.
+    """
+
+    def deliver(self, notes: Sequence[Any], engine: Any) -> int:
+        """Send the notifications (paced); returns how many writes it made. After posting a new message it
+        stores where with ``engine.set_message_ref``, so later notifications update that message."""
+        ...
+
+
+class NoAlertPoster:
+    """Nothing installed: the alert state is still kept in Redis, nobody is told."""
+
+    def deliver(self, notes: Sequence[Any], engine: Any) -> int:
+        return 0
+
+
+_poster: _Installed[AlertPoster] = _Installed(NoAlertPoster())
+
+
+def install_poster(poster: AlertPoster) -> None:
+    """Set the process-wide alert poster (worker and monitor start-up, before forking horses)."""
+    _poster.value = poster
+
+
+def current_poster() -> AlertPoster:
+    return _poster.value

@@ -7,29 +7,29 @@ copy (e.g. a primary and its replica) at once is not what someone typing one VM 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import redis
+from rq import get_current_job
 
 from jobs import ports as reporting
+from jobs.audit import AuditEntry, AuditLog
+from jobs.hyperv import process_fleet
 from jobs.hyperv.commands import single
 from jobs.hyperv.errors import HyperVError
 from jobs.inventory.queries import teaming
-from jobs.report import Report
+from jobs.liveness import claim_final, heartbeat
 from jobs.ports import ReplyTo
-from jobs.liveness import claim_final, fleet, heartbeat
-
-AUDIT_STREAM = "hvbot:audit"  # jobs.audit.STREAM (jobs does not import bot); same fields as jobs.audit.AuditEntry
+from jobs.report import Report
 
 
 class TeamingRefused(Exception):
     """One clear sentence: why nothing was changed."""
 
 
-def change_teaming(fleet_: Any, vm: str, state: str, host: str | None) -> Report:
+def change_teaming(fleet: Any, vm: str, state: str, host: str | None) -> Report:
     """Set AllowTeaming on the VM's adapters on its one host, then return Get-VMNetworkAdapter's view of them."""
-    before = teaming(fleet_, vm, host)
+    before = teaming(fleet, vm, host)
     hosts = sorted({str(row["host"]) for row in before.rows})
     if not hosts:
         where = f" on {host}" if host else ""
@@ -38,8 +38,8 @@ def change_teaming(fleet_: Any, vm: str, state: str, host: str | None) -> Report
     if len(hosts) > 1:
         raise TeamingRefused(f"{vm} exists on several hosts ({', '.join(hosts)}); say which one with --host.")
     target = hosts[0]
-    fleet_.run(target, single("Set-VMNetworkAdapter", VMName=vm, AllowTeaming=state))
-    after = teaming(fleet_, vm, target)
+    fleet.run(target, single("Set-VMNetworkAdapter", VMName=vm, AllowTeaming=state))
+    after = teaming(fleet, vm, target)
     wrong = [str(r["adapter"]) for r in after.rows if str(r["allow_teaming"]) != state]
     if wrong or not after.rows:
         raise TeamingRefused(f"Set-VMNetworkAdapter ran on {target}, but AllowTeaming is not {state} on "
@@ -48,23 +48,19 @@ def change_teaming(fleet_: Any, vm: str, state: str, host: str | None) -> Report
 
 
 def _audit(conn: redis.Redis, reply: ReplyTo, outcome: str, detail: str, job_id: str) -> None:
-    conn.xadd(AUDIT_STREAM, {"user": reply.user, "channel": reply.channel, "command": reply.command[:300],
-                             "outcome": outcome, "detail": detail[:300], "job_id": job_id, "at": str(time.time())},
-              maxlen=100_000, approximate=True)
+    AuditLog(conn).record(AuditEntry(reply.user, reply.channel, reply.command, outcome, detail, job_id))
 
 
 def run_set_teaming(vm: str, state: str, host: str | None, reply: dict[str, Any],
                     heartbeat_seconds: float = 10.0) -> dict[str, Any]:
     """RQ entry point (no Retry: it mutates). The requester's message shows the adapters as read back."""
-    from rq import get_current_job
-
     job = get_current_job()
     assert job is not None, "run_set_teaming runs inside an RQ job"
     target, reporter, conn = ReplyTo.from_dict(reply), reporting.current(), job.connection
     with heartbeat(conn, job.id, heartbeat_seconds):
         reporter.started(job.id, target)
         try:
-            data = change_teaming(fleet(), vm, state, host).to_dict()
+            data = change_teaming(process_fleet.fleet(), vm, state, host).to_dict()
         except (TeamingRefused, HyperVError) as exc:
             message = str(exc) if isinstance(exc, TeamingRefused) else exc.message
             _audit(conn, target, "failed", message, job.id)

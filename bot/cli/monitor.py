@@ -12,22 +12,22 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from bot.logs import configure_logging
-from bot.delivery.alert_poster import POSTER_TARGET, poster_from_env
 from bot.delivery.alert_routing import alert_rules
+from bot.delivery.reporters import install_reporters
+from bot.runtime import build_runtime
 from bot.settings import Settings
-from bot.delivery.slack import SlackReporter
 from jobs import ports as reporting
 from jobs.monitor.state import AlertEngine
 from jobs.monitor.loop import Monitor, MonitorAlreadyRunning, MonitorLease
 
 
 def build_monitor(settings: Settings, connection: redis.Redis, hosts: list[str], **overrides: Any) -> Monitor:
+    """The monitor, delivering its timed notifications through the installed alert poster."""
     engine = AlertEngine(connection, rules=alert_rules(settings))
-    alert_poster = poster_from_env()
     return Monitor(
         client=connection, queue=Queue(settings.queue, connection=connection, serializer=JSONSerializer),
-        hosts=hosts, engine=engine, deliver=alert_poster.deliver, interval_s=settings.sweep_interval_seconds,
-        poster_target=POSTER_TARGET, **overrides,
+        hosts=hosts, engine=engine, deliver=reporting.current_poster().deliver,
+        interval_s=settings.sweep_interval_seconds, **overrides,
     )
 
 
@@ -47,7 +47,8 @@ def monitor_command(tick_s: float) -> None:
     configure_logging(settings.log_json)
     connection = redis.Redis.from_url(settings.redis_url)
     hosts = inventory_hosts(settings)
-    reporting.install(SlackReporter(settings, connection))  # housekeeping reports abandoned jobs to their users
+    # housekeeping tells users through these (abandoned jobs, dead failovers, expired approvals)
+    install_reporters(build_runtime(settings, connection=connection))
     lease = MonitorLease(connection, ttl_s=max(3 * tick_s, 30.0))
     try:
         lease.acquire()

@@ -45,7 +45,7 @@ def worker_command(burst: bool, simple: bool, name: str | None, warm: bool) -> N
     install_reporters(runtime)  # before forking: work horses inherit them
     _housekeeping_at_start(runtime.redis)
     if simple and warm:
-        from jobs.liveness import warm_fleet_in_background
+        from jobs.hyperv.process_fleet import warm_fleet_in_background
 
         warm_fleet_in_background()  # forked work horses cannot reuse their parent's sessions: simple only
     watcher = AbandonedJobWatcher(runtime).start()

@@ -1,4 +1,4 @@
-"""Alert notifications -> Slack writes, paced across every process (the `jobs.monitor.sweep.AlertPoster` of the bot).
+"""Alert notifications -> Slack writes, paced across every process (the bot's `jobs.ports.AlertPoster`).
 
 Every write first takes the channel's turn from `bot.delivery.pacing.Pacer` (one write per second per channel across
 workers, reference/slack.md §4). A 429 is not retried blindly by slack_sdk: its Retry-After goes to
@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
@@ -113,14 +114,7 @@ def alert_client(settings: Settings) -> WebClient:
                      timeout=10, retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2)])
 
 
-def poster_from_env() -> SlackAlertPoster:
-    """The factory `jobs.monitor.sweep.poster` calls in a worker (target "bot.delivery.alert_poster:poster_from_env")."""
-    import redis
-
-    settings = Settings()
+def alert_poster(settings: Settings, connection: redis.Redis) -> SlackAlertPoster:
+    """The poster a process installs (jobs.ports.install_poster): paced through Redis unless pacing is off."""
     interval = settings.channel_post_interval_seconds
-    connection = redis.Redis.from_url(settings.redis_url)
     return SlackAlertPoster(alert_client(settings), Pacer(connection, interval_s=interval) if interval > 0 else None)
-
-
-POSTER_TARGET = "bot.delivery.alert_poster:poster_from_env"

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import redis
 
+from jobs.keys import PACE_PREFIX
+
 # `now` in ms: ARGV[1], or Redis's own clock when it is '' (one clock for every worker).
 _NOW = """
 local now = tonumber(ARGV[1])
@@ -49,7 +51,7 @@ class Slot:
 class Pacer:
     """Per-channel slots in Redis. `reserve` claims the next slot; `defer` honours a 429 for everyone."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "hvbot:pace", interval_s: float = 1.0) -> None:
+    def __init__(self, client: redis.Redis, prefix: str = PACE_PREFIX, interval_s: float = 1.0) -> None:
         self._redis = client
         self._prefix = prefix
         self._interval_ms = max(1, int(interval_s * 1000))

@@ -1,28 +1,32 @@
-"""Install every reporter a worker process needs, so `jobs` can report without importing Slack."""
+"""Install every port a worker or the monitor needs, so `jobs` can reach users without importing Slack."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from collections.abc import Iterator
 
+from bot.delivery.alert_poster import alert_poster
 from bot.listeners import failover as failover_flow
 from bot.runtime import Runtime
 from jobs import ports as reporting
 
 
 def install_reporters(runtime: Runtime) -> None:
-    """Results and progress (SlackReporter) and failover step cards (CardReporter)."""
+    """Results and progress (SlackReporter), failover and approval cards (CardReporter), replica alerts
+    (SlackAlertPoster). Install them before running housekeeping: its chores tell users through them."""
     reporting.install(runtime.reporter)
     reporting.install_steps(failover_flow.CardReporter(runtime))
+    reporting.install_poster(alert_poster(runtime.settings, runtime.redis))
 
 
 @contextmanager
 def reporters_installed(runtime: Runtime) -> Iterator[None]:
-    """The same, restoring the previous reporters afterwards (the demo and tests run in one process)."""
-    previous, previous_steps = reporting.current(), reporting.current_steps()
+    """The same, restoring the previous ones afterwards (the demo and tests run in one process)."""
+    previous = reporting.current(), reporting.current_steps(), reporting.current_poster()
     install_reporters(runtime)
     try:
         yield
     finally:
-        reporting.install(previous)
-        reporting.install_steps(previous_steps)
+        reporting.install(previous[0])
+        reporting.install_steps(previous[1])
+        reporting.install_poster(previous[2])

@@ -19,12 +19,11 @@ from bot.delivery.pacing import Pacer
 from bot.settings import Settings
 from bot.views import backup as backup_views
 from bot.views import common as views
+from jobs.keys import MESSAGE_KEY, RESULT_KEY
 from jobs.ports import ReplyTo
 
 log = logging.getLogger("hvbot.slack")
 
-MESSAGE_KEY = "hvbot:msg:{}"  # job id -> {"channel", "ts"} of its channel message
-RESULT_KEY = "hvbot:result:{}"  # job id -> {"command", "reply", "report"} for paging and CSV
 CSV_AUTO_PAGES = 5  # results longer than this many pages also get the CSV in the thread
 
 

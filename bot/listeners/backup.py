@@ -1,7 +1,7 @@
 """Backups and exports from chat: `/hyperv backup-check|backup-window|checkpoint|export`.
 
 backup-check (viewer) is enqueued at once. The others change the fleet, so they answer with a confirm card
-(`bot.views.backup.confirm_card`); the request waits in Redis (`PENDING_KEY`, one use, 15 min) until Run is
+(`bot.views.backup.confirm_card`); the request waits in Redis (`BACKUP_PENDING_KEY`, one use, 15 min) until Run is
 clicked, and the clicker's operator role is checked again at click time. Cancel (exports) and the on-call
 alert's Retry / Resynchronize buttons need the operator role too. The jobs live in jobs.backup.tasks and
 jobs.backup.export_tasks; every request's status is one channel message updated in place.
@@ -28,9 +28,10 @@ from jobs.backup import tasks as backup_jobs
 from jobs.backup import export_tasks as export_jobs
 from jobs.backup.alert import load_alert
 from jobs.backup.settings import BackupSettings
+from jobs.keys import BACKUP_PENDING_KEY, EXPORT_CANCEL_KEY
 from jobs.ports import ReplyTo
+from jobs.queue import new_job_id
 
-PENDING_KEY = "hvbot:backup:pending:{}"
 PENDING_TTL = 900
 
 
@@ -39,12 +40,12 @@ def handle(runtime: Runtime, command: Command, who: Requester, body: dict[str, A
     user, channel = who.user, who.channel
     vm = command.args[0]
     if command.verb == "backup-check":
-        key = f"bk{secrets.token_hex(5)}"
+        key = new_job_id("bk")
         reply = ReplyTo(channel, user, command.canonical(), here=True).to_dict()
-        backup_jobs.enqueue(runtime.queue, "jobs.backup.tasks.run_check",
-                            {"vm": vm, "key": key, "reply": reply, "attempt": 1,
-                             "heartbeat_seconds": runtime.settings.abandoned_check_seconds},
-                            f"{key}-1", runtime.settings.job_timeout_seconds)
+        backup_jobs.enqueue_backup_job(runtime.queue, backup_jobs.run_check,
+                                       {"vm": vm, "key": key, "reply": reply, "attempt": 1,
+                                        "heartbeat_seconds": runtime.settings.abandoned_check_seconds},
+                                       f"{key}-1", runtime.settings.job_timeout_seconds)
         runtime.record(user, channel, command.canonical(), "accepted", "", key)
         return views.notice(f"Checking whether {vm} can be backed up; the answer is posted in this channel and "
                             "updated in place while hvbot retries.")
@@ -58,7 +59,7 @@ def handle(runtime: Runtime, command: Command, who: Requester, body: dict[str, A
         except ValueError as err:
             return views.notice(f"{err}\nUsage: `/hyperv backup-window VM DURATION|end [--at TIME]`")
     request_id = secrets.token_hex(8)
-    runtime.redis.set(PENDING_KEY.format(request_id), json.dumps(request), ex=PENDING_TTL)
+    runtime.redis.set(BACKUP_PENDING_KEY.format(request_id), json.dumps(request), ex=PENDING_TTL)
     runtime.record(user, channel, command.canonical(), "confirm", "waiting for Run", request_id)
     return bv.confirm_card(describe(request), request_id)
 
@@ -81,7 +82,7 @@ def run_needs(runtime: Runtime) -> Callable[[dict[str, Any]], Needs]:
     """Run needs an operator; the refusal names the pending command it would have started."""
 
     def needs(action: dict[str, Any]) -> Needs:
-        raw = runtime.redis.get(PENDING_KEY.format(str(action.get("value", ""))))
+        raw = runtime.redis.get(BACKUP_PENDING_KEY.format(str(action.get("value", ""))))
         return Needs(OPERATOR, json.loads(raw)["command"] if raw else "backup request", audit=True)
 
     return needs
@@ -95,7 +96,7 @@ def alert_action_what(action: dict[str, Any]) -> str:
 def on_run(runtime: Runtime, who: Requester, action: dict[str, Any], respond: Respond) -> None:
     request_id = str(action.get("value", ""))
     user = who.user
-    raw = runtime.redis.getdel(PENDING_KEY.format(request_id))  # one use: a double click runs it once
+    raw = runtime.redis.getdel(BACKUP_PENDING_KEY.format(request_id))  # one use: a double click runs it once
     if raw is None:
         respond(text="This request has expired or already ran; type the command again.",
                 response_type="ephemeral", replace_original=False)
@@ -114,17 +115,18 @@ def start(runtime: Runtime, request: dict[str, Any], user: str) -> str:
     timeout = runtime.settings.job_timeout_seconds
     reply = ReplyTo(request["channel"], user, request["command"], here=True).to_dict()
     prefix = {"backup-window": "bw", "checkpoint": "cp", "export": "ex"}[verb]
-    key = f"{prefix}{secrets.token_hex(5)}"
+    key = new_job_id(prefix)
     base = {"vm": args[0], "key": key, "reply": reply, "heartbeat_seconds": beat}
     if verb == "export":
-        backup_jobs.enqueue(runtime.queue, "jobs.backup.export_tasks.run_export",
-                            {**base, "checkpoint": args[1], "path": args[2]}, key,
-                            export_jobs.job_timeout(BackupSettings()))
+        backup_jobs.enqueue_backup_job(runtime.queue, export_jobs.run_export,
+                                       {**base, "checkpoint": args[1], "path": args[2]}, key,
+                                       export_jobs.job_timeout(BackupSettings()))
     elif verb == "checkpoint":
-        backup_jobs.enqueue(runtime.queue, "jobs.backup.tasks.run_checkpoint",
-                            {**base, "name": args[1] if len(args) > 1 else None}, key, timeout)
+        backup_jobs.enqueue_backup_job(runtime.queue, backup_jobs.run_checkpoint,
+                                       {**base, "name": args[1] if len(args) > 1 else None}, key, timeout)
     elif args[1].lower() == "end":
-        backup_jobs.enqueue(runtime.queue, "jobs.backup.tasks.run_window_end", {**base, "user": user}, key, timeout)
+        backup_jobs.enqueue_backup_job(runtime.queue, backup_jobs.run_window_end, {**base, "user": user}, key,
+                                       timeout)
     else:
         _start_window(runtime, request, base, user, key)
     return key
@@ -134,8 +136,8 @@ def _start_window(runtime: Runtime, request: dict[str, Any], base: dict[str, Any
     seconds = int(parse_duration(request["args"][1], MAX_WINDOW).total_seconds())
     at = datetime.fromisoformat(request["at"]) if request.get("at") else None
     kwargs = {**base, "seconds": seconds, "user": user}
-    backup_jobs.enqueue(runtime.queue, "jobs.backup.tasks.run_window_start", kwargs, key,
-                        runtime.settings.job_timeout_seconds, at=at)
+    backup_jobs.enqueue_backup_job(runtime.queue, backup_jobs.run_window_start, kwargs, key,
+                                   runtime.settings.job_timeout_seconds, at=at)
     if at is not None:
         backup_jobs.remember_window_message(runtime.redis, base["vm"], key, base["reply"], start_job=key)
         runtime.reporter.update(key, ReplyTo.from_dict(base["reply"]), (
@@ -145,7 +147,7 @@ def _start_window(runtime: Runtime, request: dict[str, Any], base: dict[str, Any
 
 def on_export_cancel(runtime: Runtime, who: Requester, action: dict[str, Any], respond: Respond) -> None:
     key = str(action.get("value", ""))
-    runtime.redis.set(export_jobs.CANCEL_KEY.format(key), who.user, ex=86400)  # read by the job after each poll
+    runtime.redis.set(EXPORT_CANCEL_KEY.format(key), who.user, ex=86400)  # read by the job after each poll
     runtime.record(who.user, who.channel, f"cancel export {key}", "cancelled", "", key)
     respond(text="Cancelling the export; the message says when it stopped.", response_type="ephemeral",
             replace_original=False)
@@ -159,11 +161,11 @@ def on_alert_action(runtime: Runtime, who: Requester, body: dict[str, Any], acti
     container = body.get("container", {})
     key = str(alert["id"]) if alert else f"bkalert-{vm}-{secrets.token_hex(3)}"
     reply = ReplyTo(str(container.get("channel_id") or who.channel), user, what, here=True).to_dict()
-    job_id = f"ba{secrets.token_hex(5)}"
-    backup_jobs.enqueue(runtime.queue, "jobs.backup.tasks.run_alert_action",
-                        {"vm": vm, "resync": resync, "key": key, "reply": reply, "user": user,
-                         "heartbeat_seconds": runtime.settings.abandoned_check_seconds},
-                        job_id, runtime.settings.job_timeout_seconds)
+    job_id = new_job_id("ba")
+    backup_jobs.enqueue_backup_job(runtime.queue, backup_jobs.run_alert_action,
+                                   {"vm": vm, "resync": resync, "key": key, "reply": reply, "user": user,
+                                    "heartbeat_seconds": runtime.settings.abandoned_check_seconds},
+                                   job_id, runtime.settings.job_timeout_seconds)
     runtime.record(user, reply["channel"], what, "accepted", "", job_id)
 
 
@@ -174,7 +176,7 @@ def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
 
     def dismiss(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
         ack()
-        runtime.redis.delete(PENDING_KEY.format(str(action.get("value", ""))))
+        runtime.redis.delete(BACKUP_PENDING_KEY.format(str(action.get("value", ""))))
         respond(delete_original=True)
 
     def cancel(ack: Ack, context: BoltContext, action: dict[str, Any], respond: Respond) -> None:

@@ -24,11 +24,11 @@ from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Needs, Requester, requester
 from bot.runtime import Runtime
 from bot.settings import Settings
-from jobs.failover.tasks import PREVIEW_KEY, RUNS_KEY  # noqa: F401  # keys shared with the worker side
+from jobs.failover.tasks import run_failover, run_preview
+from jobs.keys import AUDIT_STREAM, FAILOVER_PREVIEW_KEY, FAILOVER_PROGRESS_KEY
+from jobs.queue import enqueue, new_job_id
 
 log = logging.getLogger("hvbot.failover")
-AUDIT_STREAM = "hvbot:audit"
-PROGRESS_KEY = "hvbot:failover:progress:{}"
 
 
 class ApprovalSecretMissing(RuntimeError):
@@ -62,10 +62,10 @@ def handle(runtime: Runtime, command: Command, who: Requester, body: dict[str, A
                             "[--point RECOVERY_POINT] [--host HOST]")
     preview_id = secrets.token_hex(8)
     card = {"requester": user, "channel": channel, "kind": kind, "vm": args[0]}
-    job_id = f"fp{secrets.token_hex(5)}"
-    runtime.queue.enqueue("jobs.failover.tasks.run_preview", kwargs={
+    job_id = new_job_id("fp")
+    enqueue(runtime.queue, run_preview, {
         "preview_id": preview_id, "kind": kind, "vm": args[0], "point": command.extra.get("point"),
-        "host": command.host, "card": card}, job_id=job_id, job_timeout=runtime.settings.job_timeout_seconds,
+        "host": command.host, "card": card}, job_id=job_id, timeout=runtime.settings.job_timeout_seconds,
         description=f"/hyperv {command.canonical()} by {user} (preview)")
     runtime.record(user, channel, command.canonical(), "accepted", "preview", job_id)
     return views.notice(f"Reading the replication state of {args[0]} on both hosts for a {kind} preview …")
@@ -80,7 +80,7 @@ def on_request(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], act
     who = requester(body)
     user, channel = who.user, who.channel
     preview_id = str(action.get("value", ""))
-    raw = runtime.redis.get(PREVIEW_KEY.format(preview_id))
+    raw = runtime.redis.get(FAILOVER_PREVIEW_KEY.format(preview_id))
     data = json.loads(raw) if raw else None
     if data is None or data.get("refused") or data.get("error"):
         respond(text="This preview has expired or is not runnable; run the command again.",
@@ -89,7 +89,7 @@ def on_request(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], act
     needs = data["kind"] != "test" or runtime.settings.test_failover_needs_approval
     params = {k: data.get(k) for k in ("kind", "vm", "point", "primary", "replica", "signature")}
     approval = store.request("failover", params, user, channel, runtime.settings.approval_ttl_seconds, needs)
-    runtime.redis.set(PREVIEW_KEY.format(f"a:{approval.id}"), json.dumps(data),
+    runtime.redis.set(FAILOVER_PREVIEW_KEY.format(f"a:{approval.id}"), json.dumps(data),
                       ex=runtime.settings.approval_ttl_seconds + 7 * 86400)
     target = runtime.settings.approval_channel or channel
     expires = datetime.fromtimestamp(approval.expires_at, UTC).strftime("%H:%M UTC")
@@ -136,7 +136,7 @@ def on_next_action(runtime: Runtime, command: Command, who: Requester, body: dic
 
 
 def _stored(runtime: Runtime, approval_id: str) -> dict[str, Any]:
-    raw = runtime.redis.get(PREVIEW_KEY.format(f"a:{approval_id}"))
+    raw = runtime.redis.get(FAILOVER_PREVIEW_KEY.format(f"a:{approval_id}"))
     return json.loads(raw) if raw else {"kind": "?", "vm": "?", "description": "", "steps": []}
 
 
@@ -151,11 +151,11 @@ def _start(runtime: Runtime, store: ApprovalStore, approval_id: str, user: str) 
             "kind": p["kind"], "vm": p["vm"], "requester": approval.requester, "approver": approval.decided_by}
     _update(runtime, approval.channel, approval.message_ts,
             fv.progress(_stored(runtime, approval_id), f"approved by {approval.decided_by}, running", []))
-    runtime.queue.enqueue("jobs.failover.tasks.run_failover", kwargs={
+    enqueue(runtime.queue, run_failover, {
         "approval_id": approval_id, "kind": p["kind"], "vm": p["vm"], "primary": p["primary"],
         "replica": p["replica"], "point": p.get("point"), "signature": p["signature"], "card": card,
         "heartbeat_seconds": min(5.0, runtime.settings.abandoned_check_seconds)},
-        job_id=f"fo{approval_id}", job_timeout=max(runtime.settings.job_timeout_seconds, 1800),
+        job_id=f"fo{approval_id}", timeout=max(runtime.settings.job_timeout_seconds, 1800),
         description=f"{p['kind']} failover of {p['vm']} (approval {approval_id})")  # no Retry: steps mutate
 
 
@@ -186,7 +186,7 @@ class CardReporter:
                                                blocks=[b.to_dict() for b in view.blocks])
 
     def step(self, card: dict[str, Any], step: dict[str, Any]) -> None:
-        key = PROGRESS_KEY.format(card["approval_id"])
+        key = FAILOVER_PROGRESS_KEY.format(card["approval_id"])
         self.runtime.redis.rpush(key, json.dumps(step))
         self.runtime.redis.expire(key, 7 * 86400)
         done = [json.loads(x) for x in self.runtime.redis.lrange(key, 0, -1)]
@@ -201,7 +201,8 @@ class CardReporter:
                "done" if step["ok"] else "failed", step.get("error", ""), card["approval_id"])
 
     def outcome(self, card: dict[str, Any], outcome: dict[str, Any]) -> None:
-        done = [json.loads(x) for x in self.runtime.redis.lrange(PROGRESS_KEY.format(card["approval_id"]), 0, -1)]
+        done = [json.loads(x) for x in
+                self.runtime.redis.lrange(FAILOVER_PROGRESS_KEY.format(card["approval_id"]), 0, -1)]
         data = _stored(self.runtime, card["approval_id"])
         _update(self.runtime, card["channel"], card["ts"], fv.outcome_blocks(data, outcome, done))
         result = "abandoned" if outcome.get("abandoned") else "succeeded" if outcome["ok"] else "failed"
@@ -210,19 +211,11 @@ class CardReporter:
             self.runtime.client.chat_postMessage(channel=card["channel"], thread_ts=card["ts"],
                                                  text=f":x: {outcome['error']}")
 
-
-def expire_chore(connection: redis.Redis, now: datetime) -> int:
-    """Housekeeping: expire overdue approval requests and mark their cards."""
-    from bot.runtime import build_runtime
-
-    settings = Settings()
-    runtime = build_runtime(settings, connection=connection)
-    expired = approval_store(settings, connection).expire_due(now.timestamp())
-    for approval in expired:
-        data = _stored(runtime, approval.id)
-        _update(runtime, approval.channel, approval.message_ts,
+    def expired(self, card: dict[str, Any]) -> None:
+        """The approval expired (housekeeping): the card says so."""
+        data = _stored(self.runtime, card["approval_id"])
+        _update(self.runtime, card["channel"], card["ts"],
                 fv.decided(data, "Expired: nobody approved it in time. Request it again if still needed."))
-    return len(expired)
 
 
 def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:

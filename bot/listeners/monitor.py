@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,18 +18,20 @@ from slack_bolt import Ack, App, Respond
 
 from bot.views import alerts as alert_views
 from bot.views import common as views
-from bot.grammar import Command, MAX_SILENCE, OPERATOR, VIEWER, parse_duration
+from bot.grammar import MAX_SILENCE, OPERATOR, VIEWER, Command, parse_duration
 from bot.delivery.alert_routing import alert_rules
-from bot.delivery.alert_poster import POSTER_TARGET
 from bot.listeners import failover
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Needs, Requester, requester
 from bot.runtime import Runtime
 from jobs.hyperv.hosts import load_inventory
+from jobs.keys import SWEEP_PENDING_KEY
+from jobs.monitor.actions import run_resume
 from jobs.monitor.state import AlertEngine
 from jobs.monitor.rules import short_host
 from jobs.ports import ReplyTo
-from jobs.monitor.sweep import PENDING_KEY, load_last
+from jobs.monitor.sweep import load_last, run_host_sweep
+from jobs.queue import enqueue, new_job_id
 
 log = logging.getLogger("hvbot.monitor")
 
@@ -110,11 +111,10 @@ def queue_sweeps(runtime: Runtime, hosts: list[str], now: datetime) -> list[str]
     rules = alert_rules(runtime.settings).model_dump(mode="json")
     queued = []
     for host in hosts:
-        if not runtime.redis.set(PENDING_KEY.format(host), now.isoformat(), nx=True, ex=300):
+        if not runtime.redis.set(SWEEP_PENDING_KEY.format(host), now.isoformat(), nx=True, ex=300):
             continue  # a sweep of this host is already queued or running
-        runtime.queue.enqueue("jobs.monitor.sweep.run_host_sweep", kwargs={
-            "host": host, "now": now.isoformat(), "rules": rules, "poster_target": POSTER_TARGET,
-        }, job_timeout=120, result_ttl=300, description=f"replica sweep of {host} (fresh)")
+        enqueue(runtime.queue, run_host_sweep, {"host": host, "now": now.isoformat(), "rules": rules},
+                timeout=120, result_ttl=300, description=f"replica sweep of {host} (fresh)")
         queued.append(host)
     return queued
 
@@ -197,11 +197,11 @@ def on_vm_action(runtime: Runtime, body: dict[str, Any], action: dict[str, Any],
 def _queue_resume(runtime: Runtime, verb: str, host: str, vm: str, user: str, channel: str, url: str) -> None:
     command = f"{verb} {vm} --host {host}"
     reply = ReplyTo(channel=channel, user=user, command=command, response_url=url)
-    job_id = f"hv{secrets.token_hex(5)}"
-    runtime.queue.enqueue("jobs.monitor.actions.run_resume", kwargs={
-        "host": host, "vm": vm, "resynchronize": verb == "resync", "reply": reply.to_dict()},
-        job_id=job_id, job_timeout=runtime.settings.job_timeout_seconds, description=f"/hyperv {command} by {user}",
-        meta={"user": user, "channel": channel, "command": command})
+    job_id = new_job_id()
+    enqueue(runtime.queue, run_resume,
+            {"host": host, "vm": vm, "resynchronize": verb == "resync", "reply": reply.to_dict()},
+            job_id=job_id, timeout=runtime.settings.job_timeout_seconds, description=f"/hyperv {command} by {user}",
+            meta={"user": user, "channel": channel, "command": command})
     runtime.record(user, channel, command, "accepted", job_id=job_id)
 
 

@@ -7,7 +7,6 @@ The click's value is parsed and authorized by the gate like typed text (Slack se
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
@@ -20,6 +19,8 @@ from bot.middleware.authorization import Gate, Requester, button_text
 from bot.runtime import Runtime
 from bot.views import common as views
 from jobs.ports import ReplyTo
+from jobs.queue import enqueue, new_job_id
+from jobs.teaming import run_set_teaming
 
 ACTION_RUN = "hvbot_teaming_run"
 ACTION_DISMISS = "hvbot_teaming_dismiss"
@@ -78,11 +79,11 @@ def on_run(runtime: Runtime, command: Command, who: Requester, body: dict[str, A
     user, channel = who.user, who.channel
     reply = ReplyTo(channel=channel, user=user, command=command.canonical(),
                     response_url=str(body.get("response_url", "")), here=False)
-    job_id = f"tm{secrets.token_hex(5)}"
-    runtime.queue.enqueue("jobs.teaming.run_set_teaming", kwargs={
+    job_id = new_job_id("tm")
+    enqueue(runtime.queue, run_set_teaming, {
         "vm": command.args[0], "state": _state(command), "host": command.host, "reply": reply.to_dict(),
         "heartbeat_seconds": runtime.settings.abandoned_check_seconds}, job_id=job_id,
-        job_timeout=runtime.settings.job_timeout_seconds, description=f"/hyperv {command.canonical()} by {user}",
+        timeout=runtime.settings.job_timeout_seconds, description=f"/hyperv {command.canonical()} by {user}",
         meta={"user": user, "channel": channel, "command": command.canonical()})  # no Retry: it mutates
     runtime.record(user, channel, command.canonical(), "accepted", "confirmed", job_id)
     view = views.working(command.canonical(), job_id)

@@ -1,6 +1,6 @@
 """The on-call alert when a backup window's resume keeps failing (raised once per window by WindowStore).
 
-The alert is stored in Redis (`hvbot:backup:alert:<vm>`, what the Retry / Resynchronize buttons act on) and
+The alert is stored in Redis (`BACKUP_ALERT_KEY`, what the Retry / Resynchronize buttons act on) and
 reported through the installed reporter to the on-call channel, so a worker needs no Slack knowledge.
 """
 
@@ -14,11 +14,11 @@ import redis
 
 from jobs import ports as reporting
 from jobs.backup.settings import BackupSettings
+from jobs.keys import BACKUP_ALERT_KEY
 from jobs.ports import ReplyTo
 
 log = logging.getLogger("hvbot.backup")
 
-ALERT_KEY = "hvbot:backup:alert:{}"
 ALERT_TTL = 7 * 86400
 
 
@@ -32,7 +32,7 @@ def post_resume_alert(connection: redis.Redis, settings: BackupSettings, vm: str
     """Record the alert and report it; returns the alert id (also the message key of the report)."""
     alert_id = f"bkalert-{vm}-{int(time.time())}"
     text = alert_text(vm, error, failures)
-    connection.set(ALERT_KEY.format(vm), json.dumps({"id": alert_id, "vm": vm, "error": error,
+    connection.set(BACKUP_ALERT_KEY.format(vm), json.dumps({"id": alert_id, "vm": vm, "error": error,
                                                      "failures": failures, "text": text}), ex=ALERT_TTL)
     if not settings.oncall_channel:
         log.error("no on-call channel configured (HVBOT_BACKUP_ONCALL_CHANNEL): %s", text)
@@ -48,5 +48,5 @@ def post_resume_alert(connection: redis.Redis, settings: BackupSettings, vm: str
 
 
 def load_alert(connection: redis.Redis, vm: str) -> dict[str, object] | None:
-    raw = connection.get(ALERT_KEY.format(vm))
+    raw = connection.get(BACKUP_ALERT_KEY.format(vm))
     return json.loads(raw) if raw else None

@@ -18,9 +18,11 @@ from typing import Any
 
 import redis
 
+from jobs.backup.alert import post_resume_alert
 from jobs.backup.conditions import ReplicaBackupFacts, Readiness, evaluate
 from jobs.backup.settings import BackupSettings
 from jobs.backup.window import PauseSide, Window, WindowError, WindowStore
+from jobs.hyperv import process_fleet
 from jobs.hyperv.commands import single
 from jobs.hyperv.errors import HyperVError
 from jobs.hyperv.fleet import Fleet, HostCall
@@ -217,14 +219,11 @@ def run_windows(connection: redis.Redis, now: datetime, fleet: Fleet, settings: 
 
 def housekeeping_chore(connection: redis.Redis, now: datetime) -> str:
     """The `backup-windows` chore of jobs.housekeeping (fleet from HVBOT_INVENTORY)."""
-    from jobs import liveness as tasks
-    from jobs.backup.alert import post_resume_alert
-
     settings = BackupSettings()
     store = window_store(connection, settings)
     if not store.due_for_resume(now):
         return "nothing due"  # no fleet sessions opened when there is nothing to do
-    return run_windows(connection, now, tasks.fleet(), settings,
+    return run_windows(connection, now, process_fleet.fleet(), settings,
                        lambda vm, error, failures: post_resume_alert(connection, settings, vm, error, failures))
 
 

@@ -1,9 +1,9 @@
-"""RQ entry points of Replica-VM backups from chat (issue #6): backup-check with retries, backup windows, the
-on-call alert's Retry / Resynchronize, and Checkpoint-VM.
+"""RQ entry points of Replica-VM backups from chat: backup-check with retries, backup windows, the on-call
+alert's Retry / Resynchronize, and Checkpoint-VM.
 
 Each request has one message, keyed by `key` (jobs.ports.Reporter.update): a transient "not ready" check
-re-enqueues itself with `Queue.enqueue_at` (jobs.backup.retry.decide) and the next attempt updates the same
-message. Windows reuse jobs.backup.operations (recorded before the pause; the housekeeping chore resumes them whatever
+schedules its next attempt (jobs.backup.retry.decide says when) and that attempt updates the same message.
+Windows reuse jobs.backup.operations (recorded before the pause; the housekeeping chore resumes them whatever
 happens to this worker), so the end job scheduled here is a convenience, not the guarantee.
 """
 
@@ -11,43 +11,44 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from rq import Queue, get_current_job
-from rq.job import Callback, Job
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from jobs import ports as reporting
-from jobs import liveness as tasks
+from jobs.backup import operations as backup
 from jobs.backup.conditions import Readiness
+from jobs.backup.export import ExportError, owner_host
 from jobs.backup.retry import Decision, Outcome, decide
 from jobs.backup.settings import BackupSettings
-from jobs.backup.window import WindowError, WindowStatus
+from jobs.backup.window import Window, WindowError, WindowStatus
+from jobs.hyperv import process_fleet
+from jobs.hyperv.commands import single
+from jobs.hyperv.errors import HyperVError
+from jobs.hyperv.records import prop
+from jobs.keys import BACKUP_WINDOW_MESSAGE_KEY
+from jobs.liveness import claim_final, heartbeat
 from jobs.ports import ReplyTo
+from jobs.queue import enqueue
 
-if TYPE_CHECKING:
-    from jobs.backup import operations as backup
-
-WINDOW_MESSAGE_KEY = "hvbot:backup:winmsg:{}"  # vm -> {"key", "reply", "start_job"}: the window's one message
+KEEP_S = 86400  # how long RQ keeps a backup job's result or failure
 SIDE_REASON = {  # why the configured side (jobs.backup.window, hyperv.md §1.8)
     "primary": "paused on the primary: a primary-side pause leaves replica health at Warning, which blocks nothing",
     "replica": "paused on the replica (HVBOT_BACKUP_PAUSE_SIDE=replica): replica health may turn Critical",
 }
 
 
-def enqueue(queue: Queue, func: str, kwargs: dict[str, Any], job_id: str, timeout: int,
-            at: datetime | None = None) -> Job:
-    """Enqueue (or schedule) one of this module's jobs with hvbot's failure reporting."""
-    options: dict[str, Any] = {"job_id": job_id, "job_timeout": timeout, "result_ttl": 86400,
-                               "failure_ttl": 86400, "on_failure": Callback("jobs.liveness.on_job_failed"),
-                               "description": f"{func.rsplit('.', 1)[-1]} {kwargs.get('vm', '')}"}
-    if at is not None:
-        return queue.enqueue_at(at, func, kwargs=kwargs, **options)
-    return queue.enqueue(func, kwargs=kwargs, **options)
+def enqueue_backup_job(queue: Queue, func: Callable[..., Any], kwargs: Mapping[str, Any], job_id: str, timeout: int,
+                       at: datetime | None = None) -> Job:
+    """Enqueue (or schedule) a backup or export job: kept a day, a failure reported to the requester."""
+    return enqueue(queue, func, kwargs, job_id=job_id, timeout=timeout, result_ttl=KEEP_S, failure_ttl=KEEP_S,
+                   report_failure=True, description=f"{func.__name__} {kwargs.get('vm', '')}", at=at)
 
 
 @contextmanager
@@ -55,7 +56,7 @@ def running(heartbeat_seconds: float) -> Iterator[tuple[Job, Queue]]:
     job = get_current_job()
     assert job is not None, "runs inside an RQ job"
     queue = Queue(job.origin, connection=job.connection, serializer=JSONSerializer)
-    with tasks.heartbeat(job.connection, job.id, heartbeat_seconds):
+    with heartbeat(job.connection, job.id, heartbeat_seconds):
         job.meta["pid"] = os.getpid()
         job.save_meta()  # type: ignore[no-untyped-call]
         yield job, queue
@@ -95,8 +96,6 @@ def check_text(vm: str, readiness: Readiness | None, decision: Decision, error: 
 
 def run_check(vm: str, key: str, reply: dict[str, Any], attempt: int = 1, heartbeat_seconds: float = 10.0) -> dict[str, Any]:
     """One readiness attempt; a transient "not ready" schedules the next one (same message)."""
-    from jobs.backup import operations as backup
-
     target, reporter, settings = ReplyTo.from_dict(reply), reporting.current(), BackupSettings()
     policy = settings.retry_policy()
     with running(heartbeat_seconds) as (job, queue):
@@ -105,18 +104,18 @@ def run_check(vm: str, key: str, reply: dict[str, Any], attempt: int = 1, heartb
         now = datetime.now(UTC)
         readiness: Readiness | None = None
         try:
-            readiness = backup.check(tasks.fleet(), vm)
+            readiness = backup.check(process_fleet.fleet(), vm)
             decision = decide(readiness, attempt, now, policy)
             error = ""
         except backup.BackupError as err:
             decision, error = _error_decision(err, attempt, now, settings), err.message
         reporter.update(key, target, check_text(vm, readiness, decision, error))
         if decision.outcome is Outcome.RETRY and decision.retry_at is not None:
-            enqueue(queue, "jobs.backup.tasks.run_check",
-                    {"vm": vm, "key": key, "reply": reply, "attempt": attempt + 1,
-                     "heartbeat_seconds": heartbeat_seconds}, f"{key}-{attempt + 1}", int(job.timeout or 300),
-                    at=decision.retry_at)
-        tasks.claim_final(job.connection, job.id)  # reported: the failure callback must not post again
+            enqueue_backup_job(queue, run_check,
+                               {"vm": vm, "key": key, "reply": reply, "attempt": attempt + 1,
+                                "heartbeat_seconds": heartbeat_seconds}, f"{key}-{attempt + 1}",
+                               int(job.timeout or 300), at=decision.retry_at)
+        claim_final(job.connection, job.id)  # reported: the failure callback must not post again
     return decision.to_dict()
 
 
@@ -134,46 +133,43 @@ def _error_decision(err: backup.BackupError, attempt: int, now: datetime, settin
 def remember_window_message(connection: redis.Redis, vm: str, key: str, reply: dict[str, Any],
                             start_job: str = "") -> None:
     data = {"key": key, "reply": reply, "start_job": start_job}
-    connection.set(WINDOW_MESSAGE_KEY.format(vm.lower()), json.dumps(data), ex=7 * 86400)
+    connection.set(BACKUP_WINDOW_MESSAGE_KEY.format(vm.lower()), json.dumps(data), ex=7 * 86400)
 
 
 def window_message(connection: redis.Redis, vm: str) -> dict[str, Any] | None:
-    raw = connection.get(WINDOW_MESSAGE_KEY.format(vm.lower()))
+    raw = connection.get(BACKUP_WINDOW_MESSAGE_KEY.format(vm.lower()))
     return json.loads(raw) if raw else None
 
 
 def run_window_start(vm: str, seconds: int, key: str, reply: dict[str, Any], user: str,
                      heartbeat_seconds: float = 10.0) -> dict[str, Any]:
     """Record the window, pause replication, schedule the end job; one status message."""
-    from jobs.backup import operations as backup
-
     target, reporter, settings = ReplyTo.from_dict(reply), reporting.current(), BackupSettings()
     with running(heartbeat_seconds) as (job, queue):
         store = backup.window_store(job.connection, settings)
         now = datetime.now(UTC)
         try:
-            window = backup.start_window(tasks.fleet(), store, vm, now, now + timedelta(seconds=seconds), user, now)
+            window = backup.start_window(process_fleet.fleet(), store, vm, now, now + timedelta(seconds=seconds), user, now)
         except (backup.BackupError, WindowError) as err:
             reporter.update(key, target, f":x: *backup-window {vm}*: not started: {_message(err)}")
-            tasks.claim_final(job.connection, job.id)
+            claim_final(job.connection, job.id)
             return {"ok": False, "error": _message(err)}
         remember_window_message(job.connection, window.vm, key, reply)
-        enqueue(queue, "jobs.backup.tasks.run_window_end",
-                {"vm": window.vm, "key": key, "reply": reply, "user": user, "scheduled": True,
-                 "heartbeat_seconds": heartbeat_seconds}, f"{key}-end", int(job.timeout or 300), at=window.end)
+        enqueue_backup_job(queue, run_window_end,
+                           {"vm": window.vm, "key": key, "reply": reply, "user": user, "scheduled": True,
+                            "heartbeat_seconds": heartbeat_seconds}, f"{key}-end", int(job.timeout or 300),
+                           at=window.end)
         reporter.update(key, target, (
             f":double_vertical_bar: *backup-window {window.vm}*: replication paused on {window.host} until "
             f"{_hhmm(window.end)} ({SIDE_REASON[window.side.value]}). It is resumed then, and by the housekeeping "
             f"sweep if this worker is gone. End it early with `/hyperv backup-window {window.vm} end`."))
-        tasks.claim_final(job.connection, job.id)
+        claim_final(job.connection, job.id)
     return {"ok": True, "window": window.to_dict()}
 
 
 def run_window_end(vm: str, key: str, reply: dict[str, Any], user: str, scheduled: bool = False,
                    heartbeat_seconds: float = 10.0) -> dict[str, Any]:
     """End the window now: resume and verify Replicating/Normal (failures are retried by housekeeping)."""
-    from jobs.backup import operations as backup
-
     target, reporter, settings = ReplyTo.from_dict(reply), reporting.current(), BackupSettings()
     with running(heartbeat_seconds) as (job, _):
         store = backup.window_store(job.connection, settings)
@@ -185,11 +181,11 @@ def run_window_end(vm: str, key: str, reply: dict[str, Any], user: str, schedule
             text = _no_open_window(job.connection, vm, known, scheduled)
             if text:
                 reporter.update(key, target, text)
-            tasks.claim_final(job.connection, job.id)
+            claim_final(job.connection, job.id)
             return {"ok": True, "resumed": False}
         who = "at the end of the window" if scheduled else f"ended by <@{user}>"
         try:
-            ended = backup.end_window(tasks.fleet(), store, window.vm, datetime.now(UTC), settings)
+            ended = backup.end_window(process_fleet.fleet(), store, window.vm, datetime.now(UTC), settings)
             text = (f":arrow_forward: *backup-window {ended.vm}*: {who}; replication resumed on {ended.host} and "
                     "verified Replicating / Normal.")
             ok = True
@@ -198,7 +194,7 @@ def run_window_end(vm: str, key: str, reply: dict[str, Any], user: str, schedule
                     "backoff and alerts on-call if it keeps failing.")
             ok = False
         reporter.update(key, target, text)
-        tasks.claim_final(job.connection, job.id)
+        claim_final(job.connection, job.id)
     return {"ok": ok}
 
 
@@ -213,8 +209,6 @@ def _no_open_window(connection: redis.Redis, vm: str, known: dict[str, Any] | No
 
 
 def _message(err: Exception) -> str:
-    from jobs.backup import operations as backup
-
     return err.message if isinstance(err, backup.BackupError) else str(err)
 
 
@@ -228,8 +222,6 @@ def run_alert_action(vm: str, resync: bool, key: str, reply: dict[str, Any], use
                      heartbeat_seconds: float = 10.0) -> dict[str, Any]:
     """Retry: Resume-VMReplication and verify; Resynchronize: Resume-VMReplication -Resynchronize. Both under the
     window's lease, so they never interleave with a housekeeping resume."""
-    from jobs.backup import operations as backup
-
     target, reporter, settings = ReplyTo.from_dict(reply), reporting.current(), BackupSettings()
     what = "Resynchronize" if resync else "Retry"
     with running(heartbeat_seconds) as (job, _):
@@ -246,16 +238,12 @@ def run_alert_action(vm: str, resync: bool, key: str, reply: dict[str, Any], use
                     store.mark_resumed(window.vm, datetime.now(UTC))
         actions = None if ok else [{**a, "value": vm} for a in ALERT_ACTIONS]
         reporter.update(key, target, f"{':white_check_mark:' if ok else ':x:'} {what} by <@{user}>: {text}", actions)
-        tasks.claim_final(job.connection, job.id)
+        claim_final(job.connection, job.id)
     return {"ok": ok, "text": text}
 
 
-def _alert_action(window: Any, resync: bool, settings: BackupSettings, user: str) -> tuple[str, bool]:
-    from jobs.backup import operations as backup
-    from jobs.hyperv.commands import single
-    from jobs.hyperv.errors import HyperVError
-
-    fleet = tasks.fleet()
+def _alert_action(window: Window, resync: bool, settings: BackupSettings, user: str) -> tuple[str, bool]:
+    fleet = process_fleet.fleet()
     try:
         if resync:
             fleet.session(window.host).run(single("Resume-VMReplication", VMName=[window.vm], Resynchronize=True))
@@ -273,18 +261,13 @@ def _alert_action(window: Any, resync: bool, settings: BackupSettings, user: str
 def run_checkpoint(vm: str, name: str | None, key: str, reply: dict[str, Any],
                    heartbeat_seconds: float = 10.0) -> dict[str, Any]:
     """Checkpoint-VM on the host that runs the VM; the message names the checkpoint made."""
-    from jobs.hyperv.commands import single
-    from jobs.hyperv.errors import HyperVError
-    from jobs.hyperv.records import prop
-    from jobs.backup.export import ExportError, owner_host
-
     target, reporter = ReplyTo.from_dict(reply), reporting.current()
     with running(heartbeat_seconds) as (job, _):
         params: dict[str, Any] = {"Name": [vm], "Passthru": True}
         if name:
             params["SnapshotName"] = name
         try:
-            fleet = tasks.fleet()
+            fleet = process_fleet.fleet()
             host = owner_host(fleet, vm)
             made = fleet.session(host).run(single("Checkpoint-VM", **params))
             created = str(prop(made[0], "Name")) if made else (name or "?")
@@ -292,5 +275,5 @@ def run_checkpoint(vm: str, name: str | None, key: str, reply: dict[str, Any],
         except (HyperVError, ExportError) as err:
             text, ok = f":x: *checkpoint {vm}*: {getattr(err, 'message', str(err))}", False
         reporter.update(key, target, text)
-        tasks.claim_final(job.connection, job.id)
+        claim_final(job.connection, job.id)
     return {"ok": ok, "text": text}

@@ -1,6 +1,6 @@
 """Backup windows: replication paused around a Replica-VM backup, with a guaranteed resume.
 
-A window is recorded in Redis *before* replication is paused, so whatever happens to the worker or the bot
+A window is recorded in Redis *before* replication is paused, so whatever happens to the worker or the chat server
 afterwards, `housekeeping()` (run by `hvbot monitor` every sweep and at each worker start) finds every window
 past its end that was not resumed and resumes it. Several processes may run housekeeping at once: a lease per
 window (redis-py's `Lock`, token-checked release) plus a re-read of the window under the lease make each
@@ -32,6 +32,8 @@ from typing import Any
 import redis
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import LockError
+
+from jobs.keys import BACKUP_PREFIX
 
 
 class PauseSide(StrEnum):
@@ -109,7 +111,7 @@ ResumeFn = Callable[[Window], None]  # resumes replication and verifies it; rais
 
 
 class WindowStore:
-    def __init__(self, redis_client: redis.Redis, prefix: str = "hvbot:backup",
+    def __init__(self, redis_client: redis.Redis, prefix: str = BACKUP_PREFIX,
                  config: WindowConfig | None = None) -> None:
         self.redis = redis_client
         self.prefix = prefix

@@ -1,4 +1,4 @@
-"""Two-person approval of dangerous operations, atomic in Redis, plus a per-VM lock.
+"""Two-person approval of dangerous operations, atomic in Redis, plus a per-VM lock (jobs.locks.VmLock).
 
 A request is bound to its exact parameters by an HMAC digest (server secret over canonical JSON), so a
 tampered button value is detected. Every state change is a compare-and-set inside one Lua script, which
@@ -28,7 +28,9 @@ from typing import Any, Protocol
 import redis
 from redis.typing import EncodableT, FieldT
 
-from jobs.locks import VmLock  # noqa: F401  # moved to jobs (jobs must not import bot); kept importable here
+from jobs import keys
+from jobs.audit import MAX_ENTRIES
+from jobs.locks import VmLock  # noqa: F401  # the lock a failover takes after approval, importable from here too
 
 
 class Status(StrEnum):
@@ -180,18 +182,17 @@ return 1
 class ApprovalStore:
     """Approval requests in Redis. ``now`` arguments (epoch seconds) let tests drive time without sleeping."""
 
-    def __init__(self, connection: redis.Redis, prefix: str = "hvbot:", *, secret: bytes | str | _Secret,
-                 audit_stream: str, audit_maxlen: int = 100_000, retention_s: int = 7 * 86400) -> None:
+    def __init__(self, connection: redis.Redis, prefix: str = keys.PREFIX, *, secret: bytes | str | _Secret,
+                 audit_stream: str, audit_maxlen: int = MAX_ENTRIES, retention_s: int = 7 * 86400) -> None:
         self._redis = connection
         self._prefix = prefix
         self._key = _secret_bytes(secret)
         self._audit = audit_stream
         self._maxlen = str(audit_maxlen)
         self._retention_s = retention_s
-        self._pending = f"{prefix}approvals:pending"
-        self._executing = f"{prefix}approvals:executing"
+        self._pending = keys.approvals_pending_key(prefix)
+        self._executing = keys.approvals_executing_key(prefix)
         self._decide = connection.register_script(_DECIDE_LUA)
-        self._expire = connection.register_script(_EXPIRE_LUA)
         self._cas = connection.register_script(_CAS_LUA)
         self._attach = connection.register_script(_ATTACH_LUA)
 
@@ -199,7 +200,7 @@ class ApprovalStore:
         return f"ApprovalStore(prefix={self._prefix!r}, audit_stream={self._audit!r})"
 
     def _rec(self, approval_id: str) -> str:
-        return f"{self._prefix}approval:{approval_id}"
+        return keys.approval_key(approval_id, self._prefix)
 
     def digest(self, approval_id: str, kind: str, params: Mapping[str, Any]) -> str:
         body = canonical_json({"id": approval_id, "kind": kind, "params": params})
@@ -234,10 +235,7 @@ class ApprovalStore:
         return approval
 
     def get(self, approval_id: str) -> Approval | None:
-        raw = self._redis.hgetall(self._rec(approval_id))
-        if not raw:
-            return None
-        return _approval({_text(k): _text(v) for k, v in raw.items()})
+        return _load(self._redis, self._rec(approval_id))
 
     def attach_message(self, approval_id: str, channel: str, ts: str) -> None:
         """Remember the approval card (channel, ts) so workers and housekeeping can update it."""
@@ -272,19 +270,8 @@ class ApprovalStore:
 
     def expire_due(self, now: float | None = None) -> list[Approval]:
         """Move overdue pending requests to expired; returns them so the caller can update their cards."""
-        now = time.time() if now is None else now
-        expired: list[Approval] = []
-        due: list[bytes | str] = self._redis.zrangebyscore(self._pending, "-inf", now)  # type: ignore[assignment]
-        for raw_id in due:
-            approval_id = _text(raw_id)
-            keys = [self._rec(approval_id), self._pending, self._audit]
-            if self._expire(keys=keys, args=[approval_id, repr(now), self._maxlen]) == 1:
-                approval = self.get(approval_id)
-                if approval is not None:
-                    expired.append(approval)
-            elif not self._redis.exists(self._rec(approval_id)):
-                self._redis.zrem(self._pending, approval_id)  # record purged: drop its index entry
-        return expired
+        return expire_due(self._redis, now, prefix=self._prefix, audit_stream=self._audit,
+                          audit_maxlen=int(self._maxlen))
 
     def claim_execution(self, approval_id: str, worker_id: str, *, now: float | None = None) -> bool:
         """approved → executing, once: only the caller that gets True may run the operation."""
@@ -319,6 +306,36 @@ class ApprovalStore:
             "user": user, "channel": channel, "command": command, "outcome": outcome, "detail": detail[:300],
             "job_id": approval_id, "approval_id": approval_id, "at": repr(now),
         }, maxlen=int(self._maxlen), approximate=True)
+
+
+def expire_due(connection: redis.Redis, now: float | None = None, *, prefix: str = keys.PREFIX,
+               audit_stream: str = keys.AUDIT_STREAM, audit_maxlen: int = MAX_ENTRIES) -> list[Approval]:
+    """Move overdue pending requests to expired; returns them so the caller can update their cards.
+
+    Needs no secret (unlike `ApprovalStore`): expiring compares times only, it never checks or binds a button.
+    """
+    now = time.time() if now is None else now
+    pending = keys.approvals_pending_key(prefix)
+    expire = connection.register_script(_EXPIRE_LUA)
+    expired: list[Approval] = []
+    due: list[bytes | str] = connection.zrangebyscore(pending, "-inf", now)  # type: ignore[assignment]
+    for raw_id in due:
+        approval_id = _text(raw_id)
+        rec = keys.approval_key(approval_id, prefix)
+        if expire(keys=[rec, pending, audit_stream], args=[approval_id, repr(now), str(audit_maxlen)]) == 1:
+            approval = _load(connection, rec)
+            if approval is not None:
+                expired.append(approval)
+        elif not connection.exists(rec):
+            connection.zrem(pending, approval_id)  # record purged: drop its index entry
+    return expired
+
+
+def _load(connection: redis.Redis, rec: str) -> Approval | None:
+    raw = connection.hgetall(rec)
+    if not raw:
+        return None
+    return _approval({_text(k): _text(v) for k, v in raw.items()})
 
 
 def _refusal_reason(reply: list[str], current: Approval) -> str:

@@ -20,6 +20,7 @@ from jobs.failover.steps import Step
 from jobs.hyperv.commands import Pipeline, command, pipeline
 from jobs.hyperv.errors import HyperVError
 from jobs.hyperv.fleet import Fleet
+from jobs.report import Report
 
 EXPECT_WAIT_S = 30.0  # how long a step's result may take to show (Hyper-V applies some changes asynchronously)
 POLL_S = 0.25
@@ -174,10 +175,8 @@ def state_now(fleet: Fleet, vm: str, pair: Pair) -> dict[str, Any]:
 POINT_COLUMNS = ["host", "vm", "name", "type", "created"]
 
 
-def points_report(fleet: Fleet, vm: str, host: str | None = None) -> Any:
+def points_report(fleet: Fleet, vm: str, host: str | None = None) -> Report:
     """`/hyperv points VM`: the replica's recovery points as a Report (oldest first), for the lookup path."""
-    from jobs.report import Report
-
     data = recovery_points(fleet, vm, host)
     rows = [{"host": data["replica"], "vm": vm, "name": p["name"], "type": p["type"], "created": p["created"]}
             for p in data["points"]]

@@ -74,7 +74,7 @@ REGISTRY: dict[str, CmdletSpec] = {
             [Param("VMName"), Param("Name"), Param("SnapshotType", accepted=SNAPSHOT_TYPES)],
             _f(required=["VMName"], optional=["Name", "SnapshotType"]),
         ),
-        # Replica failover and reverse replication (issue #5, hyperv.md §1.3-1.7), NIC teaming (§1.11)
+        # Replica failover and reverse replication (hyperv.md §1.3-1.7), NIC teaming (§1.11)
         _spec("Stop-VM", True, [Param("Name"), Param("TurnOff", "switch")], _f(required=["Name"], optional=["TurnOff"])),
         _spec("Start-VM", True, [Param("Name")], _f(required=["Name"])),
         _spec(
@@ -93,7 +93,7 @@ REGISTRY: dict[str, CmdletSpec] = {
         _spec("Start-VMInitialReplication", True, [Param("VMName")], _f(required=["VMName"])),
         _spec("Set-VMNetworkAdapter", True, [Param("VMName"), Param("Name"), Param("AllowTeaming", accepted=("On", "Off"))],
               _f(required=["VMName", "AllowTeaming"], optional=["Name"])),
-        # Replica-VM backups and checkpoint export (issue #6, hyperv.md §1.2, §1.8, §4)
+        # Replica-VM backups and checkpoint export (hyperv.md §1.2, §1.8, §4)
         _spec("Get-VMReplication", False, [Param("VMName")], _f(optional=["VMName"])),
         _spec("Measure-VMReplication", False, [Param("VMName")], _f(optional=["VMName"])),
         _spec("Suspend-VMReplication", True, [Param("VMName")], _f(required=["VMName"])),

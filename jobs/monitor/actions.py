@@ -9,30 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from rq import get_current_job
+
 from jobs import ports as reporting
+from jobs.hyperv import process_fleet
 from jobs.hyperv.commands import single
-from jobs.report import Report
+from jobs.liveness import claim_final, clear_message
 from jobs.ports import ReplyTo
+from jobs.report import Report
 
 
 def run_resume(host: str, vm: str, resynchronize: bool, reply: dict[str, Any]) -> dict[str, Any]:
-    from rq import get_current_job
-
-    from jobs import liveness as tasks
-
     job = get_current_job()
     assert job is not None, "run_resume runs inside an RQ job"
     target = ReplyTo.from_dict(reply)
     pipe = single("Resume-VMReplication", VMName=[vm], Resynchronize=resynchronize or None)
     try:
-        tasks.fleet().run(host, pipe)
+        process_fleet.fleet().run(host, pipe)
     except Exception as exc:
-        if tasks.claim_final(job.connection, job.id):
-            reporting.current().failed(job.id, target, tasks._clear_message(exc))
+        if claim_final(job.connection, job.id):
+            reporting.current().failed(job.id, target, clear_message(exc))
         raise
     action = "resynchronization started" if resynchronize else "replication resumed"
     report = Report("replica_action", ["host", "vm", "action"], [{"host": host, "vm": vm, "action": action}],
                     hosts_ok=[host]).to_dict()
-    if tasks.claim_final(job.connection, job.id):
+    if claim_final(job.connection, job.id):
         reporting.current().finished(job.id, target, report)
     return report

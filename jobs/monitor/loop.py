@@ -20,20 +20,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from rq import Queue
 
 from jobs import housekeeping
-from jobs import ports as reporting
-from jobs import liveness as tasks
+from jobs.keys import MONITOR_LEASE_KEY, SWEEP_PENDING_KEY
 from jobs.monitor.notifications import Notification
 from jobs.monitor.state import AlertEngine
-from jobs.monitor.sweep import PENDING_KEY
+from jobs.monitor.sweep import run_host_sweep
+from jobs.queue import enqueue
 
 log = logging.getLogger("hvbot.monitor")
-
-LEASE_KEY = "hvbot:monitor:lease"
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -50,7 +46,7 @@ class MonitorAlreadyRunning(RuntimeError):
 
 
 class MonitorLease:
-    def __init__(self, client: redis.Redis, ttl_s: float, key: str = LEASE_KEY) -> None:
+    def __init__(self, client: redis.Redis, ttl_s: float, key: str = MONITOR_LEASE_KEY) -> None:
         self._r = client
         self._key = key
         self._ttl_ms = max(1000, int(ttl_s * 1000))
@@ -78,23 +74,6 @@ class MonitorLease:
         self._release(keys=[self._key], args=[self._token])
 
 
-class MonitorJobSettings(BaseSettings):
-    """What the abandoned-job chore needs (the same HVBOT_ names as bot.settings)."""
-
-    model_config = SettingsConfigDict(env_prefix="HVBOT_", extra="ignore")
-    queue: str = "hvbot"
-    abandoned_check_seconds: float = Field(default=10.0, gt=0)
-
-
-def abandoned_jobs_chore(connection: redis.Redis, now: datetime) -> int:
-    """Housekeeping: report started jobs whose worker died (jobs.liveness.sweep_abandoned), once each."""
-    if isinstance(reporting.current(), reporting.NoReporter):
-        return 0  # nobody to tell: leave the job to a process that can report it (claiming would silence it)
-    s = MonitorJobSettings()
-    return tasks.sweep_abandoned(connection, s.queue, grace_seconds=2 * s.abandoned_check_seconds,
-                                 reporter=reporting.current())
-
-
 Deliver = Callable[[Sequence[Notification], AlertEngine], int]
 
 
@@ -106,7 +85,6 @@ class Monitor:
     engine: AlertEngine
     deliver: Deliver | None
     interval_s: float = 60.0
-    poster_target: str | None = None
     job_timeout_s: int = 120
     last_sweep: float | None = field(default=None)
 
@@ -116,15 +94,12 @@ class Monitor:
         rules = self.engine.rules.model_dump(mode="json")
         queued = []
         for host in self.hosts:
-            if not self.client.set(PENDING_KEY.format(host), now.isoformat(), nx=True, ex=ttl):
+            if not self.client.set(SWEEP_PENDING_KEY.format(host), now.isoformat(), nx=True, ex=ttl):
                 log.warning("sweep of %s still queued or running: skipped this round", host)
                 continue
-            self.queue.enqueue(
-                "jobs.monitor.sweep.run_host_sweep",
-                kwargs={"host": host, "now": now.isoformat(), "rules": rules, "poster_target": self.poster_target},
-                job_timeout=self.job_timeout_s, result_ttl=int(self.interval_s * 2), failure_ttl=3600,
-                description=f"replica sweep of {host}",
-            )
+            enqueue(self.queue, run_host_sweep, {"host": host, "now": now.isoformat(), "rules": rules},
+                    timeout=self.job_timeout_s, result_ttl=int(self.interval_s * 2), failure_ttl=3600,
+                    description=f"replica sweep of {host}")
             queued.append(host)
         self.last_sweep = now.timestamp()
         return queued

@@ -1,6 +1,6 @@
 """Notifications the alert engine emits: everything a message needs, no Slack code.
 
-The bot renders them (Block Kit) and sends them through `bot.delivery.pacing`. Rows beyond `max_inline_rows`
+The installed alert poster (`jobs.ports.AlertPoster`) renders and paces them. Rows beyond `max_inline_rows`
 travel in `attachment_rows` for an attached file: Slack allows 50 blocks per message and rejects block
 text around 13k characters (reference/slack.md §2 "Length and Block Kit limits"), so 40 one-line rows
 plus header, summary and actions stay inside both.
@@ -36,7 +36,7 @@ class Notification:
     attachment_rows: list[AlertRow] | None = None  # the full list, when rows were cut
     resolved_rows: list[AlertRow] = field(default_factory=list)  # left the group since the last notice
     muted_count: int = 0  # firing but silenced / inhibited / suppressed
-    message_ref: dict | None = None  # what the bot stored after posting (channel, ts)
+    message_ref: dict | None = None  # what the poster stored after posting (channel, ts)
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -28,6 +28,7 @@ from datetime import datetime
 
 import redis
 
+from jobs.keys import ALERTS_PREFIX
 from jobs.monitor.notifications import Notification, NotificationKind, build
 from jobs.monitor.records import Contribution, contributions, members_hash, next_records, signature, silenced
 from jobs.monitor.rules import (
@@ -69,7 +70,7 @@ class _Snapshot:
 
 class AlertEngine:
     def __init__(
-        self, client: redis.Redis, prefix: str = "hvbot:alerts", rules: AlertRules | None = None,
+        self, client: redis.Redis, prefix: str = ALERTS_PREFIX, rules: AlertRules | None = None,
         lock_timeout_s: float = 60.0, lock_wait_s: float = 30.0,
     ) -> None:
         self._r = client
@@ -106,7 +107,7 @@ class AlertEngine:
         return self.ingest([], now)
 
     def set_message_ref(self, message_key: str, ref: dict) -> bool:
-        """The bot stores where it posted (channel, ts) so later notifications can update that message."""
+        """The poster stores where it posted (channel, ts) so later notifications can update that message."""
         return self._edit_message(message_key, lambda m: m.__setitem__("ref", ref))
 
     def ack(self, message_key: str, user: str, now: datetime) -> bool:

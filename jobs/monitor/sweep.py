@@ -5,55 +5,32 @@ invocation, so a host costs one round of exchanges. The frequency only exists on
 health statistics only on `VMReplicationHealth` (§2.4): both are merged per VM. A host that cannot be observed
 becomes a `HostObservation(reachable=False)`, which inhibits its VMs' alerts (rq-and-alerting.md §C3).
 
-The observations go into `AlertEngine.ingest`; the returned Notifications go to an `AlertPoster`, named by a
-"module:function" target (the bot's poster lives in `bot`, which `jobs` must not import).
+The observations go into `AlertEngine.ingest`; the returned Notifications go to the process's installed
+`jobs.ports.AlertPoster` (the chat side installs it in workers and the monitor).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import redis
+from rq import get_current_job
 
-from jobs.monitor.notifications import Notification
-from jobs.monitor.state import AlertEngine, Observation
-from jobs.monitor.rules import AlertRules, HostObservation, ReplicaObservation
+from jobs import keys
 from jobs.backup.window import WindowStore
 from jobs.hyperv.commands import single
+from jobs.hyperv import process_fleet
 from jobs.hyperv.records import as_int, as_str, enum_name, parse_datetime, prop, type_name
+from jobs.monitor.rules import AlertRules, HostObservation, ReplicaObservation
+from jobs.monitor.state import AlertEngine, Observation
+from jobs.ports import AlertPoster, current_poster
 
 log = logging.getLogger("hvbot.sweep")
-
-LAST_KEY = "hvbot:replication:last"  # hash host -> {"at", "site", "error", "vms": [...]} of the last sweep
-PENDING_KEY = "hvbot:sweep:pending:{}"  # set while a host's sweep is queued or running (no pile-up)
-APPROVAL_KEY = "hvbot:approval:{}"  # jobs.failover.approvals record (read-only here): params name the VM
-EXECUTING_KEY = "hvbot:approvals:executing"
-VM_LOCK_KEY = "hvbot:lock:vm:{}"  # jobs.failover.approvals VmLock: held while a failover runs on the VM
-
-
-class AlertPoster(Protocol):
-    def deliver(self, notes: Sequence[Notification], engine: AlertEngine) -> int:
-        """Send the notifications to Slack (paced); returns how many Slack writes it made."""
-        ...
-
-
-_posters: dict[str, AlertPoster] = {}
-
-
-def poster(target: str | None) -> AlertPoster | None:
-    """The poster named by "module:function" (a factory without arguments), one per process."""
-    if not target:
-        return None
-    if target not in _posters:
-        module_name, attr = target.split(":")
-        _posters[target] = getattr(importlib.import_module(module_name), attr)()
-    return _posters[target]
 
 
 # ---- observing one host ---------------------------------------------------------------------------------
@@ -103,10 +80,10 @@ def failover_vms(client: redis.Redis, vms: Sequence[str]) -> set[str]:
     """Lower-cased names of VMs under a running failover: a VM lock held, or an executing approval naming it."""
     pipe = client.pipeline(transaction=False)
     for vm in vms:
-        pipe.exists(VM_LOCK_KEY.format(vm))
+        pipe.exists(keys.vm_lock_key(vm))  # jobs.locks.VmLock: held while a failover runs on the VM
     locked = {vm.lower() for vm, held in zip(vms, pipe.execute()) if held}
-    ids = [i.decode() if isinstance(i, bytes) else i for i in client.smembers(EXECUTING_KEY)]
-    for raw in (client.hget(APPROVAL_KEY.format(i), "params") for i in ids):
+    ids = [i.decode() if isinstance(i, bytes) else i for i in client.smembers(keys.approvals_executing_key())]
+    for raw in (client.hget(keys.approval_key(i), "params") for i in ids):  # read-only here: params name the VM
         if raw:
             params = json.loads(raw)
             named = params.get("vms") or [params.get("vm")]
@@ -139,7 +116,7 @@ def store_last(client: redis.Redis, host: str, observations: list[Observation], 
     vms = [_vm_row(o, now) for o in observations if isinstance(o, ReplicaObservation)]
     entry = {"at": now.timestamp(), "host": host, "site": hosts[0].site if hosts else "",
              "error": next((h.error for h in hosts if not h.reachable), ""), "vms": vms}
-    client.hset(LAST_KEY, host, json.dumps(entry, separators=(",", ":")))
+    client.hset(keys.REPLICATION_LAST_KEY, host, json.dumps(entry, separators=(",", ":")))
 
 
 def _vm_row(o: ReplicaObservation, now: datetime) -> dict[str, Any]:
@@ -154,9 +131,9 @@ def _vm_row(o: ReplicaObservation, now: datetime) -> dict[str, Any]:
 def load_last(client: redis.Redis, hosts: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Last sweep entries (every host, or the given ones), in host order."""
     if hosts:
-        raws = [r for r in client.hmget(LAST_KEY, list(hosts)) if r]
+        raws = [r for r in client.hmget(keys.REPLICATION_LAST_KEY, list(hosts)) if r]
     else:
-        raws = list(client.hgetall(LAST_KEY).values())
+        raws = list(client.hgetall(keys.REPLICATION_LAST_KEY).values())
     return sorted((json.loads(r) for r in raws), key=lambda e: e["host"])
 
 
@@ -190,18 +167,15 @@ def sweep_host(
 
 def run_host_sweep(
     host: str, now: str | None = None, rules: dict[str, Any] | None = None, poster_target: str | None = None,
-    alert_prefix: str = "hvbot:alerts",
+    alert_prefix: str = keys.ALERTS_PREFIX,
 ) -> dict[str, Any]:
     """RQ entry point: one host's sweep. `now` (ISO 8601) lets the monitor and tests fix the sweep time."""
-    from rq import get_current_job
-
-    from jobs import liveness as tasks
-
+    del poster_target  # named the poster in sweeps queued by older versions; the installed poster is used now
     job = get_current_job()
     client: redis.Redis = job.connection if job is not None else redis.Redis()
     at = datetime.fromisoformat(now) if now else datetime.now(UTC)
     engine = AlertEngine(client, prefix=alert_prefix, rules=AlertRules.model_validate(rules or {}))
     try:
-        return sweep_host(client, tasks.fleet(), host, at, engine, poster(poster_target)).to_dict()
+        return sweep_host(client, process_fleet.fleet(), host, at, engine, current_poster()).to_dict()
     finally:
-        client.delete(PENDING_KEY.format(host))
+        client.delete(keys.SWEEP_PENDING_KEY.format(host))

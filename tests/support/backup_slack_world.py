@@ -20,7 +20,7 @@ from bot.adapters.fake_slack import FakeSlack
 from bot.runtime import build_runtime
 from bot.settings import Settings
 from jobs import ports as reporting
-from jobs import liveness as tasks
+from jobs.hyperv import process_fleet
 from lab.fleet import Lab
 from tests.support.fixtures_redis import TEST_QUEUE
 from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
@@ -41,9 +41,9 @@ class World:
 
     def close(self) -> None:
         reporting.install(reporting.NoReporter())
-        for fleet in tasks._fleet_cache.values():
+        for fleet in process_fleet._fleet_cache.values():
             fleet.close()
-        tasks._fleet_cache.clear()
+        process_fleet._fleet_cache.clear()
 
     # -- Slack in ------------------------------------------------------------------------------------------
     def _dispatch(self, body: str) -> Any:

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from bot.adapters.fake_slack import FakeSlack
-from jobs import liveness as tasks
+from jobs.hyperv import process_fleet
 from lab.fleet import Lab
 from lab.fleet_file import default_fleet
 from tests.support.backup_slack_world import VIEWER_ID, World
@@ -27,7 +27,7 @@ def world(make_lab: Callable[..., Lab], fake_slack: FakeSlack, redis_conn: redis
     monkeypatch.setenv("HVBOT_INVENTORY", str(inventory))
     monkeypatch.setenv("HVBOT_BACKUP_RESUME_VERIFY_S", "5")
     monkeypatch.setenv("HVBOT_BACKUP_RESUME_POLL_S", "0.05")
-    tasks._fleet_cache.clear()
+    process_fleet._fleet_cache.clear()
     w = World(lab, fake_slack, redis_conn, inventory)
     yield w
     w.close()

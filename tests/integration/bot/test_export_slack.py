@@ -15,7 +15,7 @@ import redis
 
 from bot.adapters.fake_slack import FakeSlack
 from jobs.backup import export_tasks as export_jobs
-from jobs import liveness as tasks
+from jobs.hyperv import process_fleet
 from lab.fleet import Lab
 from lab.fleet_file import default_fleet
 from tests.support.backup_slack_world import VIEWER_ID, World
@@ -47,7 +47,7 @@ def world(make_lab: Callable[..., Lab], fake_slack: FakeSlack, redis_conn: redis
     inventory = lab.write_inventory(tmp_path / "inventory.yml")
     monkeypatch.setenv("HVBOT_INVENTORY", str(inventory))
     monkeypatch.setenv("HVBOT_BACKUP_EXPORT_UPDATE_S", str(UPDATE_S))
-    tasks._fleet_cache.clear()
+    process_fleet._fleet_cache.clear()
     w = World(lab, fake_slack, redis_conn, inventory)
     yield w
     w.close()

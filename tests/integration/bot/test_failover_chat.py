@@ -21,11 +21,12 @@ from bot.runtime import build_runtime
 from bot.settings import Settings
 from bot.cli.worker import make_worker
 from jobs import ports as reporting
-from jobs import liveness as tasks
+from jobs.hyperv import process_fleet
 from jobs.failover.gather import gather, locate
-from jobs.failover.tasks import RUNS_KEY, sweep_dead_failovers
+from jobs.failover.tasks import expire_approvals, sweep_dead_failovers
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.hosts import load_inventory
+from jobs.keys import FAILOVER_RUNS_KEY as RUNS_KEY
 from jobs.locks import VmLock
 from lab.fleet import Lab
 from tests.support.fixtures_redis import TEST_QUEUE
@@ -40,7 +41,7 @@ def chat(make_lab: Callable[..., Lab], tmp_path: Path, fake_slack: FakeSlack, re
     lab = make_lab()
     inv = lab.write_inventory(tmp_path / "inventory.yml")
     monkeypatch.setenv("HVBOT_INVENTORY", str(inv))
-    tasks._fleet_cache.clear()
+    process_fleet._fleet_cache.clear()
     settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=fake_slack.api_url,
                         queue=TEST_QUEUE, channel_post_interval_seconds=0, operators=[OP], approvers=[APP1, APP2],
                         viewers=[VIEWER], approval_channel="C0ONCALL")
@@ -51,7 +52,7 @@ def chat(make_lab: Callable[..., Lab], tmp_path: Path, fake_slack: FakeSlack, re
         yield {"lab": lab, "app": app, "runtime": runtime, "fake": fake_slack, "conn": redis_conn, "fleet": fleet,
                "settings": settings}
     reporting.install_steps(reporting.NoStepReporter())
-    tasks._fleet_cache.clear()
+    process_fleet._fleet_cache.clear()
 
 
 def _dispatch(app: App, body: str) -> dict[str, Any]:
@@ -153,7 +154,7 @@ def test_expired_request_is_refused_and_audited(chat: dict[str, Any], monkeypatc
     store = failover_flow.approval_store(c["settings"], c["conn"])
     approval_id = value.split(".")[0]
     later = datetime.fromtimestamp(store.get(approval_id).expires_at + 1, UTC)  # type: ignore[union-attr]
-    assert failover_flow.expire_chore(c["conn"], later) == 1
+    assert expire_approvals(c["conn"], later) == 1
     _approve(c, value)
     assert any("expired" in d for d in _refusals(c))
     assert [e for e in c["lab"].command_log() if e.cmdlet == "Start-VMFailover"] == []

@@ -27,10 +27,11 @@ from rq.serializers import JSONSerializer
 import bot.adapters.fake_slack as fake_slack_module
 from bot.adapters.fake_slack import FakeSlack
 from bot.delivery.alert_routing import alert_rules
-from bot.delivery.alert_poster import SlackAlertPoster, alert_client
+from bot.delivery.alert_poster import SlackAlertPoster, alert_client, alert_poster
 from bot.settings import Settings
+from jobs import ports as reporting
 from jobs.monitor import sweep
-from jobs import liveness as tasks
+from jobs.hyperv import process_fleet
 from jobs.monitor.state import AlertEngine
 from jobs.monitor.rules import AlertRouting, AlertRules
 from jobs.backup.window import WindowStore
@@ -101,16 +102,16 @@ def world(r, slack, make_lab, tmp_path, monkeypatch):
         monkeypatch.setenv("REDIS_URL", _db9_url())
         monkeypatch.setenv("SLACK_API_URL", slack.api_url)
         monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
-        tasks._fleet_cache.clear()
-        sweep._posters.clear()
+        process_fleet._fleet_cache.clear()
+        reporting.install_poster(alert_poster(Settings(), r))  # what a worker installs, from the environment above
         base = alert_rules(Settings()).model_dump()  # what `hvbot monitor` runs with, then the test's routing
         return World(r, slack, lab, inventory, AlertRules.model_validate({**base, "routing": ROUTING, **rules}))
 
     yield build
-    for fleet in tasks._fleet_cache.values():
+    for fleet in process_fleet._fleet_cache.values():
         fleet.close()
-    tasks._fleet_cache.clear()
-    sweep._posters.clear()
+    process_fleet._fleet_cache.clear()
+    reporting.install_poster(reporting.NoAlertPoster())
 
 
 class World:
@@ -121,8 +122,7 @@ class World:
         settings = Settings(slack_api_url=slack.api_url, slack_bot_token="xoxb-test-token")
         self.poster = SlackAlertPoster(alert_client(settings), Pacer(r, interval_s=1.0))
         self.queue = Queue("hvbot-monitor-test", connection=r, serializer=JSONSerializer)
-        self.monitor = Monitor(r, self.queue, list(lab.hosts), self.engine, self.poster.deliver, interval_s=60,
-                               poster_target="bot.delivery.alert_poster:poster_from_env")
+        self.monitor = Monitor(r, self.queue, list(lab.hosts), self.engine, self.poster.deliver, interval_s=60)
         self.t0 = datetime.now(UTC).replace(microsecond=0)
 
     def at(self, seconds: float) -> datetime:
@@ -353,10 +353,10 @@ def test_no_alert_for_a_vm_under_a_running_failover(world):
 
 def test_a_simple_worker_opens_every_host_session_before_its_first_sweep(world):
     w = world(4, 2)
-    thread = tasks.warm_fleet_in_background()
+    thread = process_fleet.warm_fleet_in_background()
     assert thread is not None
     thread.join(timeout=30)
-    fleet = tasks.fleet()
+    fleet = process_fleet.fleet()
     assert all(fleet.session(h).is_open for h in fleet.hosts)
     opened = fleet.exchanges()
     w.sweep(0)

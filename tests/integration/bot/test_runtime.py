@@ -80,8 +80,8 @@ class Recorder:
 
 def _started_job(conn: redis.Redis, started_ago: float) -> Job:
     queue = Queue("hvtest", connection=conn, serializer=JSONSerializer)
-    job = queue.enqueue("jobs.liveness.run_lookup", kwargs={"verb": "vms", "args": [], "host": None,
-                                                         "reply": ReplyTo("C1", "U1", "vms").to_dict()})
+    job = queue.enqueue("jobs.inventory.tasks.run_lookup", kwargs={"verb": "vms", "args": [], "host": None,
+                                                                  "reply": ReplyTo("C1", "U1", "vms").to_dict()})
     job.set_status("started")
     job.started_at = job.enqueued_at.fromtimestamp(time.time() - started_ago, job.enqueued_at.tzinfo)
     job.save()

@@ -21,7 +21,7 @@ import redis
 
 from bot.adapters.fake_slack import FakeSlack
 from jobs.failover.gather import gather, locate
-from jobs.failover.tasks import RUNS_KEY
+from jobs.keys import FAILOVER_RUNS_KEY as RUNS_KEY
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.hosts import load_inventory
 from jobs.locks import VmLock

@@ -8,7 +8,7 @@ def test_one_failing_chore_does_not_stop_the_others(monkeypatch) -> None:
     monkeypatch.setattr(
         housekeeping,
         "CHORES",
-        {"boom": "tests.unit.jobs.test_housekeeping:_boom", "fine": "tests.unit.jobs.test_housekeeping:_fine"},
+        {"boom": _boom, "fine": _fine},
     )
     monkeypatch.setattr(__import__("tests.unit.jobs.test_housekeeping", fromlist=["x"]), "_CALLS", calls)
     out = housekeeping.run_housekeeping(None, datetime(2026, 1, 1, tzinfo=timezone.utc))  # type: ignore[arg-type]

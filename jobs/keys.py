@@ -1,0 +1,60 @@
+"""Every Redis key and stream name hvbot uses, in one place.
+
+The values are stored data: changing one orphans what is already in Redis, so they never change in a refactor.
+Templates take ``.format(id)``. A store that keeps a family of keys under a namespace (the alert engine, backup
+windows, channel pacing) takes the namespace here and documents its own layout beneath it; tests give it another.
+"""
+
+from __future__ import annotations
+
+AUDIT_STREAM = "hvbot:audit"  # jobs.audit.AuditEntry fields; approvals add approval_id
+
+# -- every job -------------------------------------------------------------------------------------------------
+ALIVE_KEY = "hvbot:alive:{}"  # job id -> pid, refreshed while the job runs (jobs.liveness.heartbeat)
+FINAL_KEY = "hvbot:final:{}"  # job id: set once, when the request's final message has been claimed
+
+# -- answers to requests (written by the chat side's reporter) ------------------------------------------------
+MESSAGE_KEY = "hvbot:msg:{}"  # job id -> {"channel", "ts"} of its channel message
+RESULT_KEY = "hvbot:result:{}"  # job id -> {"command", "reply", "report"} for paging and CSV
+
+# -- failover: approvals and VM locks live under a prefix (tests may pass another) -----------------------------
+PREFIX = "hvbot:"
+
+
+def approval_key(approval_id: str, prefix: str = PREFIX) -> str:
+    """Hash: one approval request (jobs.failover.approvals.Approval fields)."""
+    return f"{prefix}approval:{approval_id}"
+
+
+def approvals_pending_key(prefix: str = PREFIX) -> str:
+    """Sorted set: approval id -> expires_at of requests waiting for a decision."""
+    return f"{prefix}approvals:pending"
+
+
+def approvals_executing_key(prefix: str = PREFIX) -> str:
+    """Set: approval ids whose execution started and has not finished."""
+    return f"{prefix}approvals:executing"
+
+
+def vm_lock_key(vm: str, prefix: str = PREFIX) -> str:
+    """String: the token of whoever runs an operation on the VM (jobs.locks.VmLock)."""
+    return f"{prefix}lock:vm:{vm}"
+
+
+FAILOVER_RUNS_KEY = "hvbot:failover:running"  # hash approval id -> JSON {job_id, vm, primary, replica, card, started}
+FAILOVER_PREVIEW_KEY = "hvbot:failover:preview:{}"  # preview id (or "a:<approval id>") -> the preview's JSON
+FAILOVER_PROGRESS_KEY = "hvbot:failover:progress:{}"  # approval id -> list of the steps done (JSON)
+
+# -- backup and export -----------------------------------------------------------------------------------------
+BACKUP_PREFIX = "hvbot:backup"  # jobs.backup.window.WindowStore: <p>:window:<vm>, <p>:due, <p>:lease:<vm>
+BACKUP_PENDING_KEY = "hvbot:backup:pending:{}"  # request id -> a confirmed-by-click request waiting for Run
+BACKUP_ALERT_KEY = "hvbot:backup:alert:{}"  # vm -> the on-call alert of a resume that keeps failing
+BACKUP_WINDOW_MESSAGE_KEY = "hvbot:backup:winmsg:{}"  # vm -> {"key", "reply", "start_job"}: the window's one message
+EXPORT_CANCEL_KEY = "hvbot:export:cancel:{}"  # export key -> the user who pressed Cancel
+
+# -- replica monitor -------------------------------------------------------------------------------------------
+MONITOR_LEASE_KEY = "hvbot:monitor:lease"  # the one running monitor's token
+REPLICATION_LAST_KEY = "hvbot:replication:last"  # hash host -> {"at", "site", "error", "vms": [...]} of the last sweep
+SWEEP_PENDING_KEY = "hvbot:sweep:pending:{}"  # host: set while its sweep is queued or running (no pile-up)
+ALERTS_PREFIX = "hvbot:alerts"  # jobs.monitor.state.AlertEngine: its layout is in that module's docstring
+PACE_PREFIX = "hvbot:pace"  # per-channel Slack write slots: <prefix>:<channel>
