@@ -18,8 +18,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jobs.monitor.state import AlertEngine  # noqa: E402
 from jobs.monitor.rules import AlertRules, HostObservation, ReplicaObservation  # noqa: E402
+from jobs.monitor.state import AlertEngine  # noqa: E402
 
 HOSTS, VMS_PER_HOST = 250, 20
 T0 = datetime(2026, 9, 1, tzinfo=UTC)

@@ -29,8 +29,8 @@ from jobs.gc_tuning import tune_gc
 from jobs.hyperv.commands import single
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.hosts import Inventory, load_inventory
-from jobs.inventory.queries import find_ips
 from jobs.hyperv.settings import JobSettings
+from jobs.inventory.queries import find_ips
 
 
 def start_lab(hosts: int, vms: int, first: int, inventory: Path) -> subprocess.Popen[bytes]:

@@ -18,7 +18,6 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import yaml
-
 from psrpcore.types._serializer import serialize
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer

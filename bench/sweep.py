@@ -35,12 +35,12 @@ from rq.serializers import JSONSerializer
 
 from bot.adapters.fake_slack import FakeSlack
 from bot.delivery.alert_poster import SlackAlertPoster, alert_client
-from bot.settings import Settings
-from jobs.monitor.state import AlertEngine
-from jobs.monitor.rules import AlertRouting, AlertRules
-from jobs.monitor.loop import Monitor
 from bot.delivery.pacing import Pacer
+from bot.settings import Settings
 from jobs.keys import SWEEP_PENDING_KEY
+from jobs.monitor.loop import Monitor
+from jobs.monitor.rules import AlertRouting, AlertRules
+from jobs.monitor.state import AlertEngine
 
 HVBOT = str(Path(sys.executable).with_name("hvbot"))
 QUEUE = "hvbot-bench-sweep"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -15,13 +16,14 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from slack_sdk import WebClient
 
-from jobs.audit import AuditEntry, AuditLog
-from bot.roles import Authorizer, GroupCache, slack_group_fetcher
+from bot.delivery.cards import CardReporter
+from bot.delivery.slack import SlackReporter, web_client
 from bot.grammar import Command
 from bot.intake import Intake
+from bot.roles import Authorizer, GroupCache, slack_group_fetcher
 from bot.settings import Settings
-from bot.delivery.slack import SlackReporter, web_client
 from jobs import liveness as tasks
+from jobs.audit import AuditEntry, AuditLog
 from jobs.failover.tasks import sweep_dead_failovers
 from jobs.inventory.tasks import run_lookup
 from jobs.keys import FAILOVER_RUNS_KEY
@@ -90,6 +92,10 @@ class Runtime:
         except redis.RedisError:
             log.warning("audit write failed (Redis unreachable): %s %s by %s", outcome, command[:80], user)
 
+    def card_reporter(self) -> CardReporter:
+        """Failover cards (the worker side of jobs.ports.StepReporter) through this process's Slack client."""
+        return CardReporter(self.settings, self.redis, self.client, self.audit)
+
     def sweep_abandoned(self) -> int:
         found = tasks.sweep_abandoned(
             self.redis, self.settings.queue, grace_seconds=2 * self.settings.abandoned_check_seconds,
@@ -99,14 +105,10 @@ class Runtime:
 
     def sweep_dead_failovers(self) -> int:
         """Failovers of dead workers: card shows the failure and the VM's state; the VM lock is freed."""
-        from datetime import UTC, datetime
-
-        from bot.listeners.failover import CardReporter  # bot.listeners.failover imports this module
-
         if not self.redis.exists(FAILOVER_RUNS_KEY):  # the usual case: one EXISTS per period
             return 0
         return sweep_dead_failovers(self.redis, datetime.now(UTC), 2 * self.settings.abandoned_check_seconds,
-                                    steps=CardReporter(self))
+                                    steps=self.card_reporter())
 
 
 def build_runtime(settings: Settings, connection: redis.Redis | None = None, client: WebClient | None = None) -> Runtime:

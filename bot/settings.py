@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     rows_per_page: int = Field(default=20, ge=1, le=100)
     log_json: bool = True
 
-    # Replica health monitor (`hvbot monitor`, issue #7): sweep period and alert routing.
+    # Replica health monitor (`hvbot monitor`): sweep period and alert routing.
     sweep_interval_seconds: float = Field(default=60.0, ge=30)  # 30 s is the fastest replication frequency
     alert_critical_channel: str = "#hv-oncall"
     alert_warning_channel: str = "#hv-ops"
@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     alert_group_wait_seconds: float = Field(default=30.0, ge=0)
     alert_repeat_interval_seconds: float = Field(default=4 * 3600.0, gt=0)
 
-    # Failover approvals (issue #5): HMAC key of approval buttons (default: the signing secret), where requests go.
+    # Failover approvals: HMAC key of approval buttons (default: the signing secret), where requests go.
     approval_secret: SecretStr | None = None
     approval_channel: str = ""  # on-call channel for approval requests; empty: the requester's channel
     approval_ttl_seconds: int = Field(default=900, ge=60)
@@ -135,3 +135,19 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: Any) -> Settings:
     return Settings(**overrides)
+
+
+class ApprovalSecretMissing(RuntimeError):
+    """No key to sign approval buttons with: a guessable built-in key would let anyone forge an approval."""
+
+
+APPROVAL_SECRET_MISSING = ("no approval secret: set HVBOT_APPROVAL_SECRET (16+ characters) or SLACK_SIGNING_SECRET; "
+                           "failover approvals cannot be signed without one")
+
+
+def approval_secret(settings: Settings) -> str:
+    """The key approval buttons are signed with: HVBOT_APPROVAL_SECRET, else the Slack signing secret."""
+    secret = settings.secret("approval_secret") or settings.secret("slack_signing_secret")
+    if not secret:
+        raise ApprovalSecretMissing(APPROVAL_SECRET_MISSING)
+    return secret

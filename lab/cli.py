@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
+
 import click
 
 from lab import fleet_file as ff

@@ -30,8 +30,12 @@ from xml.etree.ElementTree import _escape_attrib, _escape_cdata  # type: ignore[
 from psrpcore import ServerPipeline
 from psrpcore._payload import PSRPMessage, StreamType, create_message
 from psrpcore.types import PSInt, PSInvocationState, PSObject, PSRPMessageType
-from psrpcore.types._serializer import (_serialize_datetime, _serialize_duration, _serialize_enum_to_string,
-                                        _serialize_string)
+from psrpcore.types._serializer import (
+    _serialize_datetime,
+    _serialize_duration,
+    _serialize_enum_to_string,
+    _serialize_string,
+)
 
 from lab import hvdata
 from lab.serialize import build, class_plan, enum_class

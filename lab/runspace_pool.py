@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from psrpcore import ServerRunspacePool
-from psrpcore._payload import PSRPMessage
 from psrpcore._events import PSRPEvent
+from psrpcore._payload import PSRPMessage
 from psrpcore.types import PSRPMessageType
 
 _BODIES: dict[bytes, Any] = {}

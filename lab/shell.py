@@ -18,14 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from psrpcore import ServerPipeline
-from psrpcore._payload import PSRPPayload, StreamType
-from psrpcore.types import (
-    ErrorCategory,
-    ErrorRecord,
-    ProgressRecordType,
-    PSInvocationState,
-    PSRPMessageType,
-)
 from psrpcore._events import (
     CreatePipelineEvent,
     EndOfPipelineInputEvent,
@@ -34,6 +26,14 @@ from psrpcore._events import (
     ResetRunspaceStateEvent,
     SetMaxRunspacesEvent,
     SetMinRunspacesEvent,
+)
+from psrpcore._payload import PSRPPayload, StreamType
+from psrpcore.types import (
+    ErrorCategory,
+    ErrorRecord,
+    ProgressRecordType,
+    PSInvocationState,
+    PSRPMessageType,
 )
 
 from lab import wsman

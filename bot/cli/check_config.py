@@ -10,9 +10,8 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from bot.delivery.slack import web_client
-from bot.listeners.failover import approval_secret
 from bot.runtime import redis_connection
-from bot.settings import Settings
+from bot.settings import Settings, approval_secret
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.hosts import load_inventory
 from jobs.hyperv.settings import JobSettings

@@ -23,16 +23,15 @@ import click
 import redis
 from pydantic import SecretStr
 
-from bot.app import build_app
 from bot.adapters.console import Console, run_lines, start_worker_thread
 from bot.adapters.fake_slack import FakeSlack
+from bot.app import build_app
+from bot.cli.reporters import reporters_installed
 from bot.logs import configure_logging
-from bot.delivery.reporters import reporters_installed
 from bot.runtime import build_runtime
 from bot.settings import Settings
 from lab.fleet import Lab
 from lab.fleet_file import default_fleet
-
 
 DEMO_TOKEN = "xoxb-demo-not-a-real-token"
 

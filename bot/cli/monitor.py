@@ -11,14 +11,15 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from bot.logs import configure_logging
+from bot.cli.reporters import install_reporters
 from bot.delivery.alert_routing import alert_rules
-from bot.delivery.reporters import install_reporters
+from bot.logs import configure_logging
 from bot.runtime import build_runtime
 from bot.settings import Settings
 from jobs import ports as reporting
-from jobs.monitor.state import AlertEngine
+from jobs.hyperv.hosts import load_inventory
 from jobs.monitor.loop import Monitor, MonitorAlreadyRunning, MonitorLease
+from jobs.monitor.state import AlertEngine
 
 
 def build_monitor(settings: Settings, connection: redis.Redis, hosts: list[str], **overrides: Any) -> Monitor:
@@ -32,8 +33,6 @@ def build_monitor(settings: Settings, connection: redis.Redis, hosts: list[str],
 
 
 def inventory_hosts(settings: Settings) -> list[str]:
-    from jobs.hyperv.hosts import load_inventory
-
     if settings.inventory is None:
         raise click.ClickException("HVBOT_INVENTORY is not set: the monitor sweeps the hosts of the inventory.")
     return load_inventory(settings.inventory).names

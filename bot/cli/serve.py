@@ -7,8 +7,8 @@ import logging
 import click
 import redis
 
-from bot.app import build_app
 from bot.adapters.http import BoltHTTPServer
+from bot.app import build_app
 from bot.logs import configure_logging
 from bot.runtime import AbandonedJobWatcher
 from bot.settings import Settings

@@ -5,13 +5,15 @@ from __future__ import annotations
 import click
 import redis
 from rq import SimpleWorker, Worker
-from rq.worker import BaseWorker
 from rq.serializers import JSONSerializer
+from rq.worker import BaseWorker
 
+from bot.cli.reporters import install_reporters
 from bot.logs import configure_logging
-from bot.delivery.reporters import install_reporters
 from bot.runtime import AbandonedJobWatcher, build_runtime
 from bot.settings import Settings
+from jobs.housekeeping import run_housekeeping
+from jobs.hyperv.process_fleet import warm_fleet_in_background
 
 
 def make_worker(settings: Settings, connection: redis.Redis, simple: bool = False, name: str | None = None) -> BaseWorker:
@@ -22,8 +24,6 @@ def make_worker(settings: Settings, connection: redis.Redis, simple: bool = Fals
 def _housekeeping_at_start(connection: redis.Redis) -> None:
     """Chores run once at every worker start, so promises (e.g. backup-window resumes) hold without the monitor."""
     from datetime import UTC, datetime
-
-    from jobs.housekeeping import run_housekeeping
 
     try:
         run_housekeeping(connection, datetime.now(UTC))
@@ -45,8 +45,6 @@ def worker_command(burst: bool, simple: bool, name: str | None, warm: bool) -> N
     install_reporters(runtime)  # before forking: work horses inherit them
     _housekeeping_at_start(runtime.redis)
     if simple and warm:
-        from jobs.hyperv.process_fleet import warm_fleet_in_background
-
         warm_fleet_in_background()  # forked work horses cannot reuse their parent's sessions: simple only
     watcher = AbandonedJobWatcher(runtime).start()
     try:

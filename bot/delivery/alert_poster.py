@@ -18,12 +18,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
-from bot.views import alerts as alert_views
+from bot.delivery.pacing import Pacer
 from bot.settings import Settings
+from bot.views import alerts as alert_views
 from bot.views.common import View
 from jobs.monitor.notifications import Notification, NotificationKind
 from jobs.monitor.state import AlertEngine
-from bot.delivery.pacing import Pacer
 
 log = logging.getLogger("hvbot.alerts")
 

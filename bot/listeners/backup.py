@@ -17,15 +17,22 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 
-from bot.views import backup as bv
-from bot.views import common as views
-from jobs.audit import AuditEntry
-from bot.grammar import BACKUP_VERBS, MAX_WINDOW, OPERATOR, Command, parse_at, parse_duration
+from bot.grammar import (
+    BACKUP_VERBS,
+    MAX_WINDOW,
+    OPERATOR,
+    Command,
+    parse_at,
+    parse_duration,
+)
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime
-from jobs.backup import tasks as backup_jobs
+from bot.views import backup as bv
+from bot.views import common as views
+from jobs.audit import AuditEntry
 from jobs.backup import export_tasks as export_jobs
+from jobs.backup import tasks as backup_jobs
 from jobs.backup.alert import load_alert
 from jobs.backup.settings import BackupSettings
 from jobs.keys import BACKUP_PENDING_KEY, EXPORT_CANCEL_KEY

@@ -12,42 +12,22 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
 from slack_bolt import Ack, App, BoltContext, Respond
 
-from bot.views import failover as fv
-from bot.views import common as views
-from jobs.failover.approvals import ApprovalStore, Decision, parse_button_value
-from jobs.audit import AuditEntry
+from bot.delivery.cards import approval_store, stored_preview, update_card
 from bot.grammar import APPROVER, FAILOVER_KINDS, OPERATOR, Command
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Needs, Requester, requester
 from bot.runtime import Runtime
-from bot.settings import Settings
+from bot.views import common as views
+from bot.views import failover as fv
+from jobs.audit import AuditEntry
+from jobs.failover.approvals import ApprovalStore, Decision, parse_button_value
 from jobs.failover.tasks import run_failover, run_preview
-from jobs.keys import AUDIT_STREAM, FAILOVER_PREVIEW_KEY, FAILOVER_PROGRESS_KEY
+from jobs.keys import FAILOVER_PREVIEW_KEY
 from jobs.queue import enqueue, new_job_id
 
 log = logging.getLogger("hvbot.failover")
-
-
-class ApprovalSecretMissing(RuntimeError):
-    """No key to sign approval buttons with: a guessable built-in key would let anyone forge an approval."""
-
-
-APPROVAL_SECRET_MISSING = ("no approval secret: set HVBOT_APPROVAL_SECRET (16+ characters) or SLACK_SIGNING_SECRET; "
-                           "failover approvals cannot be signed without one")
-
-
-def approval_secret(settings: Settings) -> str:
-    secret = settings.secret("approval_secret") or settings.secret("slack_signing_secret")
-    if not secret:
-        raise ApprovalSecretMissing(APPROVAL_SECRET_MISSING)
-    return secret
-
-
-def approval_store(settings: Settings, connection: redis.Redis) -> ApprovalStore:
-    return ApprovalStore(connection, secret=approval_secret(settings), audit_stream=AUDIT_STREAM)
 
 
 def handle(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:
@@ -114,9 +94,9 @@ def on_decision(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], ac
         return result
     approval = result.approval
     assert approval is not None
-    data = _stored(runtime, approval.id)
+    data = stored_preview(runtime.redis, approval.id)
     if result.verdict == "rejected":
-        _update(runtime, approval.channel, approval.message_ts, fv.decided(data, f"Rejected by <@{user}>."))
+        update_card(runtime.client, approval.channel, approval.message_ts, fv.decided(data, f"Rejected by <@{user}>."))
         return result
     _start(runtime, store, approval.id, user)
     return result
@@ -135,11 +115,6 @@ def on_next_action(runtime: Runtime, command: Command, who: Requester, body: dic
     respond(text=view.text, response_type="ephemeral", replace_original=False)
 
 
-def _stored(runtime: Runtime, approval_id: str) -> dict[str, Any]:
-    raw = runtime.redis.get(FAILOVER_PREVIEW_KEY.format(f"a:{approval_id}"))
-    return json.loads(raw) if raw else {"kind": "?", "vm": "?", "description": "", "steps": []}
-
-
 def _start(runtime: Runtime, store: ApprovalStore, approval_id: str, user: str) -> None:
     """approved → executing exactly once, then the execution job; later callers do nothing."""
     if not store.claim_execution(approval_id, f"enqueued-by-{user}"):
@@ -149,73 +124,14 @@ def _start(runtime: Runtime, store: ApprovalStore, approval_id: str, user: str) 
     p = approval.params
     card = {"approval_id": approval_id, "channel": approval.channel, "ts": approval.message_ts,
             "kind": p["kind"], "vm": p["vm"], "requester": approval.requester, "approver": approval.decided_by}
-    _update(runtime, approval.channel, approval.message_ts,
-            fv.progress(_stored(runtime, approval_id), f"approved by {approval.decided_by}, running", []))
+    update_card(runtime.client, approval.channel, approval.message_ts,
+            fv.progress(stored_preview(runtime.redis, approval_id), f"approved by {approval.decided_by}, running", []))
     enqueue(runtime.queue, run_failover, {
         "approval_id": approval_id, "kind": p["kind"], "vm": p["vm"], "primary": p["primary"],
         "replica": p["replica"], "point": p.get("point"), "signature": p["signature"], "card": card,
         "heartbeat_seconds": min(5.0, runtime.settings.abandoned_check_seconds)},
         job_id=f"fo{approval_id}", timeout=max(runtime.settings.job_timeout_seconds, 1800),
         description=f"{p['kind']} failover of {p['vm']} (approval {approval_id})")  # no Retry: steps mutate
-
-
-def _update(runtime: Runtime, channel: str, ts: str, view: views.View) -> None:
-    if channel and ts:
-        runtime.client.chat_update(channel=channel, ts=ts, text=view.text, blocks=[b.to_dict() for b in view.blocks])
-
-
-class CardReporter:
-    """The worker side (``jobs.ports.StepReporter``): previews, per-step card updates, the outcome."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self._store: ApprovalStore | None = None  # built on first use: lookups-only workers need no approval key
-
-    @property
-    def store(self) -> ApprovalStore:
-        if self._store is None:
-            self._store = approval_store(self.runtime.settings, self.runtime.redis)
-        return self._store
-
-    def preview(self, card: dict[str, Any], preview_id: str, data: dict[str, Any]) -> None:
-        if data.get("error"):
-            view = views.notice(f"{data['kind']} failover of {data['vm']}: {data['error']}")
-        else:
-            view = fv.preview(data, preview_id)
-        self.runtime.client.chat_postEphemeral(channel=card["channel"], user=card["requester"], text=view.text,
-                                               blocks=[b.to_dict() for b in view.blocks])
-
-    def step(self, card: dict[str, Any], step: dict[str, Any]) -> None:
-        key = FAILOVER_PROGRESS_KEY.format(card["approval_id"])
-        self.runtime.redis.rpush(key, json.dumps(step))
-        self.runtime.redis.expire(key, 7 * 86400)
-        done = [json.loads(x) for x in self.runtime.redis.lrange(key, 0, -1)]
-        data = _stored(self.runtime, card["approval_id"])
-        _update(self.runtime, card["channel"], card["ts"], fv.progress(data, "running", done))
-        mark = "✓" if step["ok"] else "✗"
-        text = f"{mark} step {step['number']} on `{step['host']}` ({step['seconds']} s): `{step['command']}`"
-        if step.get("error"):
-            text += f"\n{step['error']}"
-        self.runtime.client.chat_postMessage(channel=card["channel"], thread_ts=card["ts"], text=text)
-        _audit(self.runtime, card.get("approver", ""), card["channel"], f"failover {card['vm']} step {step['number']}",
-               "done" if step["ok"] else "failed", step.get("error", ""), card["approval_id"])
-
-    def outcome(self, card: dict[str, Any], outcome: dict[str, Any]) -> None:
-        done = [json.loads(x) for x in
-                self.runtime.redis.lrange(FAILOVER_PROGRESS_KEY.format(card["approval_id"]), 0, -1)]
-        data = _stored(self.runtime, card["approval_id"])
-        _update(self.runtime, card["channel"], card["ts"], fv.outcome_blocks(data, outcome, done))
-        result = "abandoned" if outcome.get("abandoned") else "succeeded" if outcome["ok"] else "failed"
-        self.store.finish(card["approval_id"], result, detail=outcome.get("error", ""))
-        if not outcome["ok"]:
-            self.runtime.client.chat_postMessage(channel=card["channel"], thread_ts=card["ts"],
-                                                 text=f":x: {outcome['error']}")
-
-    def expired(self, card: dict[str, Any]) -> None:
-        """The approval expired (housekeeping): the card says so."""
-        data = _stored(self.runtime, card["approval_id"])
-        _update(self.runtime, card["channel"], card["ts"],
-                fv.decided(data, "Expired: nobody approved it in time. Request it again if still needed."))
 
 
 def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:

@@ -16,21 +16,21 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.views import alerts as alert_views
-from bot.views import common as views
-from bot.grammar import MAX_SILENCE, OPERATOR, VIEWER, Command, parse_duration
 from bot.delivery.alert_routing import alert_rules
+from bot.grammar import MAX_SILENCE, OPERATOR, VIEWER, Command, parse_duration
 from bot.listeners import failover
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Needs, Requester, requester
 from bot.runtime import Runtime
+from bot.views import alerts as alert_views
+from bot.views import common as views
 from jobs.hyperv.hosts import load_inventory
 from jobs.keys import SWEEP_PENDING_KEY
 from jobs.monitor.actions import run_resume
-from jobs.monitor.state import AlertEngine
 from jobs.monitor.rules import short_host
-from jobs.ports import ReplyTo
+from jobs.monitor.state import AlertEngine
 from jobs.monitor.sweep import load_last, run_host_sweep
+from jobs.ports import ReplyTo
 from jobs.queue import enqueue, new_job_id
 
 log = logging.getLogger("hvbot.monitor")

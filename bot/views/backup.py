@@ -1,4 +1,4 @@
-"""Block Kit for backups and exports (issue #6): confirm cards, in-place progress messages, the on-call alert.
+"""Block Kit for backups and exports: confirm cards, in-place progress messages, the on-call alert.
 
 Destructive requests (backup-window, checkpoint, export) are answered with a card whose Run button carries
 Slack's native confirm dialog; the click is re-authorized (operator) by `bot.listeners.backup`.
@@ -6,7 +6,14 @@ Slack's native confirm dialog; the click is re-authorized (operator) by `bot.lis
 
 from __future__ import annotations
 
-from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ConfirmObject, MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    MarkdownTextObject,
+    SectionBlock,
+)
 
 from bot.views.common import View
 

@@ -1,7 +1,7 @@
 """Can this Replica VM be backed up now? The eight conditions of hyperv.md §4, evaluated on plain facts.
 
 A Replica VM backup is only crash-consistent when none of eight conditions holds [BLOG-BKP][MABS]. Hyper-V
-exposes some of them directly, some only through indicators, and one (#2) not at all (§4). This module turns
+exposes some of them directly, some only through indicators, and one (condition 2) not at all (§4). This module turns
 facts read from Get-VMReplication / Measure-VMReplication / Get-VM (replica host, plus the primary's state when
 it could be read) into a `Readiness` that names every condition with one of four statuses:
 
@@ -9,7 +9,7 @@ it could be read) into a `Readiness` that names every condition with one of four
 - ``clear``: the condition is fully observable and was not observed.
 - ``not_seen``: only partly observable (#1, #3, and #5 without the primary); no indicator was seen, but the
   condition may still hold unseen, so it is never claimed clear.
-- ``not_observable``: nothing public shows it (#2); the backup itself must be retried if it fails.
+- ``not_observable``: nothing public shows it (condition 2); the backup itself must be retried if it fails.
 
 `ready` is true only when no condition holds and nothing else blocks (e.g. not a Replica VM); the result always
 lists the conditions that were not (fully) checked. Pure: no I/O, no clock.

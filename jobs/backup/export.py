@@ -13,7 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs.backup.export_progress import (
-    ProgressThrottle, format_duration, latest_progress, refuse_replica_point, render_progress,
+    ProgressThrottle,
+    format_duration,
+    latest_progress,
+    refuse_replica_point,
+    render_progress,
     validate_export_path,
 )
 from jobs.hyperv.commands import single

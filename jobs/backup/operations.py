@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from jobs.backup.alert import post_resume_alert
-from jobs.backup.conditions import ReplicaBackupFacts, Readiness, evaluate
+from jobs.backup.conditions import Readiness, ReplicaBackupFacts, evaluate
 from jobs.backup.settings import BackupSettings
 from jobs.backup.window import PauseSide, Window, WindowError, WindowStore
 from jobs.hyperv import process_fleet

@@ -10,11 +10,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs.failover.facts import (  # re-exported: the facts are part of this module's interface
-    BAD_HEARTBEATS, FAILED_OVER_STATES, FAILOVER_STATES, RECOVERY_POINT_TYPES, TEST_REFUSED_STATES, Check,
-    RecoveryPoint, ReplicationFacts, SideFacts, health_is, looks_broken, mode_is, no_test_vm,
-    received_replication, state_in, vm_is,
+    BAD_HEARTBEATS,
+    FAILED_OVER_STATES,
+    FAILOVER_STATES,
+    RECOVERY_POINT_TYPES,
+    TEST_REFUSED_STATES,
+    Check,
+    RecoveryPoint,
+    ReplicationFacts,
+    SideFacts,
+    health_is,
+    looks_broken,
+    mode_is,
+    no_test_vm,
+    received_replication,
+    state_in,
+    vm_is,
 )
-from jobs.failover.steps import Kind, PipedInput, Plan, PlanRefused, Step, _Builder, describe
+from jobs.failover.steps import (
+    Kind,
+    PipedInput,
+    Plan,
+    PlanRefused,
+    Step,
+    _Builder,
+    describe,
+)
 
 __all__ = [
     "BAD_HEARTBEATS", "Check", "Kind", "PipedInput", "Plan", "PlanRefused", "RecoveryPoint",

@@ -23,13 +23,38 @@ from collections.abc import Callable
 from typing import Any
 
 from pypsrp.complex_objects import (
-    ApartmentState, Color, CommandMetadataCount, CommandOrigin, ComplexObject, Coordinates, CultureInfo,
-    DictionaryMeta, GenericComplexObject, HostMethodIdentifier, InformationalRecord, KeyInfoDotNet, ListMeta,
-    ObjectMeta, ParameterMetadata, PipelineResultTypes, ProgressRecordType, PSCredential, PSThreadOptions,
-    QueueMeta, RemoteStreamOptions, SessionStateEntryVisibility, Size, StackMeta,
+    ApartmentState,
+    Color,
+    CommandMetadataCount,
+    CommandOrigin,
+    ComplexObject,
+    Coordinates,
+    CultureInfo,
+    DictionaryMeta,
+    GenericComplexObject,
+    HostMethodIdentifier,
+    InformationalRecord,
+    KeyInfoDotNet,
+    ListMeta,
+    ObjectMeta,
+    ParameterMetadata,
+    PipelineResultTypes,
+    ProgressRecordType,
+    PSCredential,
+    PSThreadOptions,
+    QueueMeta,
+    RemoteStreamOptions,
+    SessionStateEntryVisibility,
+    Size,
+    StackMeta,
 )
 from pypsrp.messages import (
-    CreatePipeline, DebugRecord, ErrorRecordMessage, InformationRecord, VerboseRecord, WarningRecord,
+    CreatePipeline,
+    DebugRecord,
+    ErrorRecordMessage,
+    InformationRecord,
+    VerboseRecord,
+    WarningRecord,
 )
 from pypsrp.serializer import Serializer
 

@@ -21,17 +21,34 @@ from urllib.parse import urlsplit
 import requests
 import structlog
 from pypsrp.exceptions import (
-    AuthenticationError, InvalidPipelineStateError, InvalidPSRPOperation, InvalidRunspacePoolStateError,
-    WinRMError, WinRMTransportError, WSManFaultError,
+    AuthenticationError,
+    InvalidPipelineStateError,
+    InvalidPSRPOperation,
+    InvalidRunspacePoolStateError,
+    WinRMError,
+    WinRMTransportError,
+    WSManFaultError,
 )
-from pypsrp.powershell import DEFAULT_CONFIGURATION_NAME, PowerShell, PSInvocationState, RunspacePool
+from pypsrp.powershell import (
+    DEFAULT_CONFIGURATION_NAME,
+    PowerShell,
+    PSInvocationState,
+    RunspacePool,
+)
 from pypsrp.wsman import WSMan
 
 from jobs.hyperv.clixml import FastSerializer, use_fast_deserializer
 from jobs.hyperv.commands import Pipeline, sent_parameters
 from jobs.hyperv.errors import (
-    AuthFailed, ConfigError, ErrorDetail, HostTimeout, HostUnreachable, HyperVError, PowerShellError,
-    ProtocolError, WSManFault,
+    AuthFailed,
+    ConfigError,
+    ErrorDetail,
+    HostTimeout,
+    HostUnreachable,
+    HyperVError,
+    PowerShellError,
+    ProtocolError,
+    WSManFault,
 )
 from jobs.hyperv.hosts import HostConfig, InventoryError
 from jobs.hyperv.settings import JobSettings

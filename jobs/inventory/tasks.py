@@ -14,8 +14,8 @@ from rq import get_current_job
 
 from jobs import ports as reporting
 from jobs.failover import run as failover
-from jobs.hyperv.fleet import Fleet
 from jobs.hyperv import process_fleet
+from jobs.hyperv.fleet import Fleet
 from jobs.inventory import queries as inventory
 from jobs.liveness import claim_final, clear_message, heartbeat
 from jobs.ports import ReplyTo

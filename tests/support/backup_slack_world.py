@@ -15,15 +15,21 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from slack_bolt import App, BoltRequest
 
-from bot.app import build_app
 from bot.adapters.fake_slack import FakeSlack
+from bot.app import build_app
 from bot.runtime import build_runtime
 from bot.settings import Settings
 from jobs import ports as reporting
 from jobs.hyperv import process_fleet
 from lab.fleet import Lab
 from tests.support.fixtures_redis import TEST_QUEUE
-from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
+from tests.support.fixtures_slack import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    action_body,
+    signed_headers,
+    slash_body,
+)
 
 OPERATOR_ID, VIEWER_ID = "U100", "U200"
 

@@ -14,23 +14,29 @@ import pytest
 import redis
 from slack_bolt import App, BoltRequest
 
-from bot.listeners import failover as failover_flow
-from bot.app import build_app
 from bot.adapters.fake_slack import FakeSlack
+from bot.app import build_app
+from bot.cli.worker import make_worker
+from bot.delivery.cards import approval_store
 from bot.runtime import build_runtime
 from bot.settings import Settings
-from bot.cli.worker import make_worker
 from jobs import ports as reporting
-from jobs.hyperv import process_fleet
 from jobs.failover.gather import gather, locate
 from jobs.failover.tasks import expire_approvals, sweep_dead_failovers
+from jobs.hyperv import process_fleet
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.hosts import load_inventory
 from jobs.keys import FAILOVER_RUNS_KEY as RUNS_KEY
 from jobs.locks import VmLock
 from lab.fleet import Lab
 from tests.support.fixtures_redis import TEST_QUEUE
-from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
+from tests.support.fixtures_slack import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    action_body,
+    signed_headers,
+    slash_body,
+)
 
 OP, APP1, APP2, VIEWER = "U0OP", "U0AP1", "U0AP2", "U0VIEW"
 
@@ -47,7 +53,7 @@ def chat(make_lab: Callable[..., Lab], tmp_path: Path, fake_slack: FakeSlack, re
                         viewers=[VIEWER], approval_channel="C0ONCALL")
     runtime = build_runtime(settings, connection=redis_conn)
     app = build_app(settings, runtime=runtime)
-    reporting.install_steps(failover_flow.CardReporter(runtime))
+    reporting.install_steps(runtime.card_reporter())
     with Fleet(load_inventory(inv)) as fleet:
         yield {"lab": lab, "app": app, "runtime": runtime, "fake": fake_slack, "conn": redis_conn, "fleet": fleet,
                "settings": settings}
@@ -151,7 +157,7 @@ def test_expired_request_is_refused_and_audited(chat: dict[str, Any], monkeypatc
                         ("SLACK_SIGNING_SECRET", SIGNING_SECRET)):  # the chore reads settings like `hvbot monitor`
         monkeypatch.setenv(name, value)
     value = _request(c, "failover fw01 planned")
-    store = failover_flow.approval_store(c["settings"], c["conn"])
+    store = approval_store(c["settings"], c["conn"])
     approval_id = value.split(".")[0]
     later = datetime.fromtimestamp(store.get(approval_id).expires_at + 1, UTC)  # type: ignore[union-attr]
     assert expire_approvals(c["conn"], later) == 1

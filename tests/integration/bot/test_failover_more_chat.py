@@ -8,21 +8,30 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.listeners import failover as failover_flow
+from bot.delivery.cards import CardReporter
 from jobs import ports as reporting
 from jobs.failover.gather import gather, locate
 from jobs.locks import VmLock
-from tests.support.fixtures_slack import action_body
 from tests.integration.bot.test_failover_chat import (  # noqa: F401  # `chat` is the shared fixture
-    APP1, APP2, OP, VIEWER, _approve, _buttons, _dispatch, _request, _work, chat,
+    APP1,
+    APP2,
+    OP,
+    VIEWER,
+    _approve,
+    _buttons,
+    _dispatch,
+    _request,
+    _work,
+    chat,
 )
+from tests.support.fixtures_slack import action_body
 
 
-class StepHook(failover_flow.CardReporter):
+class StepHook(CardReporter):
     """The real card reporter, plus a lab change right after step `after` is reported (between two steps)."""
 
     def __init__(self, runtime: Any, after: int, change: Any) -> None:
-        super().__init__(runtime)
+        super().__init__(runtime.settings, runtime.redis, runtime.client, runtime.audit)
         self.after, self.change = after, change
 
     def step(self, card: dict[str, Any], step: dict[str, Any]) -> None:
@@ -67,7 +76,7 @@ def test_failed_step_offers_cancel_as_a_button_with_its_own_preview_and_approval
     assert _buttons(failed, "hvbot_fo_next_cancel") == ["cancel:fw01"]
     assert gather(fleet, "fw01", pair).primary.state == "PreparedForFailover"
     assert VmLock(c["conn"], "fw01").holder() is None
-    reporting.install_steps(failover_flow.CardReporter(c["runtime"]))
+    reporting.install_steps(c["runtime"].card_reporter())
     previews = len(c["fake"].calls_to("chat.postEphemeral"))
     # a viewer may not start it; the operator's click opens the cancel preview (nothing runs yet)
     _dispatch(c["app"], action_body("hvbot_fo_next_cancel", "cancel:fw01", user=VIEWER, channel="C0ONCALL",

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from bot.listeners.failover import ApprovalSecretMissing, approval_store
 from bot.adapters.fake_slack import FakeSlack
-from bot.settings import Settings
+from bot.delivery.cards import approval_store
+from bot.settings import ApprovalSecretMissing, Settings
 from tests.support.fixtures_redis import test_redis_url
 from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET
 

@@ -11,13 +11,19 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 from slack_bolt import App, BoltRequest
 
-from bot.views import alerts as alert_views
 from bot.app import build_app
 from bot.runtime import build_runtime
 from bot.settings import Settings
-from tests.support.fixtures_redis import wait_until
-from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
+from bot.views import alerts as alert_views
 from tests.integration.bot.test_monitor_sweep import World, _text, r, slack, world  # noqa: F401  # fixtures
+from tests.support.fixtures_redis import wait_until
+from tests.support.fixtures_slack import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    action_body,
+    signed_headers,
+    slash_body,
+)
 
 QUEUE = "hvbot-monitor-chat-test"
 

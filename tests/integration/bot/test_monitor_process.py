@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from lab.fleet_file import generated_fleet
+from tests.integration.bot.test_monitor_sweep import BurstySlack, _db9_url, _text, r  # noqa: F401  # fixture
 from tests.support.fixtures_redis import wait_until
 from tests.support.fixtures_slack import HvbotProcess
-from tests.integration.bot.test_monitor_sweep import BurstySlack, _db9_url, _text, r  # noqa: F401  # fixture
 
 QUEUE = "hvbot-monitor-process-test"
 

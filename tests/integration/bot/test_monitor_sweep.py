@@ -18,26 +18,25 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
-
-from tests.support.fixtures_redis import emptied_db, redis_url_on_db
 from click.testing import CliRunner
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
 import bot.adapters.fake_slack as fake_slack_module
 from bot.adapters.fake_slack import FakeSlack
-from bot.delivery.alert_routing import alert_rules
 from bot.delivery.alert_poster import SlackAlertPoster, alert_client, alert_poster
+from bot.delivery.alert_routing import alert_rules
+from bot.delivery.pacing import Pacer
 from bot.settings import Settings
 from jobs import ports as reporting
-from jobs.monitor import sweep
-from jobs.hyperv import process_fleet
-from jobs.monitor.state import AlertEngine
-from jobs.monitor.rules import AlertRouting, AlertRules
 from jobs.backup.window import WindowStore
+from jobs.hyperv import process_fleet
+from jobs.monitor import sweep
 from jobs.monitor.loop import Monitor, MonitorAlreadyRunning, MonitorLease
-from bot.delivery.pacing import Pacer
+from jobs.monitor.rules import AlertRouting, AlertRules
+from jobs.monitor.state import AlertEngine
 from lab.fleet_file import generated_fleet
+from tests.support.fixtures_redis import emptied_db, redis_url_on_db
 
 ROUTING = AlertRouting(critical_channel="#oncall", warning_channel="#ops", oncall_mention="<!subteam^S0ONCALL>")
 WRITES = ("chat.postMessage", "chat.update", "files.completeUploadExternal")

@@ -5,9 +5,8 @@ import threading
 import pytest
 import redis
 
-from tests.support.fixtures_redis import emptied_db, redis_url_on_db
-
 from bot.delivery.pacing import Pacer
+from tests.support.fixtures_redis import emptied_db, redis_url_on_db
 
 
 def db11() -> redis.Redis:

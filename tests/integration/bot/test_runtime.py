@@ -14,16 +14,22 @@ from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 from slack_bolt import BoltRequest
 
-from bot.app import build_app
-from jobs.audit import AuditEntry, AuditLog
 from bot.adapters.fake_slack import FakeSlack
+from bot.app import build_app
 from bot.listeners.lookups import REDIS_DOWN
 from bot.runtime import build_runtime, redis_connection
 from bot.settings import Settings
 from jobs import liveness as tasks
+from jobs.audit import AuditEntry, AuditLog
 from jobs.ports import ReplyTo
 from tests.support.fixtures_redis import TEST_QUEUE
-from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, free_port, signed_headers, slash_body
+from tests.support.fixtures_slack import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    free_port,
+    signed_headers,
+    slash_body,
+)
 
 
 def _settings(fake: FakeSlack, **kw: Any) -> Settings:

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from bot.delivery.reporters import reporters_installed
+from bot.cli.reporters import reporters_installed
 from jobs.inventory.queries import teaming
-from tests.support.fixtures_slack import action_body, slash_body
 from tests.integration.bot.test_failover_chat import OP, VIEWER, _dispatch, _work
 from tests.integration.bot.test_failover_chat import chat as failover_chat  # noqa: F401  # the shared set-up
+from tests.support.fixtures_slack import action_body, slash_body
 
 
 @pytest.fixture

@@ -19,7 +19,15 @@ from rq.serializers import JSONSerializer
 
 from bot.adapters.fake_slack import FakeSlack
 from tests.support.fixtures_redis import TEST_QUEUE, test_redis_url, wait_until
-from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, HvbotProcess, free_port, post, signed_headers, slash_body
+from tests.support.fixtures_slack import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    HvbotProcess,
+    free_port,
+    post,
+    signed_headers,
+    slash_body,
+)
 
 
 def test_killed_worker_is_reported_within_60_s(clean_lab, lab_inventory_path: Path, fake_slack: FakeSlack,

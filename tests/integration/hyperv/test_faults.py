@@ -13,8 +13,8 @@ from jobs.hyperv.commands import single
 from jobs.hyperv.errors import AuthFailed, HostUnreachable, PowerShellError, WSManFault
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.hosts import load_inventory
-from jobs.inventory.queries import checkpoints, find_ips, list_vms, memory, teaming
 from jobs.hyperv.settings import JobSettings
+from jobs.inventory.queries import checkpoints, find_ips, list_vms, memory, teaming
 from tests.integration.lab.test_protocol import HOSTILE
 
 # Generous for healthy hosts: the lab serialises every Hyper-V property in Python, in this process.

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-
-import xml.etree.ElementTree as ET
-
 from pypsrp.messages import CreatePipeline
 from pypsrp.serializer import Serializer
 

@@ -11,11 +11,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from tests.support.fixtures_redis import emptied_db, redis_url_on_db
-
 from jobs.monitor.notifications import Notification, NotificationKind
+from jobs.monitor.rules import (
+    AlertRouting,
+    AlertRules,
+    HostObservation,
+    ReplicaObservation,
+)
 from jobs.monitor.state import AlertEngine
-from jobs.monitor.rules import AlertRouting, AlertRules, HostObservation, ReplicaObservation
+from tests.support.fixtures_redis import emptied_db, redis_url_on_db
 
 T0 = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 ROUTING = AlertRouting(critical_channel="#oncall", warning_channel="#ops", oncall_mention="<!subteam^S1>")

@@ -11,12 +11,16 @@ from typing import Any
 import pytest
 import redis
 
-from tests.support.fixtures_redis import emptied_db
-
-from jobs.failover.approvals import (
-    ApprovalStore, Decision, Status, Verdict, VmLock, parse_button_value,
-)
 from jobs.audit import AuditEntry
+from jobs.failover.approvals import (
+    ApprovalStore,
+    Decision,
+    Status,
+    Verdict,
+    VmLock,
+    parse_button_value,
+)
+from tests.support.fixtures_redis import emptied_db
 
 SECRET = "test-approval-secret-0123456789"
 STREAM = "hvbot:audit"

@@ -10,11 +10,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from tests.support.fixtures_redis import emptied_db, redis_url_on_db
-
 from jobs.backup.window import (
-    HousekeepingReport, PauseSide, Window, WindowConfig, WindowError, WindowStatus, WindowStore,
+    HousekeepingReport,
+    PauseSide,
+    Window,
+    WindowConfig,
+    WindowError,
+    WindowStatus,
+    WindowStore,
 )
+from tests.support.fixtures_redis import emptied_db, redis_url_on_db
 
 T0 = datetime(2026, 5, 4, 22, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from jobs.failover.run import Run, execute, preview, recovery_points
 from jobs.failover.gather import AmbiguousVm, gather, locate
 from jobs.failover.plan import Kind
+from jobs.failover.run import Run, execute, preview, recovery_points
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.hosts import load_inventory
 from jobs.hyperv.settings import JobSettings

@@ -21,15 +21,22 @@ import redis
 
 from bot.adapters.fake_slack import FakeSlack
 from jobs.failover.gather import gather, locate
-from jobs.keys import FAILOVER_RUNS_KEY as RUNS_KEY
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.hosts import load_inventory
-from jobs.locks import VmLock
+from jobs.keys import FAILOVER_RUNS_KEY as RUNS_KEY
 from jobs.liveness import ALIVE_KEY
+from jobs.locks import VmLock
 from lab.fleet import Lab
 from tests.support.fixtures_redis import TEST_QUEUE, test_redis_url, wait_until
 from tests.support.fixtures_slack import (
-    BOT_TOKEN, SIGNING_SECRET, HvbotProcess, action_body, free_port, post, signed_headers, slash_body,
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    HvbotProcess,
+    action_body,
+    free_port,
+    post,
+    signed_headers,
+    slash_body,
 )
 
 OP, APPROVER, ONCALL = "U0OP", "U0AP1", "C0ONCALL"

@@ -9,9 +9,9 @@ import pytest
 
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.hosts import load_inventory
+from jobs.hyperv.settings import JobSettings
 from jobs.inventory.queries import checkpoints, find_ips, list_vms, memory, teaming
 from jobs.report import Report
-from jobs.hyperv.settings import JobSettings
 
 pytest.importorskip("lab.cmdlets", reason="lab/cmdlets.py (HyperVEngine) is not in the checkout yet")
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
-
 import csv
 import io
 import json
 
-from bot.views import alerts as alert_views
+import pytest
+
 from bot.delivery.alert_routing import alert_rules
 from bot.grammar import MAX_SILENCE, parse_duration
 from bot.listeners.monitor import replication_text
-from jobs.monitor.notifications import Notification, NotificationKind
 from bot.settings import Settings
+from bot.views import alerts as alert_views
+from jobs.monitor.notifications import Notification, NotificationKind
 from jobs.monitor.rules import AlertRow
 
 

@@ -7,8 +7,15 @@ import json
 import pytest
 
 from jobs.hyperv.commands import (
-    REGISTRY, CmdletSpec, CommandNotAllowed, Param, check_against_reference, command, pipeline,
-    sent_parameters, _f,
+    REGISTRY,
+    CmdletSpec,
+    CommandNotAllowed,
+    Param,
+    _f,
+    check_against_reference,
+    command,
+    pipeline,
+    sent_parameters,
 )
 from tests.support.paths import ROOT
 from tests.support.paths import SHARED as SHARED_DIR

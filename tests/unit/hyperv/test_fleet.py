@@ -10,8 +10,8 @@ import pytest
 from jobs.hyperv.errors import HostUnreachable
 from jobs.hyperv.fleet import Fleet, HostCall
 from jobs.hyperv.hosts import parse_inventory
-from jobs.inventory.queries import parse_targets
 from jobs.hyperv.settings import JobSettings
+from jobs.inventory.queries import parse_targets
 
 
 def _fleet(n: int, **settings: float) -> Fleet:

@@ -8,7 +8,13 @@ from datetime import datetime, timezone
 from pypsrp.complex_objects import GenericComplexObject
 
 from jobs.hyperv.records import (
-    MemoryRecord, NetAdapterRecord, SnapshotRecord, VmRecord, parse_datetime, parse_timespan, split_ips,
+    MemoryRecord,
+    NetAdapterRecord,
+    SnapshotRecord,
+    VmRecord,
+    parse_datetime,
+    parse_timespan,
+    split_ips,
 )
 
 

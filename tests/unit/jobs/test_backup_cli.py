@@ -7,9 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobs.backup.contract import Command, ExitCode, check_result, failure_result, window_ended_result, \
-    window_started_result
 from jobs.backup.conditions import evaluate
+from jobs.backup.contract import (
+    Command,
+    ExitCode,
+    check_result,
+    failure_result,
+    window_ended_result,
+    window_started_result,
+)
 from jobs.backup.retry import RetryPolicy, decide
 from jobs.backup.window import PauseSide, Window
 from tests.unit.jobs.test_backup_conditions import RECEIVED, healthy

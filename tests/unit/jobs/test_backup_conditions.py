@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobs.backup.conditions import ReplicaBackupFacts, Readiness, Status, evaluate
+from jobs.backup.conditions import Readiness, ReplicaBackupFacts, Status, evaluate
 
 RECEIVED = datetime(2026, 5, 4, 10, 0, 0, tzinfo=UTC)
 

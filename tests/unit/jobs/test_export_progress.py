@@ -9,8 +9,17 @@ from pypsrp.complex_objects import ProgressRecordType
 from pypsrp.messages import ProgressRecord
 
 from jobs.backup.export_progress import (
-    ExportPathError, Progress, ProgressThrottle, ReplicaRecoveryPointError, format_duration,
-    latest_progress, refuse_replica_point, render_bar, render_progress, to_progress, validate_export_path,
+    ExportPathError,
+    Progress,
+    ProgressThrottle,
+    ReplicaRecoveryPointError,
+    format_duration,
+    latest_progress,
+    refuse_replica_point,
+    render_bar,
+    render_progress,
+    to_progress,
+    validate_export_path,
 )
 
 ACTIVITY = "Export a virtual machine snapshot"

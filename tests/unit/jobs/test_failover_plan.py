@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 
 from jobs.failover.plan import (
-    Kind, Plan, PlanRefused, RecoveryPoint, ReplicationFacts, SideFacts, Step, build_plan, describe, recommend,
+    Kind,
+    Plan,
+    PlanRefused,
+    RecoveryPoint,
+    ReplicationFacts,
+    SideFacts,
+    Step,
+    build_plan,
+    describe,
+    recommend,
 )
 from tests.support.paths import ROOT
 

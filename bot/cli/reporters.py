@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from bot.delivery.alert_poster import alert_poster
-from bot.listeners import failover as failover_flow
 from bot.runtime import Runtime
 from jobs import ports as reporting
 
@@ -15,7 +14,7 @@ def install_reporters(runtime: Runtime) -> None:
     """Results and progress (SlackReporter), failover and approval cards (CardReporter), replica alerts
     (SlackAlertPoster). Install them before running housekeeping: its chores tell users through them."""
     reporting.install(runtime.reporter)
-    reporting.install_steps(failover_flow.CardReporter(runtime))
+    reporting.install_steps(runtime.card_reporter())
     reporting.install_poster(alert_poster(runtime.settings, runtime.redis))
 
 
