@@ -9,12 +9,12 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.grammar import VIEWER, Command
-from bot.intake import new_job_id
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime
 from bot.views import common as views
 from jobs.ports import ReplyTo
+from jobs.queue import new_job_id
 
 REDIS_DOWN = (
     "hvbot cannot reach its job queue (Redis) right now, so nothing was started. "
