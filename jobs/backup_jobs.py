@@ -6,12 +6,6 @@ by that release runnable; remove it once those queues have drained.
 
 from __future__ import annotations
 
-from jobs.backup.tasks import (
-    run_alert_action,
-    run_check,
-    run_checkpoint,
-    run_window_end,
-    run_window_start,
-)
+from jobs.backup.tasks import run_alert_action, run_check, run_checkpoint, run_window_end, run_window_start
 
 __all__ = ["run_alert_action", "run_check", "run_checkpoint", "run_window_end", "run_window_start"]

@@ -48,17 +48,7 @@ import yaml
 
 from lab import controls, timeline
 from lab.clock import utc_now
-from lab.model import (
-    MIB,
-    VM,
-    Checkpoint,
-    Fleet,
-    Host,
-    Memory,
-    NetAdapter,
-    Replication,
-    check_enum,
-)
+from lab.model import MIB, VM, Checkpoint, Fleet, Host, Memory, NetAdapter, Replication, check_enum
 
 ID_NS = uuid.UUID("6f1c2a47-8a51-4f59-9b8e-2f3c1d7e9a10")
 

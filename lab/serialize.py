@@ -15,17 +15,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Callable
 
-from psrpcore.types import (
-    PSEnumBase,
-    PSInt64,
-    PSList,
-    PSNoteProperty,
-    PSObject,
-    PSType,
-    PSUInt,
-    PSUInt64,
-    PSVersion,
-)
+from psrpcore.types import PSEnumBase, PSInt64, PSList, PSNoteProperty, PSObject, PSType, PSUInt, PSUInt64, PSVersion
 
 from lab import hvdata
 

@@ -28,13 +28,7 @@ from psrpcore._events import (
     SetMinRunspacesEvent,
 )
 from psrpcore._payload import PSRPPayload, StreamType
-from psrpcore.types import (
-    ErrorCategory,
-    ErrorRecord,
-    ProgressRecordType,
-    PSInvocationState,
-    PSRPMessageType,
-)
+from psrpcore.types import ErrorCategory, ErrorRecord, ProgressRecordType, PSInvocationState, PSRPMessageType
 
 from lab import wsman
 from lab.clixml import write_serialized_output

@@ -17,14 +17,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 
-from bot.grammar import (
-    BACKUP_VERBS,
-    MAX_WINDOW,
-    OPERATOR,
-    Command,
-    parse_at,
-    parse_duration,
-)
+from bot.grammar import BACKUP_VERBS, MAX_WINDOW, OPERATOR, Command, parse_at, parse_duration
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime

@@ -10,14 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ConfirmObject,
-    MarkdownTextObject,
-    SectionBlock,
-)
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ConfirmObject, MarkdownTextObject, SectionBlock
 
 from bot.grammar import Command
 from bot.listeners import lookups

@@ -242,11 +242,14 @@ def _check_apply_interrupted(f: ReplicaBackupFacts) -> Condition:
                      action="If the backup fails, retry it.")
 
 
+def _health_details(f: ReplicaBackupFacts) -> str:
+    return "; ".join(f.health_details) or "no health details reported"
+
+
 def _check_apply_failed(f: ReplicaBackupFacts) -> Condition:
     # §4 #3: no specific flag; a failed apply is expected to show as ReplicationState Error (inference).
     if f.state == "Error":
-        details = "; ".join(f.health_details) or "no health details reported"
-        return _holds(3, f"replication state is Error ({details})", False,
+        return _holds(3, f"replication state is Error ({_health_details(f)})", False,
                       "Read Measure-VMReplication's health details, fix the cause, then resume replication "
                       "(Resume-VMReplication) or resynchronize.")
     return _not_seen(3, f"replication state is {f.state}, not Error; a failed apply has no flag of its own")
@@ -254,8 +257,7 @@ def _check_apply_failed(f: ReplicaBackupFacts) -> Condition:
 
 def _check_health(f: ReplicaBackupFacts) -> Condition:
     if f.health == "Critical":
-        details = "; ".join(f.health_details) or "no health details reported"
-        return _holds(4, f"replication health is Critical ({details})", False,
+        return _holds(4, f"replication health is Critical ({_health_details(f)})", False,
                       "Investigate (connectivity, storage, certificates, event log), then resume replication "
                       "or resynchronize; a pause on the replica side also makes health Critical.")
     return _clear(4, f"replication health is {f.health}")

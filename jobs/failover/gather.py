@@ -15,15 +15,7 @@ from jobs.failover.facts import RecoveryPoint, ReplicationFacts, SideFacts
 from jobs.hyperv.commands import Pipeline, single
 from jobs.hyperv.errors import HyperVError, PowerShellError
 from jobs.hyperv.fleet import Fleet, HostCall
-from jobs.hyperv.records import (
-    SnapshotRecord,
-    VmRecord,
-    as_str,
-    enum_name,
-    parse_datetime,
-    prop,
-    type_name,
-)
+from jobs.hyperv.records import SnapshotRecord, VmRecord, as_str, enum_name, parse_datetime, prop, type_name
 
 POINT_TYPES = ("Replica", "AppConsistentReplica")
 

@@ -27,15 +27,7 @@ from jobs.failover.facts import (  # re-exported: the facts are part of this mod
     state_in,
     vm_is,
 )
-from jobs.failover.steps import (
-    Kind,
-    PipedInput,
-    Plan,
-    PlanRefused,
-    Step,
-    _Builder,
-    describe,
-)
+from jobs.failover.steps import Kind, PipedInput, Plan, PlanRefused, Step, _Builder, describe
 
 __all__ = [
     "BAD_HEARTBEATS", "Check", "Kind", "PipedInput", "Plan", "PlanRefused", "RecoveryPoint",

@@ -29,12 +29,7 @@ from pypsrp.exceptions import (
     WinRMTransportError,
     WSManFaultError,
 )
-from pypsrp.powershell import (
-    DEFAULT_CONFIGURATION_NAME,
-    PowerShell,
-    PSInvocationState,
-    RunspacePool,
-)
+from pypsrp.powershell import DEFAULT_CONFIGURATION_NAME, PowerShell, PSInvocationState, RunspacePool
 from pypsrp.wsman import WSMan
 
 from jobs.hyperv.clixml import FastSerializer, use_fast_deserializer

@@ -13,13 +13,7 @@ from typing import Any, TypeVar
 from jobs.hyperv.commands import command, pipeline, single
 from jobs.hyperv.errors import HyperVError, PowerShellError
 from jobs.hyperv.fleet import FanOut, Fleet, HostCall
-from jobs.hyperv.records import (
-    MemoryRecord,
-    NetAdapterRecord,
-    SnapshotRecord,
-    VmRecord,
-    type_name,
-)
+from jobs.hyperv.records import MemoryRecord, NetAdapterRecord, SnapshotRecord, VmRecord, type_name
 from jobs.report import Cell, Report
 
 T = TypeVar("T")

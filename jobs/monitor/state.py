@@ -30,14 +30,7 @@ import redis
 
 from jobs.keys import ALERTS_PREFIX
 from jobs.monitor.notifications import Notification, NotificationKind, build
-from jobs.monitor.records import (
-    Contribution,
-    contributions,
-    members_hash,
-    next_records,
-    signature,
-    silenced,
-)
+from jobs.monitor.records import Contribution, contributions, members_hash, next_records, signature, silenced
 from jobs.monitor.rules import (
     AlertRow,
     AlertRules,

@@ -25,14 +25,7 @@ from jobs import keys
 from jobs.backup.window import WindowStore
 from jobs.hyperv import process_fleet
 from jobs.hyperv.commands import single
-from jobs.hyperv.records import (
-    as_int,
-    as_str,
-    enum_name,
-    parse_datetime,
-    prop,
-    type_name,
-)
+from jobs.hyperv.records import as_int, as_str, enum_name, parse_datetime, prop, type_name
 from jobs.monitor.rules import AlertRules, HostObservation, ReplicaObservation
 from jobs.monitor.state import AlertEngine, Observation
 from jobs.ports import AlertPoster, current_poster

@@ -23,13 +23,7 @@ from jobs import ports as reporting
 from jobs.hyperv import process_fleet
 from lab.fleet import Lab
 from tests.support.fixtures_redis import TEST_QUEUE
-from tests.support.fixtures_slack import (
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    action_body,
-    signed_headers,
-    slash_body,
-)
+from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
 
 OPERATOR_ID, VIEWER_ID = "U100", "U200"
 

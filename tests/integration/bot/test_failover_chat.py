@@ -30,13 +30,7 @@ from jobs.keys import FAILOVER_RUNS_KEY as RUNS_KEY
 from jobs.locks import VmLock
 from lab.fleet import Lab
 from tests.support.fixtures_redis import TEST_QUEUE
-from tests.support.fixtures_slack import (
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    action_body,
-    signed_headers,
-    slash_body,
-)
+from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
 
 OP, APP1, APP2, VIEWER = "U0OP", "U0AP1", "U0AP2", "U0VIEW"
 

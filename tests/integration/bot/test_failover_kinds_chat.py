@@ -9,15 +9,7 @@ from typing import Any
 from jobs.failover.gather import gather, locate
 from jobs.failover.run import recovery_points
 from jobs.locks import VmLock
-from tests.integration.bot.test_failover_chat import (  # noqa: F401
-    OP,
-    _approve,
-    _buttons,
-    _dispatch,
-    _request,
-    _work,
-    chat,
-)
+from tests.integration.bot.test_failover_chat import OP, _approve, _buttons, _dispatch, _request, _work, chat  # noqa: F401
 from tests.support.fixtures_slack import slash_body
 
 

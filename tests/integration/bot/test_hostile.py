@@ -17,12 +17,7 @@ from bot.runtime import build_runtime
 from bot.settings import Settings
 from jobs import ports as reporting
 from tests.support.fixtures_redis import TEST_QUEUE
-from tests.support.fixtures_slack import (
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    signed_headers,
-    slash_body,
-)
+from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, signed_headers, slash_body
 
 HOSTILE = [
     "ips; Remove-VM *", "ips 10.0.4.17; Stop-VM web01", "vms $(Get-Process)", "vms `whoami`",

@@ -16,13 +16,7 @@ from slack_sdk import WebClient
 
 from bot.adapters.fake_slack import FakeSlack
 from bot.adapters.http import MAX_BODY, BoltHTTPServer
-from tests.support.fixtures_slack import (
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    post,
-    signed_headers,
-    slash_body,
-)
+from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, post, signed_headers, slash_body
 
 
 def _get(port: int, path: str) -> tuple[int, str]:

@@ -16,12 +16,7 @@ from bot.app import build_app
 from bot.runtime import build_runtime
 from bot.settings import Settings
 from tests.support.fixtures_redis import TEST_QUEUE
-from tests.support.fixtures_slack import (
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    signed_headers,
-    slash_body,
-)
+from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, signed_headers, slash_body
 
 
 def _app(fake: FakeSlack, conn: redis.Redis, **kw: object) -> App:

@@ -17,13 +17,7 @@ from bot.settings import Settings
 from bot.views import alerts as alert_views
 from tests.integration.bot.test_monitor_sweep import World, _text, r, slack, world  # noqa: F401  # fixtures
 from tests.support.fixtures_redis import wait_until
-from tests.support.fixtures_slack import (
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    action_body,
-    signed_headers,
-    slash_body,
-)
+from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
 
 QUEUE = "hvbot-monitor-chat-test"
 

@@ -23,13 +23,7 @@ from jobs import liveness as tasks
 from jobs.audit import AuditEntry, AuditLog
 from jobs.ports import ReplyTo
 from tests.support.fixtures_redis import TEST_QUEUE
-from tests.support.fixtures_slack import (
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    free_port,
-    signed_headers,
-    slash_body,
-)
+from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, free_port, signed_headers, slash_body
 
 
 def _settings(fake: FakeSlack, **kw: Any) -> Settings:

@@ -11,12 +11,7 @@ import redis
 
 from bot.adapters.fake_slack import FakeSlack
 from tests.support.fixtures_redis import TEST_QUEUE, test_redis_url
-from tests.support.fixtures_slack import (
-    BOT_TOKEN,
-    HvbotProcess,
-    SocketModeServer,
-    free_port,
-)
+from tests.support.fixtures_slack import BOT_TOKEN, HvbotProcess, SocketModeServer, free_port
 
 
 def test_slash_command_over_socket_mode(socket_mode_server: SocketModeServer, fake_slack: FakeSlack,

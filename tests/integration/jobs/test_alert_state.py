@@ -12,12 +12,7 @@ import pytest
 import redis
 
 from jobs.monitor.notifications import Notification, NotificationKind
-from jobs.monitor.rules import (
-    AlertRouting,
-    AlertRules,
-    HostObservation,
-    ReplicaObservation,
-)
+from jobs.monitor.rules import AlertRouting, AlertRules, HostObservation, ReplicaObservation
 from jobs.monitor.state import AlertEngine
 from tests.support.fixtures_redis import emptied_db, redis_url_on_db
 

@@ -12,14 +12,7 @@ import pytest
 import redis
 
 from jobs.audit import AuditEntry
-from jobs.failover.approvals import (
-    ApprovalStore,
-    Decision,
-    Status,
-    Verdict,
-    VmLock,
-    parse_button_value,
-)
+from jobs.failover.approvals import ApprovalStore, Decision, Status, Verdict, VmLock, parse_button_value
 from tests.support.fixtures_redis import emptied_db
 
 SECRET = "test-approval-secret-0123456789"

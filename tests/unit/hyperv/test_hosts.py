@@ -10,14 +10,7 @@ import pytest
 import yaml
 
 from jobs.hyperv.commands import single
-from jobs.hyperv.errors import (
-    AuthFailed,
-    ErrorDetail,
-    HostTimeout,
-    HostUnreachable,
-    PowerShellError,
-    WSManFault,
-)
+from jobs.hyperv.errors import AuthFailed, ErrorDetail, HostTimeout, HostUnreachable, PowerShellError, WSManFault
 from jobs.hyperv.hosts import InventoryError, load_inventory, parse_inventory
 from jobs.hyperv.session import HostSession
 from jobs.hyperv.settings import JobSettings

@@ -9,12 +9,7 @@ from typing import Any, Iterator
 from xml.etree import ElementTree as ET
 
 import pytest
-from psrpcore import (
-    ClientPowerShell,
-    ClientRunspacePool,
-    ServerPipeline,
-    ServerRunspacePool,
-)
+from psrpcore import ClientPowerShell, ClientRunspacePool, ServerPipeline, ServerRunspacePool
 from psrpcore.types import PSRPMessageType
 from psrpcore.types._serializer import serialize
 
