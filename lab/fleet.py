@@ -153,7 +153,7 @@ class Lab:
         ]
 
     def inventory(self) -> dict[str, Any]:
-        """The inventory in the format of docs/contracts.md."""
+        """The inventory in the format of docs/where-things-live.md."""
         hosts = []
         for h in self.hosts.values():
             entry: dict[str, Any] = {

@@ -5,7 +5,7 @@
 - ``clean_lab`` (function): the same ``lab``, with every fault switch cleared before and after the
   test and downed hosts brought back. Not autouse: only tests that ask for it pay for it.
 - ``lab_https`` (session): the default fleet over HTTPS; ``lab_https.tls.ca_file`` is the CA to verify.
-- ``lab_inventory_path`` (session): the inventory file of ``lab`` (docs/contracts.md format).
+- ``lab_inventory_path`` (session): the inventory file of ``lab`` (docs/where-things-live.md format).
 - ``make_lab`` (function): a factory, ``make_lab(fleet=..., https=..., jea_hosts=..., engine_factory=...,
   max_commands_per_shell=...)``; each lab it makes is stopped when the test ends.
 
