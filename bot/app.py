@@ -43,17 +43,18 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
     app.runtime = runtime  # type: ignore[attr-defined]  # the console and tests reach the same parts
     gate = Gate(runtime.authz, runtime.record)
     verbs: Verbs = {}
-    for feature in FEATURES:
-        verbs.update(feature.register(app, runtime, gate))
-    missing = sorted(set(VERBS) - set(verbs))
-    if missing:  # the grammar and the listeners must agree: fail at start-up, not at the first request
-        raise RuntimeError(f"/hyperv verbs without a listener: {', '.join(missing)}")
 
+    # Registered first: Bolt tries listeners in order, and /hyperv is most of the traffic and must ack fastest.
     @app.command(COMMAND, middleware=[gate.command(slash_text)])
     def hyperv(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         view = answer(runtime, verbs, body, context)
         ack(text=view.text, blocks=view.blocks)
 
+    for feature in FEATURES:
+        verbs.update(feature.register(app, runtime, gate))
+    missing = sorted(set(VERBS) - set(verbs))
+    if missing:  # the grammar and the listeners must agree: fail at start-up, not at the first request
+        raise RuntimeError(f"/hyperv verbs without a listener: {', '.join(missing)}")
     return app
 
 
