@@ -18,7 +18,7 @@ lists the conditions that were not (fully) checked. Pure: no I/O, no clock.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -206,6 +206,9 @@ TITLES = {
     7: "initial replication is in progress or pending",
     8: "a failover is in progress",
 }
+# The two times are stamped by different steps on the replica; a gap this small is rounding, not a pending apply.
+# No reference page gives a figure: our choice, well under a replication interval (30 s at the shortest).
+APPLY_TOLERANCE = timedelta(seconds=2)
 _RETRY_SOON = "Wait for it to finish; retrying after the next replication interval usually succeeds."
 
 
@@ -225,12 +228,16 @@ def _check_log_apply(f: ReplicaBackupFacts) -> Condition:
     # §4 #1: no direct flag. Received-but-not-applied logs, or any running replication task (the task names
     # used for "apply" are UNCONFIRMED, so every running task counts).
     received, applied = f.last_replication_time, f.last_applied_log_time
-    if received is not None and (applied is None or applied < received):
-        seen = applied.isoformat() if applied else "never"
-        detail = f"last replication received {received.isoformat()}, last applied {seen}"
-        return _holds(1, detail, True, _RETRY_SOON)
     if f.current_tasks:
         detail = "replication task running: " + ", ".join(f.current_tasks)
+        return _holds(1, detail, True, _RETRY_SOON)
+    if received is not None and applied is None:
+        # A host that reports no LastAppliedLogTime gives no signal at all: unknown, never "holds forever".
+        return Condition(1, TITLES[1], Status.NOT_OBSERVABLE,
+                         f"last replication received {received.isoformat()}; this host reports no "
+                         "LastAppliedLogTime, so a log apply cannot be seen")
+    if received is not None and applied is not None and received - applied > APPLY_TOLERANCE:
+        detail = f"last replication received {received.isoformat()}, last applied {applied.isoformat()}"
         return _holds(1, detail, True, _RETRY_SOON)
     return _not_seen(1, "received logs are all applied and no replication task is running; "
                         "an apply that starts now cannot be seen in advance")

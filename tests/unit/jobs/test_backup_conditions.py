@@ -41,7 +41,6 @@ def test_healthy_replica_is_ready_and_says_what_was_not_checked() -> None:
 # (condition number, facts that make it hold, expected transient)
 OBSERVABLE_CASES = [
     (1, {"last_applied_log_time": RECEIVED - timedelta(seconds=20)}, True),
-    (1, {"last_applied_log_time": None}, True),
     (1, {"current_tasks": ("Applying log",)}, True),
     (3, {"state": "Error"}, False),
     (4, {"health": "Critical", "health_details": ("Replication is in error",)}, False),
@@ -115,3 +114,18 @@ def test_readiness_and_facts_round_trip_through_json() -> None:
     data = json.loads(json.dumps(readiness.to_dict()))
     assert data["ready"] is False and data["unchecked"] == [2, 3, 5]
     assert Readiness.from_dict(data) == readiness
+
+
+def test_a_missing_apply_time_is_unknown_not_holding_forever() -> None:
+    """No LastAppliedLogTime: condition 1 cannot be seen (the backup may go ahead and is retried if it fails)."""
+    readiness = evaluate(healthy(last_applied_log_time=None))
+    one = readiness.conditions[0]
+    assert one.status is Status.NOT_OBSERVABLE and "reports no LastAppliedLogTime" in one.detail
+    assert readiness.ready and "#1" in readiness.unchecked_sentence()
+
+
+def test_an_apply_time_within_the_tolerance_counts_as_applied() -> None:
+    within = evaluate(healthy(last_applied_log_time=RECEIVED - timedelta(seconds=1)))
+    beyond = evaluate(healthy(last_applied_log_time=RECEIVED - timedelta(seconds=3)))
+    assert within.conditions[0].status is Status.NOT_SEEN and within.ready
+    assert beyond.conditions[0].status is Status.HOLDS and beyond.transient
