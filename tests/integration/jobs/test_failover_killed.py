@@ -1,4 +1,4 @@
-"""A real `hvbot worker` SIGKILLed in the middle of an approved failover (issue #5).
+"""A real `hvbot worker` SIGKILLed in the middle of an approved failover.
 
 `hvbot serve` and `hvbot worker` run as processes on real Redis, the lab answers over PSRP with latency so the
 plan takes seconds, and the fake Slack records every call. After the first step is reported, the worker and its

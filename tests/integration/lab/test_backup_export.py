@@ -1,4 +1,4 @@
-"""Issue #6 lab behaviour through the real pypsrp client over HTTP: Export-VMSnapshot progress while polling,
+"""Backup and export behaviour of the lab through the real pypsrp client over HTTP: Export-VMSnapshot progress while polling,
 stop, injected failures, and the log-apply window as Get-/Measure-VMReplication show it.
 
 The lab's clock is frozen (``clock`` control action) and moved by the test, so each export step and each
