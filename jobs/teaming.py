@@ -15,7 +15,7 @@ from rq import get_current_job
 from jobs import ports as reporting
 from jobs.audit import AuditEntry, AuditLog
 from jobs.hyperv import process_fleet
-from jobs.hyperv.commands import single
+from jobs.hyperv.commands import Pipeline, single
 from jobs.hyperv.errors import HyperVError
 from jobs.inventory.queries import teaming
 from jobs.liveness import claim_final, heartbeat
@@ -25,6 +25,11 @@ from jobs.report import Report
 
 class TeamingRefused(Exception):
     """One clear sentence: why nothing was changed."""
+
+
+def set_teaming_pipeline(vm: str, state: str) -> Pipeline:
+    """-VMName of Set-VMNetworkAdapter is one String (unlike Get-VMNetworkAdapter's String[])."""
+    return single("Set-VMNetworkAdapter", VMName=vm, AllowTeaming=state)
 
 
 def change_teaming(fleet: Any, vm: str, state: str, host: str | None) -> Report:
@@ -38,7 +43,7 @@ def change_teaming(fleet: Any, vm: str, state: str, host: str | None) -> Report:
     if len(hosts) > 1:
         raise TeamingRefused(f"{vm} exists on several hosts ({', '.join(hosts)}); say which one with --host.")
     target = hosts[0]
-    fleet.run(target, single("Set-VMNetworkAdapter", VMName=vm, AllowTeaming=state))
+    fleet.run(target, set_teaming_pipeline(vm, state))
     after = teaming(fleet, vm, target)
     wrong = [str(r["adapter"]) for r in after.rows if str(r["allow_teaming"]) != state]
     if wrong or not after.rows:

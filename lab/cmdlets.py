@@ -15,7 +15,7 @@ from lab.binding import Binder, BindingError, Bound
 from lab.cmdlet_context import Context, Handler, HandlerTable, Terminate
 from lab.engine import CommandCall, Invocation, PipelineIO
 from lab.errors import binding_record, command_not_found, scripts_not_allowed
-from lab.hvobjects import Live, to_output
+from lab.hvobjects import Live, live_values, to_output
 from lab.model import Fleet
 
 HANDLERS: HandlerTable = {**cmdlets_read.HANDLERS, **cmdlets_write.HANDLERS, **cmdlets_export.HANDLERS,
@@ -126,10 +126,26 @@ def _run_stage(handler: Handler, ctx: Context, bound: Bound, items: list[Any] | 
         if bound.pipeline_param is None:
             ctx.error(cmdlets_read.input_not_bound(ctx.cmdlet, item))
             continue
-        per_item = Bound(bound.cmdlet, bound.parameter_set, dict(bound.params), bound.pipeline_param)
-        per_item.params[bound.pipeline_param] = [item] if _is_array(ctx.cmdlet, bound.pipeline_param) else item
+        per_item = Bound(bound.cmdlet, bound.parameter_set, dict(bound.params), bound.pipeline_param,
+                         bound.pipeline_property)
+        try:
+            per_item.params[bound.pipeline_param] = _piped_value(ctx, bound, item)
+        except (BindingError, KeyError, ValueError):
+            ctx.error(cmdlets_read.input_not_bound(ctx.cmdlet, item))  # conversion failures are silent (§8)
+            continue
         out.extend(handler(ctx, per_item, item))
     return out
+
+
+def _piped_value(ctx: Context, bound: Bound, item: Any) -> Any:
+    """What the pipeline parameter gets from one input object: the object itself (by value) or the value of its
+    property (by property name), converted like an argument."""
+    if bound.pipeline_param is None:
+        raise ValueError("no pipeline parameter")
+    if bound.pipeline_property is None:
+        return [item] if _is_array(ctx.cmdlet, bound.pipeline_param) else item
+    value = live_values(item, ctx.fleet.clock())[bound.pipeline_property] if isinstance(item, Live) else None
+    return Binder(ctx.cmdlet).coerce_value(bound.pipeline_param, value)
 
 
 def _is_array(cmdlet: str, param: str) -> bool:

@@ -18,8 +18,9 @@ NO_LANGUAGE = ("The syntax is not supported by this runspace. This can occur if 
 
 
 def binding_record(exc: BindingError) -> ErrorRecord:
-    return error_record(exc.message, exc.fq_error_id, ErrorCategory.InvalidArgument,
-                        exception_type=exc.exception_type, target=exc.target, activity=exc.cmdlet)
+    """Activity is the cmdlet, Reason the exception's short name, TargetName empty (powershell-binding.md §10)."""
+    return error_record(exc.message, exc.fq_error_id, ErrorCategory[exc.category],
+                        exception_type=exc.exception_type, activity=exc.cmdlet)
 
 
 def command_not_found(name: str) -> ErrorRecord:

@@ -99,7 +99,7 @@ def restricted_refusal(patterns: list[str]) -> BindingError | None:
         CMDLET, f"Cannot validate argument on parameter 'Property'. The argument \"{bad}\" does not belong to the set "
                 f"\"{','.join(allowed)}\" specified by the ValidateSet attribute. Supply an argument that is in the "
                 "set and then try the command again.", "ParameterArgumentValidationError",
-        exception_type="System.Management.Automation.ParameterBindingValidationException")
+        exception_type="System.Management.Automation.ParameterBindingValidationException", category="InvalidData")
 
 
 def select_object(ctx: Context, bound: Bound, item: Any) -> list[Any]:

@@ -20,7 +20,7 @@ from jobs.backup.export_progress import (
     render_progress,
     validate_export_path,
 )
-from jobs.hyperv.commands import single
+from jobs.hyperv.commands import Pipeline, single
 from jobs.hyperv.errors import HyperVError
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.records import enum_name, prop
@@ -57,9 +57,20 @@ def owner_host(fleet: Fleet, vm: str) -> str:
     return hits[0].host
 
 
+def snapshot_query(vm: str, checkpoint: str) -> Pipeline:
+    """Get-VMSnapshot -VMName <vm> -Name <checkpoint>: -VMName is a String[], but -Name is one String, and a
+    real host refuses a list there (CannotConvertArgument)."""
+    return single("Get-VMSnapshot", VMName=[vm], Name=checkpoint)
+
+
+def export_pipeline(vm: str, checkpoint: str, target: str) -> Pipeline:
+    """Export-VMSnapshot's -VMName and -Name are both String[]; -Path is one String."""
+    return single("Export-VMSnapshot", VMName=[vm], Name=[checkpoint], Path=target)
+
+
 def snapshot_type(fleet: Fleet, host: str, vm: str, checkpoint: str) -> str:
     try:
-        objects = fleet.session(host).run(single("Get-VMSnapshot", VMName=[vm], Name=[checkpoint]))
+        objects = fleet.session(host).run(snapshot_query(vm, checkpoint))
     except HyperVError as err:
         raise ExportError(err.message) from None
     if len(objects) != 1:
@@ -86,7 +97,7 @@ def export_checkpoint(fleet: Fleet, vm: str, checkpoint: str, path: str, *, upda
             update(text)
         return not cancelled()
 
-    pipe = single("Export-VMSnapshot", VMName=[vm], Name=[checkpoint], Path=target)
+    pipe = export_pipeline(vm, checkpoint, target)
     try:
         fleet.session(host).run_watched(pipe, watch, deadline_s=deadline_s)
     except WatchStopped:

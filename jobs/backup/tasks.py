@@ -29,7 +29,7 @@ from jobs.backup.retry import Decision, Outcome, decide
 from jobs.backup.settings import BackupSettings
 from jobs.backup.window import Window, WindowError, WindowStatus
 from jobs.hyperv import process_fleet
-from jobs.hyperv.commands import single
+from jobs.hyperv.commands import Pipeline, single
 from jobs.hyperv.errors import HyperVError
 from jobs.hyperv.records import prop
 from jobs.keys import BACKUP_WINDOW_MESSAGE_KEY
@@ -258,18 +258,20 @@ def _alert_action(window: Window, resync: bool, settings: BackupSettings, user: 
 # -- checkpoint --------------------------------------------------------------------------------------------
 
 
+def checkpoint_pipeline(vm: str, name: str | None) -> Pipeline:
+    """Checkpoint-VM -Name is the VM (String[]); -SnapshotName, the checkpoint's name, is one String."""
+    return single("Checkpoint-VM", Name=[vm], SnapshotName=name or None, Passthru=True)
+
+
 def run_checkpoint(vm: str, name: str | None, key: str, reply: dict[str, Any],
                    heartbeat_seconds: float = 10.0) -> dict[str, Any]:
     """Checkpoint-VM on the host that runs the VM; the message names the checkpoint made."""
     target, reporter = ReplyTo.from_dict(reply), reporting.current()
     with running(heartbeat_seconds) as (job, _):
-        params: dict[str, Any] = {"Name": [vm], "Passthru": True}
-        if name:
-            params["SnapshotName"] = name
         try:
             fleet = process_fleet.fleet()
             host = owner_host(fleet, vm)
-            made = fleet.session(host).run(single("Checkpoint-VM", **params))
+            made = fleet.session(host).run(checkpoint_pipeline(vm, name))
             created = str(prop(made[0], "Name")) if made else (name or "?")
             text, ok = f":camera: *checkpoint {vm}*: created checkpoint '{created}' on {host}.", True
         except (HyperVError, ExportError) as err:

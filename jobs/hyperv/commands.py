@@ -1,8 +1,10 @@
 """The registry of every cmdlet and parameter hvbot may send, and the typed commands built from it.
 
-Only what is in ``REGISTRY`` can be sent: anything else is a programming error (``CommandNotAllowed``).
-The registry also drives the JEA role capability (``jobs.hyperv.jea``) and the preview text. ``-ErrorAction
-Stop`` is added to every command and ``-Confirm:$false`` to mutating ones when the pipeline is sent.
+Only what is in ``REGISTRY`` can be sent: anything else is a programming error (``CommandNotAllowed``), and so
+is a value whose shape the parameter's official type refuses (a list to a scalar ``String``, a name outside an
+enum): each parameter's type comes from the reference (``jobs.hyperv.syntax``). The registry also drives the
+JEA role capability (``jobs.hyperv.jea``) and the preview text. ``-ErrorAction Stop`` is added to every command
+and ``-Confirm:$false`` to mutating ones when the pipeline is sent.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from jobs.hyperv import syntax
+from jobs.hyperv.syntax import ParamType
 
 ParamKind = Literal["value", "switch"]
 
@@ -47,6 +52,10 @@ class CmdletSpec:
     forms: tuple[Form, ...]
     module: str = "Hyper-V"
     jea: bool = True  # listed in the JEA role capability; False: sent only to full-language endpoints
+
+    def param_type(self, name: str) -> ParamType:
+        """The official type of a registered parameter: scalar or array, switch, enum and its members."""
+        return syntax.param_type(self.name, name)
 
 
 def _spec(name: str, mutating: bool, params: Sequence[Param], *forms: Form) -> CmdletSpec:
@@ -162,6 +171,7 @@ def command(cmdlet: str, *, piped: bool = False, registry: Mapping[str, CmdletSp
             parameters.append((name, None))
             continue
         _check_accepted(cmdlet, p, value)
+        _check_shape(spec, name, value)
         parameters.append((name, value))
     return Command(cmdlet, tuple(parameters), spec.mutating)
 
@@ -183,6 +193,23 @@ def _check_accepted(cmdlet: str, p: Param, value: Any) -> None:
     bad = [v for v in values if str(v) not in p.accepted]
     if bad:
         raise CommandNotAllowed(f"{cmdlet}: -{p.name} accepts {', '.join(p.accepted)}")
+
+
+def _check_shape(spec: CmdletSpec, name: str, value: Any) -> None:
+    """The value must fit the parameter's official type: PowerShell refuses a list for a scalar parameter
+    (CannotConvertArgument) and a name outside an enum."""
+    try:
+        problems = syntax.value_problems(spec.name, spec.param_type(name), value)
+    except KeyError:
+        raise CommandNotAllowed(f"{spec.name}: -{name} is not in the cmdlet reference") from None
+    if problems:
+        raise CommandNotAllowed("; ".join(problems))
+
+
+def reference_problems(pipe: Pipeline, cmdlets: Mapping[str, Any] | None = None) -> list[str]:
+    """What a real host would refuse in ``pipe`` as sent (with -ErrorAction and -Confirm), by the reference
+    (``jobs.hyperv.syntax.check_pipeline``); empty when it binds."""
+    return syntax.check_pipeline([(c.cmdlet, sent_parameters(c)) for c in pipe.commands], cmdlets)
 
 
 def _ps_literal(value: Any) -> str:

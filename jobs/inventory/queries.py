@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from jobs.hyperv.commands import command, pipeline, single
+from jobs.hyperv.commands import Pipeline, command, pipeline, single
 from jobs.hyperv.errors import HyperVError, PowerShellError
 from jobs.hyperv.fleet import FanOut, Fleet, HostCall
 from jobs.hyperv.records import MemoryRecord, NetAdapterRecord, SnapshotRecord, VmRecord, type_name
@@ -73,8 +73,8 @@ def memory(fleet: Fleet, vm: str | None = None, host: str | None = None) -> Repo
     def per_host(call: HostCall) -> list[Row]:
         def both() -> list[Row]:
             vms = _vms(call, vm)
-            piped = pipeline(command("Get-VM", Name=_names(vm)), command("Get-VMMemory", piped=True))
-            mems = {(m.vm_id or m.vm_name): m for m in (MemoryRecord.parse(call.host, o) for o in call.run(piped))}
+            mems = {(m.vm_id or m.vm_name): m
+                    for m in (MemoryRecord.parse(call.host, o) for o in call.run(memory_pipeline(vm)))}
             return [_memory_row(v, mems.get(v.id or v.name)) for v in vms]
 
         return _missing_is_empty(both)
@@ -84,8 +84,7 @@ def memory(fleet: Fleet, vm: str | None = None, host: str | None = None) -> Repo
 
 def teaming(fleet: Fleet, vm: str | None = None, host: str | None = None) -> Report:
     def per_host(call: HostCall) -> list[Row]:
-        pipe = (single("Get-VMNetworkAdapter", VMName=[vm]) if vm is not None else
-                pipeline(command("Get-VM"), command("Get-VMNetworkAdapter", piped=True)))
+        pipe = teaming_pipeline(vm)
 
         def read() -> list[Row]:
             return [{"host": a.host, "vm": a.vm_name, "adapter": a.name, "switch": a.switch_name, "mac": a.mac,
@@ -100,7 +99,7 @@ def teaming(fleet: Fleet, vm: str | None = None, host: str | None = None) -> Rep
 def checkpoints(fleet: Fleet, vm: str, host: str | None = None) -> Report:
     def per_host(call: HostCall) -> list[Row]:
         def read() -> list[Row]:
-            snaps = [SnapshotRecord.parse(call.host, o) for o in call.run(single("Get-VMSnapshot", VMName=[vm]))]
+            snaps = [SnapshotRecord.parse(call.host, o) for o in call.run(checkpoints_pipeline(vm))]
             return [{"host": s.host, "vm": s.vm_name, "name": s.name, "type": s.snapshot_type,
                      "created": s.creation_time.isoformat() if s.creation_time else None, "parent": s.parent_name}
                     for s in snaps]
@@ -110,11 +109,32 @@ def checkpoints(fleet: Fleet, vm: str, host: str | None = None) -> Report:
     return _report("checkpoints", CHECKPOINT_COLUMNS, fleet.fan_out(per_host, fleet.select(host)), vm)
 
 
+# -- the pipelines each lookup sends ---------------------------------------------------------------
+
+
+def vms_pipeline(name: str | None = None) -> Pipeline:
+    return single("Get-VM", Name=_names(name))
+
+
+def memory_pipeline(vm: str | None = None) -> Pipeline:
+    return pipeline(command("Get-VM", Name=_names(vm)), command("Get-VMMemory", piped=True))
+
+
+def teaming_pipeline(vm: str | None = None) -> Pipeline:
+    if vm is not None:
+        return single("Get-VMNetworkAdapter", VMName=[vm])
+    return pipeline(command("Get-VM"), command("Get-VMNetworkAdapter", piped=True))
+
+
+def checkpoints_pipeline(vm: str) -> Pipeline:
+    return single("Get-VMSnapshot", VMName=[vm])
+
+
 # -- helpers ---------------------------------------------------------------------------------------
 
 
 def _vms(call: HostCall, name: str | None = None) -> list[VmRecord]:
-    return [VmRecord.parse(call.host, o) for o in call.run(single("Get-VM", Name=_names(name)))]
+    return [VmRecord.parse(call.host, o) for o in call.run(vms_pipeline(name))]
 
 
 def _names(name: str | None) -> list[str] | None:

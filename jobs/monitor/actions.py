@@ -13,17 +13,21 @@ from rq import get_current_job
 
 from jobs import ports as reporting
 from jobs.hyperv import process_fleet
-from jobs.hyperv.commands import single
+from jobs.hyperv.commands import Pipeline, single
 from jobs.liveness import claim_final, clear_message
 from jobs.ports import ReplyTo
 from jobs.report import Report
+
+
+def resume_pipeline(vm: str, resynchronize: bool) -> Pipeline:
+    return single("Resume-VMReplication", VMName=[vm], Resynchronize=resynchronize or None)
 
 
 def run_resume(host: str, vm: str, resynchronize: bool, reply: dict[str, Any]) -> dict[str, Any]:
     job = get_current_job()
     assert job is not None, "run_resume runs inside an RQ job"
     target = ReplyTo.from_dict(reply)
-    pipe = single("Resume-VMReplication", VMName=[vm], Resynchronize=resynchronize or None)
+    pipe = resume_pipeline(vm, resynchronize)
     try:
         process_fleet.fleet().run(host, pipe)
     except Exception as exc:

@@ -73,6 +73,8 @@ def test_only_registered_cmdlets_and_parameters() -> None:
         command("Get-VMMemory")  # -VMName is required when not piped
     with pytest.raises(CommandNotAllowed):
         command("Get-VMSnapshot", VMName="a", SnapshotType="Weekly")
+    with pytest.raises(CommandNotAllowed, match="-VMName takes one String, but a list is sent"):
+        command("Set-VMNetworkAdapter", VMName=["fw01"], AllowTeaming="On")  # a real host refuses the list
     with pytest.raises(CommandNotAllowed):
         pipeline()
 

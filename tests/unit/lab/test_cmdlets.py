@@ -146,3 +146,18 @@ def test_concurrent_pipelines_are_safe(fleet: Fleet, a1: HyperVEngine) -> None:
     for t in threads:
         t.join(timeout=60)
     assert not failures and not any(t.is_alive() for t in threads)
+
+
+def test_piped_snapshots_bind_by_property_name(a1: HyperVEngine) -> None:
+    # No Get-VMSnapshot parameter takes a VMSnapshot by value; -Id takes its Id property by name.
+    io = run(a1, cmd("Get-VMSnapshot", VMName="web01"), cmd("Get-VMSnapshot"))
+    assert io.failed is None and not io.errors
+    assert [wire(o).Name for o in io.out] == ["baseline", "before-update", "after-update"]
+
+
+def test_a_list_to_a_scalar_parameter_fails_the_statement(a1: HyperVEngine) -> None:
+    io = run(a1, cmd("Get-VMSnapshot", VMName="web01", Name=["baseline"]))
+    assert io.failed is not None and io.out == []
+    assert io.failed.FullyQualifiedErrorId == (
+        "CannotConvertArgument,Microsoft.HyperV.PowerShell.Commands.GetVMSnapshotCommand")
+    assert io.failed.CategoryInfo.Reason == "ParameterBindingException" and io.failed.CategoryInfo.TargetName is None
