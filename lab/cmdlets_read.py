@@ -1,5 +1,6 @@
 """Read-only Hyper-V cmdlets on the model: Get-VM, Get-VMNetworkAdapter, Get-VMMemory, Get-VMSnapshot,
-Get-VMReplication, Measure-VMReplication, Get-VMHost. Each handler returns ``Live`` objects in host order."""
+Get-VMReplication, Measure-VMReplication (Simple and Extended relationships), Get-VMHost, Get-VMReplicationServer,
+Get-VMIntegrationService. Each handler returns ``Live`` objects in host order."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from lab.cmdlet_context import Context, Handler, HandlerTable
 from lab.engine import error_record
 from lab.errors import hyperv_error, vm_not_found
 from lab.hvobjects import Live
-from lab.model import VM
+from lab.model import VM, Replication
 
 WILDCARD = re.compile(r"[*?\[]")
 
@@ -117,15 +118,18 @@ def _server_matches(wanted: str | None, server: str) -> bool:
     return wanted.lower() in (server.lower(), server.split(".")[0].lower())
 
 
-def _replication_filter(bound: Bound, vm: VM) -> bool:
-    rep = vm.replication
-    assert rep is not None
+def _replication_filter(bound: Bound, rep: Replication) -> bool:
     return (_server_matches(bound.get("ReplicaServerName"), rep.replica_server)
             and _server_matches(bound.get("PrimaryServerName"), rep.primary_server)
             and bound.get("ReplicationState") in (None, rep.state)
             and bound.get("ReplicationHealth") in (None, rep.health)
             and bound.get("ReplicationMode") in (None, rep.mode)
             and bound.get("ReplicationRelationshipType") in (None, rep.relationship_type))
+
+
+def relationships(vm: VM) -> list[Replication]:
+    """The VM's relationships on this host: its own (Simple), then an extended one (hyperv.md §1.9)."""
+    return [rep for rep in (vm.replication, vm.extended) if rep is not None]
 
 
 def _replication(kind: str) -> Handler:
@@ -138,11 +142,27 @@ def _replication(kind: str) -> Handler:
                     ctx.error(hyperv_error(ctx.cmdlet, f"Replication is not enabled for virtual machine "
                                                        f"'{vm.name}'.", "InvalidOperation", target=vm.name))
                 continue
-            if _replication_filter(bound, vm):
-                out.append(Live(kind, ctx.host, vm))
+            # Without -ReplicationRelationshipType a replica that extends replication answers with both
+            # relationships, Simple first (hyperv.md §1.9).
+            out.extend(Live(kind, ctx.host, vm, rep) for rep in relationships(vm) if _replication_filter(bound, rep))
         return out
 
     return handler
+
+
+def get_replication_server(ctx: Context, bound: Bound, _: Any) -> list[Any]:
+    return [Live("VMReplicationServer", ctx.host)]
+
+
+# The English display names; a host in another language shows translated names (inference: they are localized).
+INTEGRATION_SERVICES = ("Guest Service Interface", "Heartbeat", "Key-Value Pair Exchange", "Shutdown",
+                        "Time Synchronization", "VSS")
+
+
+def get_integration_service(ctx: Context, bound: Bound, _: Any) -> list[Any]:
+    names = bound.get("Name")
+    return [Live("VMIntegrationComponent", ctx.host, vm, service) for vm in vms_from(ctx, bound)
+            for service in INTEGRATION_SERVICES if names is None or any(matches(n, service) for n in names)]
 
 
 def get_host(ctx: Context, bound: Bound, _: Any) -> list[Any]:
@@ -157,4 +177,6 @@ HANDLERS: HandlerTable = {
     "Get-VMReplication": (_replication("VMReplication"), "VMReplication"),
     "Measure-VMReplication": (_replication("VMReplicationHealth"), "VMReplicationHealth"),
     "Get-VMHost": (get_host, "VMHost"),
+    "Get-VMReplicationServer": (get_replication_server, "VMReplicationServer"),
+    "Get-VMIntegrationService": (get_integration_service, "VMIntegrationComponent"),
 }

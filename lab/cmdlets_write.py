@@ -9,9 +9,9 @@ from typing import Any, Callable
 
 from lab import replication as rp
 from lab.binding import Bound
-from lab.cmdlet_context import Context, Handler, HandlerTable
+from lab.cmdlet_context import Context, Handler, HandlerTable, Terminate
 from lab.cmdlets_read import matches, select_vms, vms_from
-from lab.errors import hyperv_error
+from lab.errors import hyperv_error, prompt_failed
 from lab.hvobjects import Live
 from lab.model import VM, Checkpoint
 
@@ -51,7 +51,8 @@ def _start_vm(ctx: Context, bound: Bound, vm: VM) -> None:
     if vm.state == "Running":
         ctx.warning(f"The virtual machine '{vm.name}' is already in the specified state.")
         return
-    if rep is not None and (rep.mode == "Replica" and rep.state not in ("FailedOverWaitingCompletion", "FailedOver")
+    if rep is not None and (rep.mode in ("Replica", "ExtendedReplica")
+                            and rep.state not in ("FailedOverWaitingCompletion", "FailedOver")
                             or rep.state == "PreparedForFailover"):
         raise rp.ReplicationError(rp.replication_state_text(vm))
     vm.state, vm.started_at, vm.cpu_usage = "Running", ctx.fleet.clock(), 3
@@ -64,6 +65,11 @@ def _stop_vm(ctx: Context, bound: Bound, vm: VM) -> None:
     if vm.state == target or (vm.state == "Off" and target == "Saved"):
         ctx.warning(f"The virtual machine '{vm.name}' is already in the specified state.")
         return
+    answered = bound.get("Force") or bound.get("AsJob") or bound.get("TurnOff") or bound.get("Save")
+    if target == "Off" and vm.running and not answered and vm.shutdown_status() != "Ok":
+        # Stop-VM asks (ShouldContinue, which -Confirm:$false does not answer) whether to turn the VM off when
+        # the guest cannot shut down; a remote session has no one to answer (hyperv.md §1 Stop-VM).
+        raise Terminate(prompt_failed(ctx.cmdlet))
     vm.state, vm.started_at, vm.broken = target, None, False
 
 

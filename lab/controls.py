@@ -82,12 +82,47 @@ def _broken(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
     return {"host": args["host"], "vm": vm.name, "broken": vm.broken, "state": vm.state}
 
 
+def _replica_server(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
+    """Whether the host is configured as a Replica server (Get-VMReplicationServer ReplicationEnabled)."""
+    _require(args, "host")
+    host = fleet.host(args["host"])
+    host.replica_server_enabled = bool(args.get("enabled", True))
+    return {"host": host.name, "replication_enabled": host.replica_server_enabled}
+
+
+def _remove_replication(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
+    """One side drops the relationship (as Remove-VMReplication there would); the other side keeps its own."""
+    _require(args, "host", "vm")
+    vm = fleet.vm(args["host"], args["vm"])
+    vm.replication = vm.extended = None
+    return {"host": args["host"], "vm": vm.name, "replicated": False}
+
+
+def _delete_vm(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
+    _require(args, "host", "vm")
+    host, vm = fleet.host(args["host"]), fleet.vm(args["host"], args["vm"])
+    host.vms = [v for v in host.vms if v.id != vm.id]
+    return {"host": host.name, "vm": vm.name, "deleted": True}
+
+
+def _integration(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
+    """Enable or disable the guest's Shutdown integration service (Stop-VM then has to ask before turning off)."""
+    _require(args, "host", "vm", "shutdown")
+    vm = fleet.vm(args["host"], args["vm"])
+    vm.shutdown_service = bool(args["shutdown"])
+    return {"host": args["host"], "vm": vm.name, "shutdown": vm.shutdown_service}
+
+
 ACTIONS: dict[str, Callable[[Fleet, dict[str, Any]], dict[str, Any]]] = {
     "vm_state": _vm_state,
     "replication": _replication,
     "power_loss": _power_loss,
     "recover": _recover,
     "broken": _broken,
+    "replica_server": _replica_server,
+    "remove_replication": _remove_replication,
+    "delete_vm": _delete_vm,
+    "integration_service": _integration,
     **backup_controls.ACTIONS,
 }
 

@@ -50,3 +50,15 @@ def warning_record(cmdlet: str, message: str) -> ErrorRecord:
     """A warning under -WarningAction Stop: PowerShell ends the pipeline with ActionPreferenceStopException."""
     return error_record(message, f"ActionPreferenceStop,{command_class(cmdlet)}", ErrorCategory.OperationStopped,
                         exception_type="System.Management.Automation.ActionPreferenceStopException")
+
+
+PROMPT_FAILED = ("A command that prompts the user failed because the host program or the command type does not "
+                 "support user interaction.")
+
+
+def prompt_failed(cmdlet: str) -> ErrorRecord:
+    """A confirmation prompt in a remote session: the message is the reference's (hyperv.md §1); the error id,
+    category and exception type are UNCONFIRMED (PowerShell's HostException, as the lab assumes)."""
+    return error_record(PROMPT_FAILED, f"HostFunctionNotImplemented,{command_class(cmdlet)}",
+                        ErrorCategory.NotImplemented, exception_type="System.Management.Automation.Host.HostException",
+                        activity=cmdlet)

@@ -7,6 +7,7 @@ Format (every key but ``hosts[].name``, ``site`` and ``vms[].name`` is optional)
         fqdn: hv-a1.lab.local
         site: site-a
         allow_script: false           # accept add_script pipelines (never on a JEA configuration)
+        replica_server: true          # configured as a Replica server (Get-VMReplicationServer ReplicationEnabled)
         jea_configuration: HvBot      # configuration name of a JEA endpoint, or null
         vms:
           - name: fw01
@@ -31,6 +32,9 @@ Format (every key but ``hosts[].name``, ``site`` and ``vms[].name`` is optional)
               health: Normal          # both sides unless replica_health is given
               last_replication_s: 120 # seconds before load time
               apply_seconds: 6        # optional: log-apply cycles on the replica (lab.timeline), 6 s each
+              extended:               # optional: the replica extends replication to a third host
+                to: hv-b2
+                frequency_sec: 900    # 300 or 900, not below the primary relationship's (hyperv.md §7)
 
 Times in a file are relative to the load time (``age_h``, ``last_replication_s``), so a loaded fleet
 always looks current. Nothing is random: ids and MACs derive from names. Every fleet built here runs the
@@ -66,7 +70,8 @@ def fleet_from_dict(data: dict[str, Any], now: datetime | None = None) -> Fleet:
     for h in data["hosts"]:
         host = Host(name=h["name"], fqdn=h.get("fqdn") or f"{h['name']}.lab.local", site=h["site"],
                     allow_script=bool(h.get("allow_script", False)),
-                    jea_configuration=h.get("jea_configuration"))
+                    jea_configuration=h.get("jea_configuration"),
+                    replica_server_enabled=bool(h.get("replica_server", True)))
         host.vms = [_vm(host, v, now) for v in h.get("vms") or []]
         hosts[host.name] = host
     fleet = Fleet(hosts, controls=controls.apply)
@@ -139,6 +144,34 @@ def _replicate(fleet: Fleet, host: Host, v: dict[str, Any], now: datetime) -> No
     if r.get("apply_seconds"):
         timeline.enable_log_apply(replica.replication, now, float(r["apply_seconds"]))
     target.vms.append(replica)
+    if r.get("extended"):
+        _extend(fleet, target, replica, r["extended"], int(common["frequency_sec"]), last)
+
+
+def _extend(fleet: Fleet, host: Host, replica: VM, e: dict[str, Any], primary_frequency: int, last: datetime) -> None:
+    """Extended replication of ``replica`` from ``host`` to a third host (hyperv.md §1.7, §1.9)."""
+    target = fleet.host(e["to"])
+    frequency = int(e.get("frequency_sec", max(300, primary_frequency)))
+    if target.name == host.name or target.vm_by_id(replica.id) is not None:
+        raise ValueError(f"{replica.name}: extended replica host {target.name} already holds this VM")
+    if frequency not in (300, 900) or frequency < primary_frequency:  # hyperv.md §7, extended frequency
+        raise ValueError(f"{replica.name}: extended frequency must be 300 or 900 and not below {primary_frequency}")
+    common = dict(primary_server=host.fqdn, replica_server=target.fqdn, frequency_sec=frequency,
+                  last_replication_time=last, last_applied_log_time=last, monitoring_start=last - timedelta(hours=12),
+                  successful_count=int(12 * 3600 / frequency), average_size=3 * MIB, maximum_size=24 * MIB,
+                  average_latency=timedelta(seconds=4))
+    replica.extended = Replication(mode="Replica", state="Replicating", health="Normal",
+                                   relationship_type="Extended", **common)
+    # The extended replica's only relationship is its own, so it reports it as Simple; Get-VM's ReplicationState
+    # is computed from the non-extended relationship (hyperv.md §2.1). Inference: the reference shows no
+    # Get-VMReplication output of an extended replica server.
+    copy = VM(id=replica.id, name=replica.name, memory=replica.memory, state="Off", cpu_count=replica.cpu_count,
+              generation=replica.generation, version=replica.version, notes=replica.notes,
+              creation_time=replica.creation_time,
+              adapters=[NetAdapter(a.name, a.mac, a.switch_name, list(a.ipv4), list(a.ipv6), a.allow_teaming,
+                                   a.adapter_guid) for a in replica.adapters])
+    copy.replication = Replication(mode="ExtendedReplica", state="Replicating", health="Normal", **common)
+    target.vms.append(copy)
 
 
 def _recovery_points(vm: VM, history: int, vss_hours: int, latest: datetime) -> list[Checkpoint]:
@@ -203,6 +236,8 @@ def _default_data() -> dict[str, Any]:
         hosts.append({"name": name, "site": site, "vms": vms})
     hosts[0]["vms"].insert(0, _firewall())
     hosts[3]["vms"][6]["notes"] = "holds 10.0.4.17, the README example"
+    # One chain A -> B -> C: mail02 (hv-a2) replicates to hv-b2, which extends it to hv-b1.
+    hosts[1]["vms"][4]["replica"]["extended"] = {"to": "hv-b1", "frequency_sec": 900}
     return {"hosts": hosts}
 
 
@@ -217,7 +252,8 @@ def _firewall() -> dict[str, Any]:
 
 
 def default_fleet(now: datetime | None = None) -> Fleet:
-    """4 hosts in 2 sites, 45 VMs (35 replicated across sites), fw01 and 10.0.4.17 included."""
+    """4 hosts in 2 sites, 45 VMs (35 replicated across sites, mail02 extended to a third host), fw01 and
+    10.0.4.17 included; every host is a Replica server."""
     return fleet_from_dict(_default_data(), now)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from psrpcore.types import PSObject
 
 from lab.clixml import HyperVOutput
-from lab.model import VM, Checkpoint, Host, NetAdapter
+from lab.model import VM, Checkpoint, Host, NetAdapter, Replication
 from lab.serialize import build
 
 MEMORY_SETTING_ID = "4764334d-e001-4176-82ee-5594ec9b530e"
@@ -153,8 +153,8 @@ def snapshot_values(host: Host, vm: VM, cp: Checkpoint) -> dict[str, Any]:
             "NetworkAdapters": [adapter_text(vm, a) for a in vm.adapters]}
 
 
-def replication_values(host: Host, vm: VM) -> dict[str, Any]:
-    rep = vm.replication
+def replication_values(host: Host, vm: VM, rep: Replication | None = None) -> dict[str, Any]:
+    rep = rep or vm.replication
     assert rep is not None
     test_vm = host.vm_by_id(rep.test_vm_id) if rep.test_vm_id else None
     return {
@@ -173,22 +173,52 @@ def replication_values(host: Host, vm: VM) -> dict[str, Any]:
     }
 
 
-def health_values(host: Host, vm: VM, now: datetime) -> dict[str, Any]:
-    rep = vm.replication
+def health_values(host: Host, vm: VM, now: datetime, rep: Replication | None = None) -> dict[str, Any]:
+    rep = rep or vm.replication
     assert rep is not None
-    values = replication_values(host, vm)
+    values = replication_values(host, vm, rep)
     values.update({
         "MonitoringStartTime": rep.monitoring_start, "MonitoringEndTime": now,
         "AverageReplicationSize": rep.average_size, "MaximumReplicationSize": rep.maximum_size,
         "AverageReplicationLatency": rep.average_latency, "MaximumReplicationLatency": rep.average_latency,
         "ReplicationErrors": rep.errors, "SuccessfulReplicationCount": rep.successful_count,
         "MissedReplicationCount": rep.missed_count,
-        "PendingReplicationSize": rep.pending_size if rep.mode == "Primary" else 0,
+        "PendingReplicationSize": rep.pending_size if rep.mode == "Primary" or rep.relationship_type == "Extended"
+        else 0,
         "InitialReplicationSize": 0, "LastReplicationType": "Regular" if rep.last_replication_time else "None",
         "FailedOverReplicationType": "None", "LastTestFailoverInitiatedTime": rep.last_test_failover_time,
         "ReplicationHealthDetails": list(rep.health_details), "CurrentTask": list(rep.current_tasks),
     })
     return values
+
+
+def replication_server_values(host: Host) -> dict[str, Any]:
+    """Get-VMReplicationServer (hyperv.md §2.7); monitoring defaults from §7 (12 h from 09:00)."""
+    return {"ReplicationEnabled": host.replica_server_enabled, "AllowedAuthenticationType": "Kerberos",
+            "ReplicationAllowedFromAnyServer": True, "KerberosAuthenticationPort": 80,
+            "CertificateAuthenticationPort": 443, "DefaultStorageLocation": "D:\\Hyper-V Replica",
+            "MonitoringInterval": timedelta(hours=12), "MonitoringStartTime": timedelta(hours=9),
+            "OperationalStatus": ["Ok"], "StatusDescriptions": ["OK"], "ComputerName": host.name,
+            "IsDeleted": False}
+
+
+INTEGRATION_ID = uuid.UUID("2f1e9ea5-6c3b-4f57-8bb8-11b0c2a1d3c4")
+
+
+def integration_values(host: Host, vm: VM, service: str) -> dict[str, Any]:
+    """Get-VMIntegrationService: one integration component of a VM (every one enabled but Shutdown may not be)."""
+    if service == "Shutdown":
+        status = vm.shutdown_status()
+        enabled = vm.shutdown_service
+    else:
+        status = None if not vm.running else ("LostCommunication" if vm.broken else "Ok")
+        enabled = True
+    text = {None: "", "Ok": "OK", "Disabled": "Disabled", "LostCommunication": "Lost Communication"}[status]
+    return {"Name": service, "VMName": vm.name, "VMId": vm.id, "Enabled": enabled,
+            "Id": f"Microsoft:{vm.id}\\{uuid.uuid5(INTEGRATION_ID, service)}",
+            "OperationalStatus": [status] if status else [], "PrimaryOperationalStatus": status,
+            "PrimaryStatusDescription": text, "StatusDescription": [text] if text else [],
+            "ComputerName": host.name, "IsDeleted": False}
 
 
 def host_values(host: Host) -> dict[str, Any]:
@@ -215,9 +245,13 @@ def live_values(live: Live, now: datetime) -> dict[str, Any]:
     if kind == "VMSnapshot" and vm:
         return snapshot_values(host, vm, live.item)
     if kind == "VMReplication" and vm:
-        return replication_values(host, vm)
+        return replication_values(host, vm, live.item)
     if kind == "VMReplicationHealth" and vm:
-        return health_values(host, vm, now)
+        return health_values(host, vm, now, live.item)
+    if kind == "VMReplicationServer":
+        return replication_server_values(host)
+    if kind == "VMIntegrationComponent" and vm:
+        return integration_values(host, vm, live.item)
     if kind == "VMHost":
         return host_values(host)
     raise ValueError(f"cannot serialize {kind}")

@@ -143,7 +143,10 @@ class VM:
     cpu_count: int = 2
     adapters: list[NetAdapter] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
-    replication: Replication | None = None
+    replication: Replication | None = None  # the VM's own relationship (Simple)
+    # On a replica host only: the relationship that extends this replica to a third server (hyperv.md §1.9,
+    # Get-VMReplication -ReplicationRelationshipType Extended); its mode is the VM's, Replica.
+    extended: Replication | None = None
     creation_time: datetime = field(default_factory=utc_now)
     generation: int = 2
     version: str = "10.0"
@@ -154,6 +157,7 @@ class VM:
     test_of: uuid.UUID | None = None  # a test-failover VM: the replica VM it was made from
     failover_point: uuid.UUID | None = None  # recovery point chosen by an unplanned failover
     secondary_status: str | None = None  # VMOperationalStatus while an operation runs (migration, export)
+    shutdown_service: bool = True  # the guest's Shutdown integration service is enabled
 
     @property
     def running(self) -> bool:
@@ -189,6 +193,17 @@ class VM:
             return "LostCommunication"
         return "OkApplicationsHealthy"
 
+    def shutdown_status(self) -> str | None:
+        """PrimaryOperationalStatus of the Shutdown integration service (VMIntegrationComponentOperationalStatus).
+
+        The reference does not say which statuses make Stop-VM prompt; the lab takes the stricter reading:
+        anything but Ok on a running VM (a disabled service, or a guest that stopped answering)."""
+        if not self.running:
+            return None
+        if not self.shutdown_service:
+            return "Disabled"
+        return "LostCommunication" if self.broken else "Ok"
+
     def current_checkpoint(self) -> Checkpoint | None:
         own = [c for c in self.checkpoints if c.type not in ("Replica", "AppConsistentReplica", "SyncedReplica")]
         return own[-1] if own else None
@@ -204,6 +219,7 @@ class Host:
     vms: list[VM] = field(default_factory=list)
     powered: bool = True
     was_running: set[uuid.UUID] = field(default_factory=set)  # VMs to restart when power returns
+    replica_server_enabled: bool = True  # Get-VMReplicationServer ReplicationEnabled (hyperv.md §2.7)
     logical_processors: int = 32
     memory_capacity: int = 256 * 1024 * MIB
 

@@ -203,7 +203,7 @@ def test_failover(fleet: Fleet, host: Host, vm: VM, point_id: uuid.UUID | None =
     test_vm = replace(vm, id=uuid.uuid4(), name=f"{vm.name} - Test", state="Off", started_at=None,
                       adapters=[replace(a, switch_name=None) for a in vm.adapters], checkpoints=[],
                       replication=replace(rep, mode="TestReplica", state="Disabled", health="NotApplicable"),
-                      test_of=vm.id, creation_time=fleet.clock())
+                      extended=None, test_of=vm.id, creation_time=fleet.clock())
     host.vms.append(test_vm)
     rep.test_vm_id, rep.last_test_failover_time = test_vm.id, fleet.clock()
     return test_vm
@@ -248,6 +248,10 @@ def reverse(fleet: Fleet, host: Host, vm: VM, replica_server: str | None = None)
     if rep.mode == "Primary":
         raise ReplicationError(replication_state_text(vm))
     if rep.state not in ("FailedOver", "FailedOverWaitingCompletion"):
+        raise ReplicationError(replication_state_text(vm))
+    if vm.extended is not None:
+        # A VM has one replica, so it cannot replicate back while it still extends replication to a third
+        # server (hyperv.md §1.7). The reference gives no error text: the lab refuses with the state text.
         raise ReplicationError(replication_state_text(vm))
     target_name = replica_server or rep.primary_server
     target = fleet.host(target_name)

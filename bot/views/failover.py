@@ -46,9 +46,14 @@ def sides_text(sides: list[dict[str, Any]]) -> str:
         if not s.get("reachable", True):
             lines.append(f"• `{s['host']}`: does not answer")
             continue
+        if s.get("problem"):
+            lines.append(f"• `{s['host']}`: {_esc(s['problem'])}")
+            continue
         test = f", test VM {s['test_vm']}" if s.get("test_vm") else ""
+        extended = f" · extends replication to {_esc(s['extended_to'])}" if s.get("extended_to") else ""
         lines.append(f"• `{s['host']}`: {s.get('mode')} · state {s.get('state')} · health {s.get('health')} · "
-                     f"VM {s.get('vm_state')} · last replication {s.get('last_replication') or 'never'}{test}")
+                     f"VM {s.get('vm_state')} · last replication {s.get('last_replication') or 'never'}{test}"
+                     f"{extended}")
     return "\n".join(lines)
 
 

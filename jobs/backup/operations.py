@@ -30,7 +30,10 @@ from jobs.hyperv.records import as_list, enum_name, parse_datetime, prop, type_n
 
 log = logging.getLogger("hvbot.backup")
 
-REPLICA_MODES = ("Replica", "ExtendedReplica")
+REPLICA_MODES = ("Replica", "ExtendedReplica")  # in preference order: the first replica, then an extended one
+# The VM's own relationship: a replica that extends replication also answers with the Extended one, which would
+# otherwise stand in for it (hyperv.md §1.9).
+SIMPLE, EXTENDED = "Simple", "Extended"
 
 
 class BackupError(Exception):
@@ -47,6 +50,7 @@ class Pair:
     vm: str  # the name as Hyper-V spells it
     replica_host: str
     primary_host: str | None  # None: the primary is not in the inventory
+    extended: bool = False  # an extended replica: its primary side is the Extended relationship of a replica
 
     def host_for(self, side: PauseSide) -> str:
         if side is PauseSide.REPLICA:
@@ -61,17 +65,18 @@ def locate(fleet: Fleet, vm: str) -> Pair:
 
     def modes(call: HostCall) -> list[tuple[str, str, str]]:
         out = []
-        for obj in call.run(single("Get-VMReplication")):
+        for obj in call.run(single("Get-VMReplication", ReplicationRelationshipType=SIMPLE)):
             name = str(prop(obj, "VMName") or "")
             if name.lower() == vm.lower():
                 out.append((name, enum_name(prop(obj, "ReplicationMode")) or "", str(prop(obj, "PrimaryServerName") or "")))
         return out
 
     found = fleet.fan_out(modes)
-    for host, rows in found.results.items():
-        for name, mode, primary in rows:
-            if mode in REPLICA_MODES:
-                return Pair(name, host, _inventory_host(fleet, primary))
+    for wanted in REPLICA_MODES:
+        for host, rows in found.results.items():
+            for name, mode, primary in rows:
+                if mode == wanted:
+                    return Pair(name, host, _inventory_host(fleet, primary), extended=mode == "ExtendedReplica")
     if any(rows for rows in found.results.values()):
         host = next(h for h, rows in found.results.items() if rows)
         raise BackupError(f"{vm} has no Replica VM in the inventory (only the primary on {host}); "
@@ -91,7 +96,8 @@ def _inventory_host(fleet: Fleet, fqdn: str) -> str | None:
 
 def read_facts(fleet: Fleet, pair: Pair) -> ReplicaBackupFacts:
     """The §4 facts of the Replica VM (one round of exchanges on the replica host, one on the primary)."""
-    pipes = [single("Get-VMReplication", VMName=[pair.vm]), single("Measure-VMReplication", VMName=[pair.vm]),
+    pipes = [single("Get-VMReplication", VMName=[pair.vm], ReplicationRelationshipType=SIMPLE),
+             single("Measure-VMReplication", VMName=[pair.vm], ReplicationRelationshipType=SIMPLE),
              single("Get-VM", Name=[pair.vm])]
     try:
         objects = fleet.session(pair.replica_host).run(pipes)
@@ -120,7 +126,9 @@ def _primary_state(fleet: Fleet, pair: Pair) -> str | None:
     if pair.primary_host is None:
         return None
     try:
-        objects = fleet.session(pair.primary_host).run(single("Get-VMReplication", VMName=[pair.vm]))
+        objects = fleet.session(pair.primary_host).run(
+            single("Get-VMReplication", VMName=[pair.vm], ReplicationRelationshipType=EXTENDED if pair.extended
+                   else SIMPLE))
     except HyperVError as err:
         log.warning("primary %s of %s unreadable: %s", pair.primary_host, pair.vm, err.message)
         return None
@@ -133,7 +141,7 @@ def check(fleet: Fleet, vm: str) -> Readiness:
 
 def replication_status(fleet: Fleet, host: str, vm: str) -> tuple[str, str]:
     """(ReplicationState, ReplicationHealth) of `vm` as `host` reports it."""
-    objects = fleet.session(host).run(single("Get-VMReplication", VMName=[vm]))
+    objects = fleet.session(host).run(single("Get-VMReplication", VMName=[vm], ReplicationRelationshipType=SIMPLE))
     if not objects:
         raise BackupError(f"{host} reports no replication for {vm}")
     return (enum_name(prop(objects[0], "ReplicationState")) or "",

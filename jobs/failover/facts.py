@@ -47,6 +47,9 @@ class SideFacts:
     test_vm_present: bool = False
     test_vm_state: str | None = None
     replica_server_enabled: bool | None = None  # Get-VMReplicationServer ReplicationEnabled; None: unknown
+    extended_to: str | None = None  # ReplicaServerName of an Extended relationship this side replicates to
+    problem: str | None = None  # why the VM's replication could not be read here (missing, not replicated)
+    shutdown_service: str | None = None  # the Shutdown integration service's status (Ok, ...); None: not reported
 
 
 @dataclass(frozen=True)
@@ -78,11 +81,12 @@ class Check:
         return side.reachable and self.test(side)
 
     def failure(self, facts: ReplicationFacts) -> str | None:
-        """None when the check holds, else what should hold (and that the host is silent, if it is)."""
+        """None when the check holds, else what should hold (and why the host could not tell, if so)."""
         if self.holds(facts):
             return None
-        silent = "" if facts.side(self.host).reachable else " (the host does not answer)"
-        return self.describe() + silent
+        side = facts.side(self.host)
+        why = "" if side.reachable else " (the host does not answer)"
+        return self.describe() + (f" ({side.problem})" if side.problem else why)
 
     def describe(self) -> str:
         return f"{self.host}: {self.text}"

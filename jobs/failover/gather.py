@@ -1,8 +1,12 @@
 """Replication facts of one VM read from its two hosts through pypsrp, and finding those hosts.
 
-Per side, one invocation of four read-only statements (hyperv.md §1.2, §3): ``Get-VM -Name '<vm>*'`` (the VM
-and its '<vm> - Test' VM; a wildcard so a missing VM is no error), ``Get-VMReplication -VMName``, and
-``Get-VMSnapshot -VMName -SnapshotType`` for Replica and AppConsistentReplica recovery points.
+Per side, two invocations of read-only statements (hyperv.md §1.2, §1.9, §2.7, §3). First ``Get-VM -Name
+'<vm>*'`` (the VM and its '<vm> - Test' VM; a wildcard so a missing VM is no error) and
+``Get-VMReplicationServer``. Then, only when the VM is there, ``Get-VMReplication -VMName`` (both
+relationships: the VM's own, Simple, and an Extended one), ``Get-VMSnapshot -VMName -SnapshotType`` for Replica
+and AppConsistentReplica recovery points, and ``Get-VMIntegrationService -VMName -Name Shutdown``. With
+``-ErrorAction Stop`` that second invocation fails on a VM that is not replicated on this host; the failure
+becomes the side's ``problem``, never an aborted read.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from jobs.hyperv.fleet import Fleet, HostCall
 from jobs.hyperv.records import SnapshotRecord, VmRecord, as_str, enum_name, parse_datetime, prop, type_name
 
 POINT_TYPES = ("Replica", "AppConsistentReplica")
+SHUTDOWN_SERVICE = "Shutdown"  # the integration service's English name (names are localized on other hosts)
 
 
 class FailoverLookupError(RuntimeError):
@@ -37,9 +42,19 @@ class Pair:
     replica: str
 
 
+def vm_reads(vm: str) -> list[Pipeline]:
+    return [single("Get-VM", Name=[f"{vm}*"]), single("Get-VMReplicationServer")]
+
+
+def replication_reads(vm: str) -> list[Pipeline]:
+    return [single("Get-VMReplication", VMName=[vm]),
+            *(single("Get-VMSnapshot", VMName=[vm], SnapshotType=t) for t in POINT_TYPES),
+            single("Get-VMIntegrationService", VMName=[vm], Name=[SHUTDOWN_SERVICE])]
+
+
 def side_reads(vm: str) -> list[Pipeline]:
-    return [single("Get-VM", Name=[f"{vm}*"]), single("Get-VMReplication", VMName=[vm]),
-            *(single("Get-VMSnapshot", VMName=[vm], SnapshotType=t) for t in POINT_TYPES)]
+    """Every read of one side, in the order they are sent."""
+    return vm_reads(vm) + replication_reads(vm)
 
 
 def _host_name(fleet: Fleet, server: str | None) -> str | None:
@@ -54,7 +69,8 @@ def _host_name(fleet: Fleet, server: str | None) -> str | None:
 
 
 def _pair_of(fleet: Fleet, host: str, vm: str, deadline_s: float | None) -> Pair | None:
-    out = fleet.run(host, single("Get-VMReplication", VMName=[vm]), deadline_s=deadline_s)
+    out = fleet.run(host, single("Get-VMReplication", VMName=[vm], ReplicationRelationshipType="Simple"),
+                    deadline_s=deadline_s)
     for obj in out:
         primary = _host_name(fleet, as_str(prop(obj, "PrimaryServerName")))
         replica = _host_name(fleet, as_str(prop(obj, "ReplicaServerName")))
@@ -69,7 +85,11 @@ def _pair_of(fleet: Fleet, host: str, vm: str, deadline_s: float | None) -> Pair
 def locate(fleet: Fleet, vm: str, host: str | None = None, deadline_s: float | None = None) -> Pair:
     """The primary and replica host of ``vm``; ``host`` picks one pair when several VMs share the name."""
     if host is not None:
-        pair = _pair_of(fleet, fleet.session(host).name, vm, deadline_s)
+        try:
+            pair = _pair_of(fleet, fleet.session(host).name, vm, deadline_s)
+        except PowerShellError as err:  # -ErrorAction Stop: the VM is missing or not replicated there
+            raise FailoverLookupError(f"{vm} on {host} has no replication to fail over: "
+                                      f"{_first_message(err)}") from None
         if pair is None:
             raise FailoverLookupError(f"{vm} on {host} is not replicated, so it has no replica to fail over to.")
         return pair
@@ -89,17 +109,52 @@ def locate(fleet: Fleet, vm: str, host: str | None = None, deadline_s: float | N
     raise FailoverLookupError(f"No replicated VM named {vm} was found{silent}.")
 
 
+def _first_message(err: PowerShellError) -> str:
+    return err.details[0].message.strip() if err.details else err.message
+
+
 def read_side(call: HostCall, vm: str) -> SideFacts:
-    """One host's facts, from one invocation; raises HyperVError when the host cannot be read."""
-    objects = call.run(side_reads(vm))
-    return side_from_objects(call.host, call.session.config.fqdn or "", vm, objects)
+    """One host's facts; raises HyperVError only when the host itself cannot be read."""
+    try:
+        objects = call.run(vm_reads(vm))
+        server_known = True
+    except PowerShellError:  # an endpoint without Get-VMReplicationServer: that fact stays unknown
+        objects, server_known = call.run(single("Get-VM", Name=[f"{vm}*"])), False
+    fqdn = call.session.config.fqdn or ""
+    if not any(type_name(o) == "VirtualMachine" and str(prop(o, "Name") or "").lower() == vm.lower()
+               for o in objects):
+        return side_from_objects(call.host, fqdn, vm, objects, server_known,
+                                 problem=f"there is no VM named {vm} on {call.host}")
+    try:
+        objects = [*objects, *call.run(replication_reads(vm))]
+    except PowerShellError as err:
+        return side_from_objects(call.host, fqdn, vm, objects, server_known,
+                                 problem=f"{call.host} cannot read the replication of {vm}: {_first_message(err)}")
+    return side_from_objects(call.host, fqdn, vm, objects, server_known)
 
 
-def side_from_objects(host: str, fqdn: str, vm: str, objects: Sequence[Any]) -> SideFacts:
+def _relationship(reps: Sequence[Any], kind: str) -> Any:
+    return next((o for o in reps if (enum_name(prop(o, "ReplicationRelationshipType")) or "Simple") == kind), None)
+
+
+def _shutdown_status(component: Any) -> str | None:
+    """Ok, another VMIntegrationComponentOperationalStatus, Disabled when switched off, None when not reported."""
+    if component is None:
+        return None
+    if prop(component, "Enabled") is False:
+        return "Disabled"
+    return enum_name(prop(component, "PrimaryOperationalStatus"))
+
+
+def side_from_objects(host: str, fqdn: str, vm: str, objects: Sequence[Any], server_known: bool = True,
+                      problem: str | None = None) -> SideFacts:
     vms = {r.name.lower(): r for o in objects if type_name(o) == "VirtualMachine" for r in [VmRecord.parse(host, o)]}
     own, test = vms.get(vm.lower()), vms.get(f"{vm} - test".lower())
     reps = [o for o in objects if type_name(o) == "VMReplication"]
-    rep = reps[0] if reps else None
+    rep, extended = _relationship(reps, "Simple"), _relationship(reps, "Extended")
+    server = next((o for o in objects if type_name(o) == "VMReplicationServer"), None)
+    shutdown = next((o for o in objects if type_name(o) == "VMIntegrationComponent"), None)
+    enabled = prop(server, "ReplicationEnabled") if server is not None and server_known else None
     snaps = [SnapshotRecord.parse(host, o) for o in objects if type_name(o) == "VMSnapshot"]
     points = tuple(RecoveryPoint(s.name, s.snapshot_type or "", s.creation_time, s.id or "")
                    for s in snaps if s.snapshot_type in POINT_TYPES and s.creation_time is not None)
@@ -112,6 +167,10 @@ def side_from_objects(host: str, fqdn: str, vm: str, objects: Sequence[Any]) -> 
         last_replication=parse_datetime(prop(rep, "LastReplicationTime")) if rep is not None else None,
         recovery_points=tuple(sorted(points, key=lambda p: p.creation_time)),
         test_vm_present=test is not None, test_vm_state=test.state if test else None,
+        replica_server_enabled=enabled if isinstance(enabled, bool) else None,
+        extended_to=as_str(prop(extended, "ReplicaServerName")) if extended is not None else None,
+        shutdown_service=_shutdown_status(shutdown),
+        problem=problem,
     )
 
 

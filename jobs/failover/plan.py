@@ -36,9 +36,21 @@ __all__ = [
 
 
 def _reachable(side: SideFacts, role: str, reasons: list[str]) -> bool:
+    """The host answered and its VM's replication could be read; otherwise a reason says which it was."""
     if not side.reachable:
         reasons.append(f"the {role} host {side.host} does not answer")
-    return side.reachable
+    elif side.problem:
+        reasons.append(f"on the {role} host, {side.problem}")
+    return side.reachable and not side.problem
+
+
+def _extended_refusal(side: SideFacts, back_to: str, vm: str) -> str:
+    """hyperv.md §1.7: a VM has one replica, so it cannot replicate back while it extends to a third server."""
+    return (f"{side.host} also replicates {vm} to {side.extended_to} (extended replication), and a VM has only one "
+            f"replica, so replication could not be reversed back to {back_to}. Either remove the extended "
+            f"replication on {side.host} (Remove-VMReplication -VMName {vm} -ReplicationRelationshipType Extended) "
+            f"and ask again, or fail over without reversing (`failover {vm} unplanned`; changes since the last "
+            f"replication are lost) and keep replicating to {side.extended_to}")
 
 
 def _failover_gate(replica: SideFacts, vm: str, reasons: list[str], *, test: bool) -> None:
@@ -91,6 +103,20 @@ def _start_failover(b: _Builder, host: str, point: RecoveryPoint | None, *, test
           pre=pre, post=post, piped=piped)
 
 
+def _no_shutdown(p: SideFacts, vm: str) -> str:
+    """hyperv.md §1 Stop-VM: without the guest's Shutdown service, Stop-VM asks to turn the VM off, and a remote
+    session cannot answer, so the plan's first step would fail."""
+    return (f"the guest's Shutdown integration service on {p.host} is {p.shutdown_service}, so {vm} cannot be shut "
+            f"down cleanly from here (Stop-VM would ask whether to turn it off, and a remote session cannot answer). "
+            f"Either turn it off yourself (Stop-VM -Name {vm} -TurnOff on {p.host}; unsaved guest data is lost) and "
+            f"ask again, or run an unplanned failover (`failover {vm} unplanned`) and leave the primary as it is")
+
+
+def _can_shut_down(host: str) -> Check:
+    return Check(host, "the guest's Shutdown integration service is not reported unavailable",
+                 lambda s: s.shutdown_service in ("Ok", None))
+
+
 def plan_planned(facts: ReplicationFacts) -> Plan:
     """hyperv.md §1.3: stop, prepare on the primary, fail over and reverse on the replica, start there."""
     p, r, vm = facts.primary, facts.replica, facts.vm
@@ -106,15 +132,23 @@ def plan_planned(facts: ReplicationFacts) -> Plan:
             reasons.append(f"the primary VM must be Running or Off to shut it down (it is {p.vm_state})")
         if (broken := looks_broken(p)) is not None:
             reasons.append(f"{broken}: a planned failover would copy its state to the replica; use unplanned")
+        elif p.vm_state == "Running" and p.shutdown_service not in ("Ok", None):
+            reasons.append(_no_shutdown(p, vm))
         if p.replica_server_enabled is False:
-            reasons.append(f"{p.host} is not configured as a Replica server, so replication cannot run back to it")
+            reasons.append(f"{p.host} is not configured as a Replica server, so replication could not run back to "
+                           f"it and {vm} would be left down after the failover. Enable it as a Replica server "
+                           f"(Hyper-V Settings > Replication Configuration, or Set-VMReplicationServer "
+                           f"-ReplicationEnabled $true on {p.host}) and ask again")
     _failover_gate(r, vm, reasons, test=False)
+    if r.reachable and r.extended_to:
+        reasons.append(_extended_refusal(r, p.host, vm))
     if reasons:
         raise PlanRefused(Kind.PLANNED, vm, reasons)
     b = _Builder(vm)
     if p.vm_state == "Running":
         b.add(p.host, "Shut down the primary VM", "Stop-VM", {"Name": vm},
-              pre=(vm_is(p.host, "Running"), mode_is(p.host, "Primary"), health_is(p.host, "Normal")),
+              pre=(vm_is(p.host, "Running"), mode_is(p.host, "Primary"), health_is(p.host, "Normal"),
+                   _can_shut_down(p.host)),
               post=(vm_is(p.host, "Off"),))
     b.add(p.host, "Prepare the primary: send the remaining changes", "Start-VMFailover",
           {"VMName": vm, "Prepare": True},
@@ -129,6 +163,9 @@ def plan_planned(facts: ReplicationFacts) -> Plan:
           pre=(vm_is(r.host, "Off"), mode_is(r.host, "Primary")), post=(vm_is(r.host, "Running"),))
     warn = () if p.replica_server_enabled else (
         f"could not confirm that {p.host} is a Replica server; reverse replication needs it",)
+    if p.vm_state == "Running" and p.shutdown_service is None:
+        warn += (f"could not confirm that the guest's Shutdown integration service answers on {p.host}; "
+                 "if it does not, the shut-down step fails and nothing else runs",)
     return Plan(Kind.PLANNED, vm, tuple(b.steps), warn)
 
 
@@ -207,6 +244,8 @@ def plan_cancel(facts: ReplicationFacts) -> Plan:
     for side in _sides(facts):
         if not side.reachable:
             reasons.append(f"{side.host} does not answer, so its failover state is unknown")
+        elif side.problem:
+            reasons.append(side.problem)
         elif side.test_vm_present or side.state in ("FailedOverWaitingCompletion", "RecoveryInProgress"):
             b.add(side.host, "Cancel the failover (stops and removes a test VM, reverts a failover)",
                   "Stop-VMFailover", {"VMName": vm}, pre=(_cancellable(side.host),),
@@ -246,8 +285,10 @@ def plan_complete(facts: ReplicationFacts) -> Plan:
     """hyperv.md §1.4 step 3: commit the chosen point; other recovery points are deleted; no undo."""
     side = _failed_over_side(facts, {"FailedOverWaitingCompletion"})
     if side is None:
-        states = ", ".join(f"{s.host} {s.mode}/{s.state}" for s in _sides(facts) if s.reachable)
-        raise PlanRefused(Kind.COMPLETE, facts.vm, [f"no failover of {facts.vm} awaits completion ({states})"])
+        states = ", ".join(f"{s.host} {s.mode}/{s.state}" for s in _sides(facts) if s.reachable and not s.problem)
+        problems = [s.problem for s in _sides(facts) if s.reachable and s.problem]
+        raise PlanRefused(Kind.COMPLETE, facts.vm, problems + [f"no failover of {facts.vm} awaits completion "
+                                                               f"({states})"])
     b = _Builder(facts.vm)
     b.add(side.host, "Complete the failover (commits the point, deletes the others)", "Complete-VMFailover",
           {"VMName": facts.vm}, pre=(state_in(side.host, {"FailedOverWaitingCompletion"}),),
@@ -263,8 +304,12 @@ def plan_reverse(facts: ReplicationFacts) -> Plan:
         raise PlanRefused(Kind.REVERSE, facts.vm, [f"{facts.vm} has not failed over: no replica in state "
                                                    "FailedOverWaitingCompletion or FailedOver"])
     old = facts.other(new.host)
+    if new.extended_to:
+        raise PlanRefused(Kind.REVERSE, facts.vm, [_extended_refusal(new, old.host, facts.vm)])
     if not old.reachable:
         raise PlanRefused(Kind.REVERSE, facts.vm, [f"the old primary host {old.host} is not back yet"])
+    if old.problem:
+        raise PlanRefused(Kind.REVERSE, facts.vm, [f"on the old primary host, {old.problem}"])
     b = _Builder(facts.vm)
     if old.state == "PreparedForFailover" and new.state == "FailedOverWaitingCompletion":
         _add_reverse_after_planned(b, new.host, old.host)
@@ -296,14 +341,21 @@ def _add_rebuild_reverse(b: _Builder, new: SideFacts, old: SideFacts) -> tuple[s
     return warnings
 
 
+FOLLOW_UP_KINDS = frozenset({Kind.CANCEL, Kind.COMPLETE, Kind.REVERSE})
+
+
 @dataclass(frozen=True)
 class Recommendation:
     kind: Kind
     reason: str
 
 
-def recommend(facts: ReplicationFacts) -> Recommendation | None:
-    """Unplanned when the primary host is lost or its VM is unhealthy; None when nothing calls for a failover."""
+def recommend(facts: ReplicationFacts, kind: Kind | str | None = None) -> Recommendation | None:
+    """What the state calls for: finish a failover under way first; else unplanned when the primary host is
+    lost or its VM is unhealthy; None when nothing calls for an operation (or ``kind`` is already it)."""
+    pending = _follow_up(facts)
+    if pending is not None:
+        return None if kind is not None and Kind(kind) in FOLLOW_UP_KINDS else pending
     p = facts.primary
     if not p.reachable:
         why = (f"the primary host {p.host} does not answer; a planned failover needs it, an unplanned one "
@@ -317,6 +369,22 @@ def recommend(facts: ReplicationFacts) -> Recommendation | None:
     if blockers:
         why += ". But the replica cannot fail over now: " + "; ".join(blockers)
     return Recommendation(Kind.UNPLANNED, why[0].upper() + why[1:])
+
+
+def _follow_up(facts: ReplicationFacts) -> Recommendation | None:
+    """A failover already under way: the next step is to finish it (or undo it), never a new failover."""
+    waiting = _failed_over_side(facts, {"FailedOverWaitingCompletion"})
+    if waiting is not None and facts.other(waiting.host).state == "PreparedForFailover":
+        return Recommendation(Kind.REVERSE, f"A planned failover of {facts.vm} to {waiting.host} stopped before "
+                                            "replication was reversed: reverse it to finish, or cancel it to go back")
+    if waiting is not None:
+        return Recommendation(Kind.COMPLETE, f"A failover of {facts.vm} to {waiting.host} awaits completion: "
+                                             "complete it to keep it, or cancel it to go back")
+    done = _failed_over_side(facts, {"FailedOver"})
+    if done is not None:
+        return Recommendation(Kind.REVERSE, f"{facts.vm} has failed over to {done.host} and nothing replicates it "
+                                            "now: reverse replication once the old primary is back")
+    return None
 
 
 def build_plan(kind: Kind | str, facts: ReplicationFacts, point: str | None = None) -> Plan:

@@ -42,7 +42,8 @@ def side_summary(side: SideFacts) -> dict[str, Any]:
     last = side.last_replication.isoformat(timespec="seconds") if side.last_replication else None
     return {"host": side.host, "reachable": side.reachable, "mode": side.mode, "state": side.state,
             "health": side.health, "vm_state": side.vm_state, "heartbeat": side.heartbeat,
-            "last_replication": last, "test_vm": side.test_vm_state if side.test_vm_present else None}
+            "last_replication": last, "test_vm": side.test_vm_state if side.test_vm_present else None,
+            "extended_to": side.extended_to, "problem": side.problem, "shutdown_service": side.shutdown_service}
 
 
 def state_summary(facts: ReplicationFacts) -> list[dict[str, Any]]:
@@ -53,7 +54,7 @@ def preview(fleet: Fleet, kind: Kind | str, vm: str, point: str | None = None, h
     """What the requester sees before asking: steps, meaning, state of both sides, recommendation or refusal."""
     pair = locate(fleet, vm, host)
     facts = gather(fleet, vm, pair)
-    rec = recommend(facts)
+    rec = recommend(facts, kind)
     data: dict[str, Any] = {
         "kind": str(Kind(kind)), "vm": vm, "point": point, "primary": pair.primary, "replica": pair.replica,
         "description": describe(kind), "sides": state_summary(facts),

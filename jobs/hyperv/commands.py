@@ -66,6 +66,7 @@ def _f(required: Sequence[str] = (), optional: Sequence[str] = (), pipeline: str
     return Form(frozenset(required), frozenset(optional), pipeline)
 
 
+RELATIONSHIPS = ("Simple", "Extended")
 SNAPSHOT_TYPES = ("Standard", "Recovery", "Planned", "Missing", "Replica", "AppConsistentReplica", "SyncedReplica")
 
 REGISTRY: dict[str, CmdletSpec] = {
@@ -103,8 +104,16 @@ REGISTRY: dict[str, CmdletSpec] = {
         _spec("Set-VMNetworkAdapter", True, [Param("VMName"), Param("Name"), Param("AllowTeaming", accepted=("On", "Off"))],
               _f(required=["VMName", "AllowTeaming"], optional=["Name"])),
         # Replica-VM backups and checkpoint export (hyperv.md §1.2, §1.8, §4)
-        _spec("Get-VMReplication", False, [Param("VMName")], _f(optional=["VMName"])),
-        _spec("Measure-VMReplication", False, [Param("VMName")], _f(optional=["VMName"])),
+        # Without -ReplicationRelationshipType a replica that extends replication returns both relationships.
+        _spec("Get-VMReplication", False,
+              [Param("VMName"), Param("ReplicationRelationshipType", accepted=RELATIONSHIPS)],
+              _f(optional=["VMName", "ReplicationRelationshipType"])),
+        _spec("Measure-VMReplication", False,
+              [Param("VMName"), Param("ReplicationRelationshipType", accepted=RELATIONSHIPS)],
+              _f(optional=["VMName", "ReplicationRelationshipType"])),
+        _spec("Get-VMReplicationServer", False, [], _f()),
+        # Stop-VM without -Force prompts when the guest's Shutdown service is unavailable (hyperv.md §1).
+        _spec("Get-VMIntegrationService", False, [Param("VMName"), Param("Name")], _f(required=["VMName", "Name"])),
         _spec("Suspend-VMReplication", True, [Param("VMName")], _f(required=["VMName"])),
         _spec("Resume-VMReplication", True, [Param("VMName"), Param("Resynchronize", "switch")],
               _f(required=["VMName"], optional=["Resynchronize"])),

@@ -36,7 +36,7 @@ def _cmdlet_entry(spec: CmdletSpec) -> str:
     name = _q(f"{spec.module}\\{spec.name}")
     if not params:
         # Nothing to restrict: JEA then allows all of the cmdlet's parameters (flagged for reviewers).
-        return f"        {name}  # no parameters registered"
+        return f"        # no parameters registered: JEA allows all of them (read-only)\n        @{{ Name = {name} }}"
     joined = ",\n                        ".join(params)
     return f"        @{{ Name = {name}\n           Parameters = {joined} }}"
 

@@ -1,6 +1,6 @@
 """One host's replica-health sweep: observe, remember, alert, deliver (the RQ entry point `run_host_sweep`).
 
-A sweep sends `Get-VMReplication` and `Measure-VMReplication` (all VMs, no parameters) as two statements of one
+A sweep sends `Get-VMReplication` and `Measure-VMReplication` (all VMs, Simple relationships) as two statements of one
 invocation, so a host costs one round of exchanges. The frequency only exists on `VMReplication` (hyperv.md §2.3),
 health statistics only on `VMReplicationHealth` (§2.4): both are merged per VM. A host that cannot be observed
 becomes a `HostObservation(reachable=False)`, which inhibits its VMs' alerts (rq-and-alerting.md §C3).
@@ -68,7 +68,10 @@ def replica_observations(host: str, site: str, objects: Iterable[Any]) -> list[R
 def observe_host(fleet: Any, host: str) -> list[Observation]:
     """The host's replicas plus a reachable HostObservation, or only an unreachable one."""
     site = fleet.config(host).site or ""
-    requests = [single("Get-VMReplication"), single("Measure-VMReplication")]
+    # Each VM's own relationship only: a replica that extends replication would also answer with the Extended
+    # one under the same VMId (hyperv.md §1.9); the extended replica's host reports that one as its own.
+    requests = [single("Get-VMReplication", ReplicationRelationshipType="Simple"),
+                single("Measure-VMReplication", ReplicationRelationshipType="Simple")]
     result = fleet.fan_out(lambda call: call.run(requests), hosts=[host])
     if host in result.errors:
         err = result.errors[host]

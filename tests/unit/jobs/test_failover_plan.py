@@ -263,7 +263,7 @@ def test_preconditions_are_checked_on_fresh_facts() -> None:
     assert plan.steps[0].unmet_preconditions(degraded) == ["hv-a1: replication health is Normal"]
     lost = with_sides(HEALTHY, primary={"reachable": False})
     unmet = plan.steps[0].unmet_preconditions(lost)
-    assert len(unmet) == 3 and all(u.endswith("(the host does not answer)") for u in unmet)
+    assert len(unmet) == 4 and all(u.endswith("(the host does not answer)") for u in unmet)
 
 
 # --- refusals -------------------------------------------------------------------------------------------
