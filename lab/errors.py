@@ -10,6 +10,14 @@ from lab.binding import BindingError, command_class
 from lab.engine import error_record
 
 VIRTUALIZATION_EXCEPTION = "Microsoft.HyperV.PowerShell.VirtualizationException"
+# The Hyper-V module's exception by category: hyperv.md §5.4 shows an InvalidOperation record with the reason
+# VirtualizationOperationFailedException; real hosts report a name not found as VirtualizationInvalidArgument-
+# Exception. The namespace of the two subclasses is inferred from VirtualizationException's (UNKNOWN).
+EXCEPTION_BY_CATEGORY = {
+    "InvalidOperation": "Microsoft.HyperV.PowerShell.VirtualizationOperationFailedException",
+    "InvalidArgument": "Microsoft.HyperV.PowerShell.VirtualizationInvalidArgumentException",
+    "ObjectNotFound": "Microsoft.HyperV.PowerShell.VirtualizationInvalidArgumentException",
+}
 NOT_RECOGNIZED = ("The term '{0}' is not recognized as the name of a cmdlet, function, script file, or operable "
                   "program. Check the spelling of the name, or if a path was included, verify that the path is "
                   "correct and try again.")
@@ -37,7 +45,8 @@ def hyperv_error(cmdlet: str, message: str, category: str = "InvalidArgument", t
                  error_id: str | None = None) -> ErrorRecord:
     """A Hyper-V module error: FQID '<category>,<command class>' as the module writes it (§5.4)."""
     fqid = f"{error_id or category},{command_class(cmdlet)}"
-    return error_record(message, fqid, ErrorCategory[category], exception_type=VIRTUALIZATION_EXCEPTION,
+    return error_record(message, fqid, ErrorCategory[category],
+                        exception_type=EXCEPTION_BY_CATEGORY.get(category, VIRTUALIZATION_EXCEPTION),
                         target=target, activity=cmdlet)
 
 
