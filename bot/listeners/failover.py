@@ -21,7 +21,6 @@ from bot.middleware.authorization import Gate, Needs, Requester, requester
 from bot.runtime import Runtime
 from bot.views import common as views
 from bot.views import failover as fv
-from jobs.audit import AuditEntry
 from jobs.failover.approvals import ApprovalStore, Decision, parse_button_value
 from jobs.failover.tasks import run_failover, run_preview
 from jobs.keys import FAILOVER_PREVIEW_KEY
@@ -49,10 +48,6 @@ def handle(runtime: Runtime, command: Command, who: Requester, body: dict[str, A
         description=f"/hyperv {command.canonical()} by {user} (preview)")
     runtime.record(user, channel, command.canonical(), "accepted", "preview", job_id)
     return views.notice(f"Reading the replication state of {args[0]} on both hosts for a {kind} preview …")
-
-
-def _audit(runtime: Runtime, user: str, channel: str, what: str, outcome: str, detail: str = "", ref: str = "") -> None:
-    runtime.audit.record(AuditEntry(user, channel, what, outcome, detail[:300], ref))
 
 
 def on_request(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], action: dict[str, Any],
