@@ -1,4 +1,4 @@
-"""`hvbot check-config`: validate settings, reach Redis, every inventory host, and Slack `auth.test`."""
+"""`hvbot check-config`: validate settings, reach Redis, every inventory host, and Slack `auth.test`; show the monitor's heartbeat and the registered workers."""
 
 from __future__ import annotations
 
