@@ -1,4 +1,4 @@
-"""`hvbot check-config`: validate settings, reach Redis, every inventory host, and Slack `auth.test`; show the monitor's heartbeat and the registered workers."""
+"""`hvbot check-config`: settings, Redis, every inventory host, Slack `auth.test`, the monitor's heartbeat, the workers."""
 
 from __future__ import annotations
 
