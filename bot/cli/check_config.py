@@ -1,4 +1,4 @@
-"""`hvbot check-config`: settings, Redis, every inventory host, Slack `auth.test`, the monitor's heartbeat, the workers."""
+"""`hvbot check-config`: settings, Redis, every inventory host, Slack `auth.test`, the monitor heartbeat, the workers."""
 
 from __future__ import annotations
 
