@@ -9,7 +9,7 @@ Keys (p = prefix):
   p:silences           hash id -> silence                vm / host / group matchers with an end time
   p:alerts:<host>      hash fingerprint -> alert record  per host, so one host's sweep reads only its own
   p:groups             hash group key -> group meta      (condition, site|host); `msg` once posted
-  p:grows:<group>      hash host -> that host's rows     visible rows + firing count per host
+  p:grows:<group>      hash host -> that host's alerts   every firing alert of the host in the group
   p:gresolved:<group>  list of rows resolved since the last notice
   p:msgs               hash message key -> message meta  one Slack message: one group, or a storm of groups
   p:dirty              set of groups whose membership changed since their message was last written
@@ -29,11 +29,20 @@ from datetime import datetime
 import redis
 
 from jobs.keys import ALERTS_PREFIX
+from jobs.monitor.muting import Mutes, inhibiting_hosts
 from jobs.monitor.notifications import Notification, NotificationKind, build
-from jobs.monitor.records import Contribution, contributions, members_hash, next_records, signature, silenced
+from jobs.monitor.records import (
+    Contribution,
+    contribution_entries,
+    contributions,
+    members_hash,
+    next_records,
+    signature,
+)
 from jobs.monitor.rules import (
     AlertRow,
     AlertRules,
+    Condition,
     Finding,
     HostObservation,
     ReplicaObservation,
@@ -89,7 +98,7 @@ class AlertEngine:
         covered = self._covered(replicas, hosts)
         with self._locked():
             snap = self._read(hosts, covered, ts)
-            findings = evaluate(replicas, hosts, now, self.rules, snap.down)
+            findings = evaluate(replicas, hosts, now, self.rules)
             reachable = {h.host: h.reachable for h in hosts}
             by_host: dict[str, list[Finding]] = defaultdict(list)
             for f in findings:
@@ -208,8 +217,6 @@ class AlertEngine:
     ) -> set[str]:
         """Queue one host's new records and group contributions on `pipe`; return groups now dirty."""
         new, resolved = next_records(old, findings, reachable, host, self.rules, ts)
-        for rec in new.values():
-            rec["muted"] = rec["base_muted"] or silenced(rec, snap.silences)
         before, after = contributions(old), contributions(new)
         pipe.delete(self._k("alerts", host))
         if new:
@@ -245,21 +252,28 @@ class AlertEngine:
 
     # ---- groups and messages ------------------------------------------------------------------
 
-    def _rows_each(self, group_keys: list[str]) -> dict[str, tuple[list[AlertRow], int]]:
-        """Per group: visible rows and firing count (one round trip)."""
+    def _entries_each(self, group_keys: list[str]) -> dict[str, list[dict]]:
+        """Per group: every firing alert, as muting entries (one round trip)."""
         pipe = self._r.pipeline(transaction=False)
         for g in group_keys:
             pipe.hgetall(self._k("grows", g))
-        out: dict[str, tuple[list[AlertRow], int]] = {}
-        for g, raw in zip(group_keys, pipe.execute()):
-            contribs = _load_hash(raw).values()
-            rows = [AlertRow.from_dict(r) for c in contribs for r in c["rows"]]
-            out[g] = (rows, sum(c["firing"] for c in contribs))
-        return out
+        return {g: [e for c in _load_hash(raw).values() for e in contribution_entries(c, g)]
+                for g, raw in zip(group_keys, pipe.execute())}
 
-    def _rows(self, group_keys: list[str]) -> tuple[list[AlertRow], int]:
+    def _mutes(self, snap: _Snapshot) -> Mutes:
+        """Muting as of now: hosts seen down, hosts whose host-down alert fires, the active silences."""
+        host_groups = [g for g, meta in snap.groups.items() if meta["condition"] == Condition.HOST_UNREACHABLE]
+        firing = [e for entries in self._entries_each(host_groups).values() for e in entries]
+        return Mutes(frozenset(snap.down | inhibiting_hosts(firing)), snap.silences)
+
+    def _rows_each(self, group_keys: list[str], mutes: Mutes) -> dict[str, tuple[list[AlertRow], int]]:
+        """Per group: rows visible under `mutes`, and the firing count."""
+        return {g: ([AlertRow.from_dict(row) for row in mutes.visible(entries)], len(entries))
+                for g, entries in self._entries_each(group_keys).items()}
+
+    def _rows(self, group_keys: list[str], mutes: Mutes) -> tuple[list[AlertRow], int]:
         """Visible rows and firing count over the given groups."""
-        each = self._rows_each(group_keys).values()
+        each = self._rows_each(group_keys, mutes).values()
         return [row for rows, _ in each for row in rows], sum(firing for _, firing in each)
 
     def _drain_resolved(self, group_keys: list[str]) -> list[AlertRow]:
@@ -283,18 +297,21 @@ class AlertEngine:
 
     def _evaluate(self, snap: _Snapshot, ts: float) -> list[Notification]:
         groups, msgs, dirty = snap.groups, snap.msgs, snap.dirty
-        ready = self._ready_groups(groups, ts)
-        out, posted, joined = self._place_new(ready, groups, msgs, ts)
+        mutes = self._mutes(snap)
+        ready = self._ready_groups(groups, ts, mutes)
+        out, posted, joined = self._place_new(ready, groups, msgs, ts, mutes)
         for key, meta in list(msgs.items()):
             if key in posted:
                 continue
-            changed = key in joined or any(g in dirty for g in meta["groups"])
-            note = self._review_message(key, meta, groups, changed, ts)
+            changed = key in joined or any(g in dirty for g in meta["groups"]) or meta.get("mutes") != mutes.key
+            note = self._review_message(key, meta, groups, changed, ts, mutes)
             if note is not None:
                 out.append(note)
         return out
 
-    def _ready_groups(self, groups: dict[str, dict], ts: float) -> dict[str, tuple[list[str], list[str]]]:
+    def _ready_groups(
+        self, groups: dict[str, dict], ts: float, mutes: Mutes,
+    ) -> dict[str, tuple[list[str], list[str]]]:
         """Unposted groups, by channel, for channels where some group wait is over: (wait over, still
         waiting). Groups resolved within their wait are dropped unposted: nothing is ever sent (§C1)."""
         unposted: dict[str, list[str]] = defaultdict(list)
@@ -309,7 +326,7 @@ class AlertEngine:
                 continue
             ready: list[str] = []
             waiting: list[str] = []
-            for g, (rows, firing) in self._rows_each(gs).items():
+            for g, (rows, firing) in self._rows_each(gs, mutes).items():
                 if firing == 0 and g in due:
                     empty.append(g)
                 elif rows:
@@ -321,7 +338,7 @@ class AlertEngine:
 
     def _place_new(
         self, ready: dict[str, tuple[list[str], list[str]]], groups: dict[str, dict], msgs: dict[str, dict],
-        ts: float,
+        ts: float, mutes: Mutes,
     ) -> tuple[list[Notification], set[str], set[str]]:
         """Give ready groups a message: join the channel's open storm; if more groups than
         coalesce_after_groups are due or waiting on the channel, one storm message takes them all;
@@ -342,7 +359,7 @@ class AlertEngine:
                 self._attach(key, [g], groups, msgs)
                 touched.add(key)
         posted = {k for k in touched if msgs[k].get("new")}
-        out = [self._post(key, msgs[key], ts) for key in sorted(posted)]
+        out = [self._post(key, msgs[key], ts, mutes) for key in sorted(posted)]
         return out, posted, touched - posted
 
     @staticmethod
@@ -367,16 +384,19 @@ class AlertEngine:
         pipe.hset(self._k("msgs"), key, _dumps(meta))
         pipe.execute()
 
-    def _post(self, key: str, meta: dict, ts: float) -> Notification:
-        rows, firing = self._rows(meta["groups"])
+    def _post(self, key: str, meta: dict, ts: float, mutes: Mutes) -> Notification:
+        rows, firing = self._rows(meta["groups"], mutes)
         self._drain_resolved(meta["groups"])  # resolved before anyone was told: nothing to report
         meta.pop("new", None)
-        self._save_message(key, meta, rows, ts, posted=True)
+        self._save_message(key, meta, rows, ts, mutes, posted=True)
         return build(NotificationKind.POST_GROUP, key, meta, rows, max_inline=self.rules.max_inline_rows,
                      muted=firing - len(rows))
 
-    def _save_message(self, key: str, meta: dict, rows: list[AlertRow], ts: float, posted: bool) -> None:
+    def _save_message(
+        self, key: str, meta: dict, rows: list[AlertRow], ts: float, mutes: Mutes, posted: bool,
+    ) -> None:
         meta["members"] = members_hash(rows)
+        meta["mutes"] = mutes.key  # the muting this message was built under
         meta["visible"] = len(rows)
         meta["last_update"] = ts
         if posted:
@@ -387,13 +407,13 @@ class AlertEngine:
         pipe.execute()
 
     def _review_message(
-        self, key: str, meta: dict, groups: dict[str, dict], changed: bool, ts: float,
+        self, key: str, meta: dict, groups: dict[str, dict], changed: bool, ts: float, mutes: Mutes,
     ) -> Notification | None:
         """Resolve, update in place, or repeat one posted message."""
         repeat_due = meta["acked"] is None and ts - meta["last_post"] >= self.rules.repeat_interval_s
         if not changed and not repeat_due:
             return None
-        rows, firing = self._rows(meta["groups"])
+        rows, firing = self._rows(meta["groups"], mutes)
         limit = self.rules.max_inline_rows
         if firing == 0:
             resolved = self._drain_resolved(meta["groups"])
@@ -406,10 +426,19 @@ class AlertEngine:
             back = meta["visible"] == 0 and bool(rows)  # e.g. a snooze ended: surface it again
             kind = NotificationKind.REPEAT if back else NotificationKind.UPDATE_GROUP
             resolved = self._drain_resolved(meta["groups"])
-            self._save_message(key, meta, rows, ts, posted=back)
+            self._save_message(key, meta, rows, ts, mutes, posted=back)
             return build(kind, key, meta, rows, max_inline=limit, resolved=resolved, muted=firing - len(rows))
-        self._r.srem(self._k("dirty"), *meta["groups"])
         if repeat_due and rows:
-            self._save_message(key, meta, rows, ts, posted=True)
+            self._save_message(key, meta, rows, ts, mutes, posted=True)
             return build(NotificationKind.REPEAT, key, meta, rows, max_inline=limit, muted=firing - len(rows))
+        self._note_reviewed(key, meta, mutes)
         return None
+
+    def _note_reviewed(self, key: str, meta: dict, mutes: Mutes) -> None:
+        """Same members as posted: nothing to send, and no review again until something changes."""
+        pipe = self._r.pipeline(transaction=False)
+        pipe.srem(self._k("dirty"), *meta["groups"])
+        if meta.get("mutes") != mutes.key:
+            meta["mutes"] = mutes.key
+            pipe.hset(self._k("msgs"), key, _dumps(meta))
+        pipe.execute()
