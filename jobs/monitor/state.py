@@ -29,20 +29,13 @@ from datetime import datetime
 import redis
 
 from jobs.keys import ALERTS_PREFIX
-from jobs.monitor.muting import Mutes, inhibiting_hosts
+from jobs.monitor.groups import GroupContents, load_hash, text
+from jobs.monitor.muting import Mutes
 from jobs.monitor.notifications import Notification, NotificationKind, build
-from jobs.monitor.records import (
-    Contribution,
-    contribution_entries,
-    contributions,
-    members_hash,
-    next_records,
-    signature,
-)
+from jobs.monitor.records import Contribution, contributions, members_hash, next_records, signature
 from jobs.monitor.rules import (
     AlertRow,
     AlertRules,
-    Condition,
     Finding,
     HostObservation,
     ReplicaObservation,
@@ -57,14 +50,6 @@ Observation = ReplicaObservation | HostObservation
 
 def _dumps(obj: object) -> str:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _load_hash(raw: dict) -> dict[str, dict]:
-    return {_text(k): json.loads(v) for k, v in raw.items()}
 
 
 @dataclass
@@ -87,6 +72,7 @@ class AlertEngine:
         self.rules = rules or AlertRules()
         self._lock_timeout = lock_timeout_s
         self._lock_wait = lock_wait_s
+        self._contents = GroupContents(client, prefix)
 
     # ---- public API ---------------------------------------------------------------------------
 
@@ -150,7 +136,7 @@ class AlertEngine:
 
     def active_alerts(self, host: str) -> dict[str, dict]:
         """Alert records of one host (for `/hyperv replication` and tests)."""
-        return _load_hash(self._r.hgetall(self._k("alerts", host)))
+        return load_hash(self._r.hgetall(self._k("alerts", host)))
 
     # ---- per-host state -----------------------------------------------------------------------
 
@@ -197,19 +183,19 @@ class AlertEngine:
         for host in covered:
             pipe.hgetall(self._k("alerts", host))
         res = pipe.execute()[len(hosts):]
-        silences = _load_hash(res[1])
+        silences = load_hash(res[1])
         expired = [sid for sid, entry in silences.items() if entry["until"] <= ts]
         if expired:
             self._r.hdel(self._k("silences"), *expired)
         return _Snapshot(
-            down={_text(k) for k in res[0]},
+            down={text(k) for k in res[0]},
             silences={sid: e for sid, e in silences.items() if e["until"] > ts},
-            groups=_load_hash(res[2]), msgs=_load_hash(res[3]), dirty={_text(g) for g in res[4]},
-            old={host: _load_hash(raw) for host, raw in zip(covered, res[5:])},
+            groups=load_hash(res[2]), msgs=load_hash(res[3]), dirty={text(g) for g in res[4]},
+            old={host: load_hash(raw) for host, raw in zip(covered, res[5:])},
         )
 
     def _active_silences(self, ts: float) -> dict[str, dict]:
-        return {sid: e for sid, e in _load_hash(self._r.hgetall(self._k("silences"))).items() if e["until"] > ts}
+        return {sid: e for sid, e in load_hash(self._r.hgetall(self._k("silences"))).items() if e["until"] > ts}
 
     def _ingest_host(
         self, pipe, host: str, old: dict[str, dict], findings: list[Finding], reachable: bool,
@@ -252,52 +238,9 @@ class AlertEngine:
 
     # ---- groups and messages ------------------------------------------------------------------
 
-    def _entries_each(self, group_keys: list[str]) -> dict[str, list[dict]]:
-        """Per group: every firing alert, as muting entries (one round trip)."""
-        pipe = self._r.pipeline(transaction=False)
-        for g in group_keys:
-            pipe.hgetall(self._k("grows", g))
-        return {g: [e for c in _load_hash(raw).values() for e in contribution_entries(c, g)]
-                for g, raw in zip(group_keys, pipe.execute())}
-
-    def _mutes(self, snap: _Snapshot) -> Mutes:
-        """Muting as of now: hosts seen down, hosts whose host-down alert fires, the active silences."""
-        host_groups = [g for g, meta in snap.groups.items() if meta["condition"] == Condition.HOST_UNREACHABLE]
-        firing = [e for entries in self._entries_each(host_groups).values() for e in entries]
-        return Mutes(frozenset(snap.down | inhibiting_hosts(firing)), snap.silences)
-
-    def _rows_each(self, group_keys: list[str], mutes: Mutes) -> dict[str, tuple[list[AlertRow], int]]:
-        """Per group: rows visible under `mutes`, and the firing count."""
-        return {g: ([AlertRow.from_dict(row) for row in mutes.visible(entries)], len(entries))
-                for g, entries in self._entries_each(group_keys).items()}
-
-    def _rows(self, group_keys: list[str], mutes: Mutes) -> tuple[list[AlertRow], int]:
-        """Visible rows and firing count over the given groups."""
-        each = self._rows_each(group_keys, mutes).values()
-        return [row for rows, _ in each for row in rows], sum(firing for _, firing in each)
-
-    def _drain_resolved(self, group_keys: list[str]) -> list[AlertRow]:
-        pipe = self._r.pipeline(transaction=False)
-        for g in group_keys:
-            pipe.lrange(self._k("gresolved", g), 0, -1)
-            pipe.delete(self._k("gresolved", g))
-        out = pipe.execute()
-        return [AlertRow.from_dict(json.loads(x)) for chunk in out[0::2] for x in chunk]
-
-    def _delete_groups(self, group_keys: list[str], groups: dict[str, dict]) -> None:
-        if not group_keys:
-            return
-        pipe = self._r.pipeline(transaction=False)
-        for g in group_keys:
-            groups.pop(g, None)
-            pipe.delete(self._k("grows", g), self._k("gresolved", g))
-        pipe.hdel(self._k("groups"), *group_keys)
-        pipe.srem(self._k("dirty"), *group_keys)
-        pipe.execute()
-
     def _evaluate(self, snap: _Snapshot, ts: float) -> list[Notification]:
         groups, msgs, dirty = snap.groups, snap.msgs, snap.dirty
-        mutes = self._mutes(snap)
+        mutes = self._contents.mutes(groups, snap.down, snap.silences)
         ready = self._ready_groups(groups, ts, mutes)
         out, posted, joined = self._place_new(ready, groups, msgs, ts, mutes)
         for key, meta in list(msgs.items()):
@@ -326,14 +269,14 @@ class AlertEngine:
                 continue
             ready: list[str] = []
             waiting: list[str] = []
-            for g, (rows, firing) in self._rows_each(gs, mutes).items():
+            for g, (rows, firing) in self._contents.rows_each(gs, mutes).items():
                 if firing == 0 and g in due:
                     empty.append(g)
                 elif rows:
                     (ready if g in due else waiting).append(g)
             if ready:
                 out[channel] = (ready, waiting)
-        self._delete_groups(empty, groups)
+        self._contents.delete(empty, groups)
         return out
 
     def _place_new(
@@ -385,8 +328,8 @@ class AlertEngine:
         pipe.execute()
 
     def _post(self, key: str, meta: dict, ts: float, mutes: Mutes) -> Notification:
-        rows, firing = self._rows(meta["groups"], mutes)
-        self._drain_resolved(meta["groups"])  # resolved before anyone was told: nothing to report
+        rows, firing = self._contents.rows(meta["groups"], mutes)
+        self._contents.drain_resolved(meta["groups"])  # resolved before anyone was told: nothing to report
         meta.pop("new", None)
         self._save_message(key, meta, rows, ts, mutes, posted=True)
         return build(NotificationKind.POST_GROUP, key, meta, rows, max_inline=self.rules.max_inline_rows,
@@ -413,11 +356,11 @@ class AlertEngine:
         repeat_due = meta["acked"] is None and ts - meta["last_post"] >= self.rules.repeat_interval_s
         if not changed and not repeat_due:
             return None
-        rows, firing = self._rows(meta["groups"], mutes)
+        rows, firing = self._contents.rows(meta["groups"], mutes)
         limit = self.rules.max_inline_rows
         if firing == 0:
-            resolved = self._drain_resolved(meta["groups"])
-            self._delete_groups(list(meta["groups"]), groups)
+            resolved = self._contents.drain_resolved(meta["groups"])
+            self._contents.delete(list(meta["groups"]), groups)
             self._r.hdel(self._k("msgs"), key)
             return build(NotificationKind.RESOLVE, key, meta, [], max_inline=limit, resolved=resolved)
         if members_hash(rows) != meta["members"]:
@@ -425,7 +368,7 @@ class AlertEngine:
                 return None  # stays dirty; goes out when the group interval has passed
             back = meta["visible"] == 0 and bool(rows)  # e.g. a snooze ended: surface it again
             kind = NotificationKind.REPEAT if back else NotificationKind.UPDATE_GROUP
-            resolved = self._drain_resolved(meta["groups"])
+            resolved = self._contents.drain_resolved(meta["groups"])
             self._save_message(key, meta, rows, ts, mutes, posted=back)
             return build(kind, key, meta, rows, max_inline=limit, resolved=resolved, muted=firing - len(rows))
         if repeat_due and rows:
