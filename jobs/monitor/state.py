@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -44,6 +43,7 @@ from jobs.monitor.rules import (
     route,
     short_host,
 )
+from jobs.monitor.silences import SilenceStore
 
 Observation = ReplicaObservation | HostObservation
 
@@ -73,6 +73,7 @@ class AlertEngine:
         self._lock_timeout = lock_timeout_s
         self._lock_wait = lock_wait_s
         self._contents = GroupContents(client, prefix)
+        self._silences = SilenceStore(client, prefix)
 
     # ---- public API ---------------------------------------------------------------------------
 
@@ -119,20 +120,38 @@ class AlertEngine:
 
     def silence(self, kind: str, target: str, duration_s: float, now: datetime, by: str, reason: str = "") -> str:
         """Mute alerts of a VM, a host or a group (`kind` vm|host|group) until now + duration."""
-        if kind not in ("vm", "host", "group"):
-            raise ValueError(f"silence kind must be vm, host or group, not {kind!r}")
-        target = target if kind == "group" else (short_host(target) if kind == "host" else target.lower())
-        sid = uuid.uuid4().hex[:12]
-        entry = {"kind": kind, "target": target, "until": now.timestamp() + duration_s, "by": by,
-                 "reason": reason or "silenced"}
-        self._r.hset(self._k("silences"), sid, _dumps(entry))
-        return sid
+        return self._silences.add(kind, target, duration_s, now, by, reason)
 
     def unsilence(self, silence_id: str) -> bool:
-        return bool(self._r.hdel(self._k("silences"), silence_id))
+        return self._silences.remove(silence_id)
 
     def silences(self, now: datetime) -> dict[str, dict]:
-        return self._active_silences(now.timestamp())
+        return self._silences.active(now.timestamp())
+
+    def current(self, note: Notification) -> Notification:
+        """`note` as it should read when sent: rows muted since it was built (while the poster waited its channel's
+        turn) are left out; none are added (the next review does that). Silences expire as of its build time."""
+        if note.kind == NotificationKind.RESOLVE:
+            return note
+        with self._locked():
+            pipe = self._r.pipeline(transaction=False)
+            pipe.hget(self._k("msgs"), note.group_key)
+            pipe.hkeys(self._k("down"))
+            pipe.hgetall(self._k("groups"))
+            raw, down, groups = pipe.execute()
+            if raw is None:  # resolved and forgotten meanwhile: the next notification says so
+                return note
+            meta = json.loads(raw)
+            mutes = self._contents.mutes(load_hash(groups), {text(h) for h in down}, self._silences.active(note.at))
+            shown = {row.fingerprint for row in self._contents.rows(meta["groups"], mutes)[0]}
+            full = note.attachment_rows or note.rows
+            rows = [row for row in full if row.fingerprint in shown]
+            if len(rows) == len(full):
+                return note
+            meta["members"], meta["visible"] = members_hash(rows), len(rows)  # what the message will show
+            self._r.hset(self._k("msgs"), note.group_key, _dumps(meta))
+        return build(note.kind, note.group_key, meta, rows, max_inline=self.rules.max_inline_rows,
+                     resolved=note.resolved_rows, muted=note.muted_count + len(full) - len(rows), at=note.at)
 
     def active_alerts(self, host: str) -> dict[str, dict]:
         """Alert records of one host (for `/hyperv replication` and tests)."""
@@ -193,9 +212,6 @@ class AlertEngine:
             groups=load_hash(res[2]), msgs=load_hash(res[3]), dirty={text(g) for g in res[4]},
             old={host: load_hash(raw) for host, raw in zip(covered, res[5:])},
         )
-
-    def _active_silences(self, ts: float) -> dict[str, dict]:
-        return {sid: e for sid, e in load_hash(self._r.hgetall(self._k("silences"))).items() if e["until"] > ts}
 
     def _ingest_host(
         self, pipe, host: str, old: dict[str, dict], findings: list[Finding], reachable: bool,
@@ -333,7 +349,7 @@ class AlertEngine:
         meta.pop("new", None)
         self._save_message(key, meta, rows, ts, mutes, posted=True)
         return build(NotificationKind.POST_GROUP, key, meta, rows, max_inline=self.rules.max_inline_rows,
-                     muted=firing - len(rows))
+                     muted=firing - len(rows), at=ts)
 
     def _save_message(
         self, key: str, meta: dict, rows: list[AlertRow], ts: float, mutes: Mutes, posted: bool,
@@ -362,7 +378,7 @@ class AlertEngine:
             resolved = self._contents.drain_resolved(meta["groups"])
             self._contents.delete(list(meta["groups"]), groups)
             self._r.hdel(self._k("msgs"), key)
-            return build(NotificationKind.RESOLVE, key, meta, [], max_inline=limit, resolved=resolved)
+            return build(NotificationKind.RESOLVE, key, meta, [], max_inline=limit, resolved=resolved, at=ts)
         if members_hash(rows) != meta["members"]:
             if ts - meta["last_update"] < self.rules.group_interval_s:
                 return None  # stays dirty; goes out when the group interval has passed
@@ -370,10 +386,10 @@ class AlertEngine:
             kind = NotificationKind.REPEAT if back else NotificationKind.UPDATE_GROUP
             resolved = self._contents.drain_resolved(meta["groups"])
             self._save_message(key, meta, rows, ts, mutes, posted=back)
-            return build(kind, key, meta, rows, max_inline=limit, resolved=resolved, muted=firing - len(rows))
+            return build(kind, key, meta, rows, max_inline=limit, resolved=resolved, muted=firing - len(rows), at=ts)
         if repeat_due and rows:
             self._save_message(key, meta, rows, ts, mutes, posted=True)
-            return build(NotificationKind.REPEAT, key, meta, rows, max_inline=limit, muted=firing - len(rows))
+            return build(NotificationKind.REPEAT, key, meta, rows, max_inline=limit, muted=firing - len(rows), at=ts)
         self._note_reviewed(key, meta, mutes)
         return None
 

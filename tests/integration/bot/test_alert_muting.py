@@ -27,7 +27,7 @@ from jobs import ports
 from jobs.hyperv import process_fleet
 from jobs.monitor.loop import Monitor
 from jobs.monitor.notifications import Notification
-from jobs.monitor.rules import AlertRouting, AlertRules
+from jobs.monitor.rules import AlertRouting, AlertRules, HostObservation, ReplicaObservation
 from jobs.monitor.state import AlertEngine
 from lab.fleet_file import generated_fleet
 from tests.support.fixtures_redis import test_redis_url
@@ -197,3 +197,28 @@ def test_no_message_names_a_vm_muted_by_a_hung_host_or_a_silence(world):
     assert ("hv-004", "vm-004-0000") in _vm_names(notes[0])  # and so is this one, before its silence
     resolved_hosts = {r.host for n in notes for r in n.resolved_rows if not r.vm}
     assert {"hv-001", "hv-003"} <= resolved_hosts
+
+
+def test_a_vm_muted_while_the_poster_waits_its_turn_is_not_named(redis_conn):
+    """The poster renders when the channel's turn comes; a host-down alert or a silence that began since the
+    notification was built already counts then."""
+    engine = AlertEngine(redis_conn, rules=AlertRules(routing=ROUTING, group_wait_s=30))
+    t0 = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
+
+    def vm(name: str, host: str, partner: str) -> ReplicaObservation:
+        return ReplicaObservation(host=host, site="site-a", vm=name, mode="Primary", state="Replicating",
+                                  health="Critical", frequency_sec=300, last_replication_time=t0, partner_host=partner)
+
+    engine.ingest([HostObservation("hv-a1", "site-a", True), vm("vm-1", "hv-a1", "hv-b1.lab.local"),
+                   vm("vm-2", "hv-a1", "hv-b2.lab.local"), vm("vm-3", "hv-a1", "hv-b2.lab.local")], t0)
+    [note] = engine.tick(t0 + timedelta(seconds=30))
+    assert {r.vm for r in note.rows} == {"vm-1", "vm-2", "vm-3"}
+    engine.ingest([HostObservation("hv-b1", "site-b", reachable=False, error="timed out")], t0 + timedelta(seconds=31))
+    engine.silence("vm", "vm-2", 600, t0 + timedelta(seconds=31), "U100")
+    with FakeSlack() as slack:
+        settings = Settings(slack_api_url=slack.api_url, slack_bot_token="xoxb-test-token")
+        SlackAlertPoster(alert_client(settings), None).deliver([note], engine)
+        [post] = slack.calls_to("chat.postMessage")
+    text = str(post.args.get("blocks")) + str(post.args.get("text"))
+    assert "vm-3" in text and "vm-1" not in text and "vm-2" not in text
+    assert "2 more muted" in text
