@@ -6,6 +6,8 @@ Like Alertmanager, inhibition and silences are evaluated at send time against ev
 suppressions that belong to the observation itself (backup window, running failover), never a verdict that
 depends on other hosts, so a partner swept before a host went dark is muted as soon as the host-down alert fires.
 
+A silenced host-down alert still inhibits: it is firing, and the silence hides the host, not its outage.
+
 An alert entry is what a host contributes to a group: {"row": AlertRow dict, "group", "partner" (short host or
 ""), "suppressed" (reason or None)}.
 """
