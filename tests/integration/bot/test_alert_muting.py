@@ -119,7 +119,7 @@ def world(redis_conn, make_lab, tmp_path: Path, monkeypatch) -> Iterator[HangWor
     lab = make_lab(fleet=generated_fleet(6, 4))
     inventory = lab.write_inventory(tmp_path / "inventory.yml")
     monkeypatch.setenv("HVBOT_INVENTORY", str(inventory))
-    monkeypatch.setenv("HVBOT_DEADLINE_S", "1.5")  # what a hung host costs a sweep job
+    monkeypatch.setenv("HVBOT_DEADLINE_S", "3")  # what a hung host costs a sweep job; a loaded machine answers in it
     monkeypatch.setenv("REDIS_URL", test_redis_url())
     process_fleet._fleet_cache.clear()
     with FakeSlack() as slack:
