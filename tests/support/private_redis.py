@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import redis
 
@@ -79,9 +80,10 @@ class PrivateRedis:
     def _try_port(cls, binary: str, directory: Path, port: int) -> PrivateRedis | None:
         args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", str(directory), "--logfile", str(directory / "redis.log"), "--daemonize", "no"]
+        # preexec_fn is only safe while this process has one thread (the session's server starts before any).
+        guard = _die_with_parent if sys.platform == "linux" and threading.active_count() == 1 else None
         process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL,
-                                   preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                   stderr=subprocess.DEVNULL, preexec_fn=guard)  # noqa: PLW1509 - see above
         server = cls(port=port, directory=directory, process=process)
         if server._wait_ready():
             return server
@@ -132,7 +134,7 @@ class PrivateRedis:
                 self._kill()
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> PrivateRedis:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
