@@ -9,15 +9,18 @@ burst cost a second and left a thread asleep for a minute (twenty trials of a fa
 from __future__ import annotations
 
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.serializers import JSONSerializer
+
+from jobs.workers import HvbotSimpleWorker
 
 # How often the command listener looks at its stop flag; a worker's teardown waits at most about this long.
 LISTENER_POLL_S = 0.05
 
 
-class BurstWorker(SimpleWorker):
-    """RQ's SimpleWorker whose command listener polls briefly, so teardown joins it instead of abandoning it."""
+class BurstWorker(HvbotSimpleWorker):
+    """hvbot's simple worker (as `hvbot worker --simple` runs it) whose command listener polls briefly, so its
+    teardown joins the listener instead of abandoning it."""
 
     def subscribe(self) -> None:
         self.pubsub = self.connection.pubsub()
