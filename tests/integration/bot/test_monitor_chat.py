@@ -18,6 +18,7 @@ from bot.views import alerts as alert_views
 from tests.integration.bot.test_monitor_sweep import World, _text, r, slack, world  # noqa: F401  # fixtures
 from tests.support.fixtures_redis import wait_until
 from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
+from tests.support.workers import work_dry
 
 QUEUE = "hvbot-monitor-chat-test"
 
@@ -138,8 +139,6 @@ def _menu_body(value: str, user: str, response_url: str) -> str:
 
 
 def test_vm_menu_details_and_resume_through_a_worker(world):
-    from rq import SimpleWorker
-
     w = world(2, 2)
     app = _app(w)
     w.set("hv-000", "vm-000-0001", state="Suspended")
@@ -154,7 +153,7 @@ def test_vm_menu_details_and_resume_through_a_worker(world):
     w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/resume")], 10)
     queue = Queue(QUEUE, connection=w.r, serializer=JSONSerializer)
     wait_until(lambda: queue.count == 1, 10, "resume job queued")
-    SimpleWorker([queue], connection=w.r, serializer=JSONSerializer).work(burst=True)
+    work_dry(queue, w.r)
     assert queue.finished_job_registry.count == 1
     vm = next(v for v in w.lab.fleet.hosts["hv-000"].vms if v.name == "vm-000-0001")
     assert vm.replication.state != "Suspended"
