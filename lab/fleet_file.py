@@ -55,6 +55,8 @@ from lab.clock import utc_now
 from lab.model import MIB, VM, Checkpoint, Fleet, Host, Memory, NetAdapter, Replication, check_enum
 
 ID_NS = uuid.UUID("6f1c2a47-8a51-4f59-9b8e-2f3c1d7e9a10")
+# A new fleet is half-way through its hosts' 12 h monitoring interval, every cycle so far successful (lab.health).
+SEEDED_INTERVAL = timedelta(hours=6)
 
 
 def load_fleet(path: str | Path, now: datetime | None = None) -> Fleet:
@@ -125,8 +127,9 @@ def _replicate(fleet: Fleet, host: Host, v: dict[str, Any], now: datetime) -> No
     common = dict(primary_server=host.fqdn, replica_server=target.fqdn,
                   frequency_sec=int(r.get("frequency_sec", 300)), recovery_history=int(r.get("recovery_history", 0)),
                   vss_frequency_hour=int(r.get("vss_frequency_hour", 0)), last_replication_time=last,
-                  last_applied_log_time=last, monitoring_start=now - timedelta(hours=12))
-    stats = dict(successful_count=int(12 * 3600 / int(common["frequency_sec"])), average_size=3 * MIB,
+                  last_applied_log_time=last, monitoring_start=now - SEEDED_INTERVAL, counted_until=now)
+    stats = dict(successful_count=int(SEEDED_INTERVAL.total_seconds() / int(common["frequency_sec"])),
+                 average_size=3 * MIB,
                  maximum_size=24 * MIB, average_latency=timedelta(seconds=4))
     state = check_enum("VMReplicationState", str(r.get("state", "Replicating")))
     health = check_enum("VMReplicationHealthState", str(r.get("health", "Normal")))
@@ -157,8 +160,9 @@ def _extend(fleet: Fleet, host: Host, replica: VM, e: dict[str, Any], primary_fr
     if frequency not in (300, 900) or frequency < primary_frequency:  # hyperv.md §7, extended frequency
         raise ValueError(f"{replica.name}: extended frequency must be 300 or 900 and not below {primary_frequency}")
     common = dict(primary_server=host.fqdn, replica_server=target.fqdn, frequency_sec=frequency,
-                  last_replication_time=last, last_applied_log_time=last, monitoring_start=last - timedelta(hours=12),
-                  successful_count=int(12 * 3600 / frequency), average_size=3 * MIB, maximum_size=24 * MIB,
+                  last_replication_time=last, last_applied_log_time=last, monitoring_start=last - SEEDED_INTERVAL,
+                  counted_until=last, successful_count=int(SEEDED_INTERVAL.total_seconds() / frequency),
+                  average_size=3 * MIB, maximum_size=24 * MIB,
                   average_latency=timedelta(seconds=4))
     replica.extended = Replication(mode="Replica", state="Replicating", health="Normal",
                                    relationship_type="Extended", **common)

@@ -197,7 +197,7 @@ def replication_server_values(host: Host) -> dict[str, Any]:
     return {"ReplicationEnabled": host.replica_server_enabled, "AllowedAuthenticationType": "Kerberos",
             "ReplicationAllowedFromAnyServer": True, "KerberosAuthenticationPort": 80,
             "CertificateAuthenticationPort": 443, "DefaultStorageLocation": "D:\\Hyper-V Replica",
-            "MonitoringInterval": timedelta(hours=12), "MonitoringStartTime": timedelta(hours=9),
+            "MonitoringInterval": host.monitoring_interval, "MonitoringStartTime": timedelta(hours=9),
             "OperationalStatus": ["Ok"], "StatusDescriptions": ["OK"], "ComputerName": host.name,
             "IsDeleted": False}
 

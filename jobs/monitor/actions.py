@@ -13,7 +13,7 @@ from rq import get_current_job
 
 from jobs import ports as reporting
 from jobs.hyperv import process_fleet
-from jobs.hyperv.commands import Pipeline, single
+from jobs.hyperv.commands import SIMPLE, Pipeline, single
 from jobs.liveness import claim_final, clear_message
 from jobs.ports import ReplyTo
 from jobs.report import Report
@@ -25,7 +25,8 @@ def resume_pipeline(vm: str, resynchronize: bool) -> Pipeline:
     """The one VM's resume; a name with wildcards is refused here too (the chat side already refuses it)."""
     if not vm or WILDCARDS & set(vm):
         raise ValueError(f"Resume needs one VM named exactly, not {vm[:40]!r}")
-    return single("Resume-VMReplication", VMName=[vm], Resynchronize=resynchronize or None)
+    return single("Resume-VMReplication", VMName=[vm], Resynchronize=resynchronize or None,
+                  ReplicationRelationshipType=SIMPLE)
 
 
 def run_resume(host: str, vm: str, resynchronize: bool, reply: dict[str, Any]) -> dict[str, Any]:
