@@ -17,8 +17,14 @@ from bot.runtime import build_runtime
 from bot.views import alerts as alert_views
 from bot.views.tokens import CARD_LIFETIME, MESSAGE_LIFETIME, seal
 from jobs.keys import BACKUP_PENDING_KEY
-from tests.integration.bot.test_failover_chat import APP1, OP, VIEWER, _request, _work
-from tests.integration.bot.test_failover_chat import chat  # noqa: F401  # the shared set-up
+from tests.integration.bot.test_failover_chat import (
+    APP1,
+    OP,
+    VIEWER,
+    _request,
+    _work,
+    chat,  # noqa: F401  # the shared set-up
+)
 from tests.integration.bot.test_monitor_chat import QUEUE, _app, _blocks, _posted_alert
 from tests.integration.bot.test_monitor_sweep import r, slack, world  # noqa: F401  # fixtures
 from tests.support.fixtures_slack import action_body, slash_body

@@ -16,8 +16,10 @@ from tests.integration.bot.test_failover_chat import APP1, APP2, OP, _buttons, _
 from tests.integration.bot.test_failover_chat import chat as failover_chat  # noqa: F401  # the shared set-up
 from tests.integration.bot.test_monitor_chat import QUEUE, _app, _blocks, _posted_alert, menu_values
 from tests.integration.bot.test_monitor_sweep import r, slack, world  # noqa: F401  # fixtures
-from tests.integration.bot.test_teaming_chat import _run_value
-from tests.integration.bot.test_teaming_chat import chat  # noqa: F401  # teaming: the failover set-up + reporters
+from tests.integration.bot.test_teaming_chat import (
+    _run_value,
+    chat,  # noqa: F401  # teaming: the failover set-up + reporters
+)
 from tests.support.fixtures_slack import action_body, slash_body
 from tests.support.http_clicks import answers, front, menu_body
 
