@@ -156,14 +156,19 @@ class MenuChoice:
 
 def menu_choice(runtime: Runtime, value: str) -> MenuChoice:
     """The VM menu's value `verb|host|vm`, checked as typed text is: a known verb, a host of the inventory, one VM
-    named exactly. Raises CommandError."""
+    named exactly (and, to act on it, one the last sweep saw on that host). Raises CommandError."""
     verb, host, vm = (value.split("|") + ["", ""])[:3]
     if verb not in MENU_VERBS or value.count("|") != 2:
         raise CommandError("This menu choice is not one hvbot offers; use the menu of the latest alert message.")
     known = {short_host(h) for h in _hosts(runtime, load_last(runtime.redis))}
     if short_host(host_name(host)) not in known:
         raise CommandError(f"`{host[:30]}` is not a host of hvbot's inventory.")
-    return MenuChoice(verb, host, exact_name(vm))
+    choice = MenuChoice(verb, host, exact_name(vm))
+    # The menu is only offered on VMs a sweep found; a value naming any other VM was not offered.
+    seen = {v["vm"].lower() for e in load_last(runtime.redis, [host]) for v in e["vms"]}
+    if verb != "details" and vm.lower() not in seen:
+        raise CommandError(f"`{vm[:30]}` was not seen on {host} in the last sweep; use the latest alert's menu.")
+    return choice
 
 
 def snooze_choice(value: str) -> tuple[int, str]:

@@ -54,6 +54,7 @@ def test_crafted_alert_menu_values_never_reach_the_host(world: Any) -> None:
         seal("resync|hv-000|vm-000-*", MESSAGE_LIFETIME): "no * wildcards",
         seal("failover|hv-000|*", MESSAGE_LIFETIME): "no * wildcards",
         seal("resume|hv-999|vm-000-0000", MESSAGE_LIFETIME): "not a host of hvbot's inventory",
+        seal("resume|hv-000|vm-nowhere", MESSAGE_LIFETIME): "not seen on hv-000",  # a VM no sweep found
         seal("resume|hv-000;Stop-VM|vm-000-0000", MESSAGE_LIFETIME): "is not a host name",
         seal("resume|hv-000|vm-000-0000|x", MESSAGE_LIFETIME): "not one hvbot offers",
         seal("stop|hv-000|vm-000-0000", MESSAGE_LIFETIME): "not one hvbot offers",
