@@ -8,6 +8,7 @@ Format (every key but ``hosts[].name``, ``site`` and ``vms[].name`` is optional)
         site: site-a
         allow_script: false           # accept add_script pipelines (never on a JEA configuration)
         replica_server: true          # configured as a Replica server (Get-VMReplicationServer ReplicationEnabled)
+        utc_offset_minutes: 60        # the host's time zone; its DateTimes carry this offset (default 0: +00:00)
         jea_configuration: HvBot      # configuration name of a JEA endpoint, or null
         vms:
           - name: fw01
@@ -73,7 +74,8 @@ def fleet_from_dict(data: dict[str, Any], now: datetime | None = None) -> Fleet:
         host = Host(name=h["name"], fqdn=h.get("fqdn") or f"{h['name']}.lab.local", site=h["site"],
                     allow_script=bool(h.get("allow_script", False)),
                     jea_configuration=h.get("jea_configuration"),
-                    replica_server_enabled=bool(h.get("replica_server", True)))
+                    replica_server_enabled=bool(h.get("replica_server", True)),
+                    utc_offset_minutes=int(h.get("utc_offset_minutes", 0)))
         host.vms = [_vm(host, v, now) for v in h.get("vms") or []]
         hosts[host.name] = host
     fleet = Fleet(hosts, controls=controls.apply)
@@ -237,7 +239,8 @@ def _default_data() -> dict[str, Any]:
                 spec["replica"] = {"to": partner, "frequency_sec": (30, 300, 900)[slot % 3],
                                    "last_replication_s": 20 + slot}
             vms.append(spec)
-        hosts.append({"name": name, "site": site, "vms": vms})
+        # Site A keeps Central European time, site B US Eastern: hosts' DateTimes carry their own offsets.
+        hosts.append({"name": name, "site": site, "vms": vms, "utc_offset_minutes": 60 if site == "site-a" else -300})
     hosts[0]["vms"].insert(0, _firewall())
     hosts[3]["vms"][6]["notes"] = "holds 10.0.4.17, the README example"
     # One chain A -> B -> C: mail02 (hv-a2) replicates to hv-b2, which extends it to hv-b1.

@@ -224,6 +224,7 @@ class Host:
     logical_processors: int = 32
     memory_capacity: int = 256 * 1024 * MIB
     monitoring_interval: timedelta = timedelta(hours=12)  # Set-VMReplicationServer default (hyperv.md §7)
+    utc_offset_minutes: int = 0  # the host's local time zone: its DateTimes go out in it (lab.clock.HostZone)
 
     def vms_named(self, name: str) -> list[VM]:
         return [vm for vm in self.vms if vm.name.lower() == name.lower()]

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -200,7 +200,7 @@ class Resumed:
 
     def text(self) -> str:
         when = self.reading.last_replication
-        sent = f"last replication {when:%H:%M:%S} UTC" if when else "replicating"
+        sent = f"last replication {when.astimezone(UTC):%H:%M:%S} UTC" if when else "replicating"
         cleared = "; statistics reset to clear the pause's missed-cycles Warning" if self.reset else ""
         return f"{self.reading.text()}, {sent}{cleared}"
 

@@ -151,3 +151,22 @@ def test_without_the_reset_a_warning_after_resume_is_still_a_good_resume(frozen:
     assert ended.window.status is WindowStatus.RESUMED and not ended.resumed.reset
     assert (ended.resumed.reading.state, ended.resumed.reading.health) == ("Replicating", "Warning")
     assert backup.replication_status(fleet, "hv-a1", VM) == ("Replicating", "Warning")
+
+
+@pytest.mark.parametrize("side", ["primary", "replica"])
+def test_a_window_on_a_vm_that_extends_replication_pauses_only_its_simple_relationship(
+        frozen: Lab, fleet: Fleet, redis_conn: redis.Redis, side: str) -> None:
+    """mail02 replicates hv-a2 -> hv-b2, and hv-b2 extends it to hv-b1: the window pauses and resumes the Simple
+    relationship on the side chosen; the extended one keeps replicating (hyperv.md §1.8, §1.9)."""
+    settings = SETTINGS.model_copy(update={"pause_side": side})
+    store = backup.window_store(redis_conn, settings)
+    now = datetime.now(UTC)
+    window = backup.start_window(fleet, store, "mail02", now, now + timedelta(hours=1), "U1", now)
+    assert window.host == {"primary": "hv-a2", "replica": "hv-b2"}[side]
+    assert backup.replication_status(fleet, window.host, "mail02")[0] == "Suspended"
+    extended = frozen.fleet.vm("hv-b2", "mail02").extended
+    assert extended is not None and extended.state == "Replicating"
+    ended = backup.end_window(fleet, store, "mail02", now + timedelta(minutes=5), settings)
+    assert ended.window.status is WindowStatus.RESUMED
+    assert backup.replication_status(fleet, window.host, "mail02")[0] == "Replicating"
+    assert extended.state == "Replicating"
