@@ -41,6 +41,8 @@ def vm_lock_key(vm: str, prefix: str = PREFIX) -> str:
     return f"{prefix}lock:vm:{vm}"
 
 
+BUTTON_USED_KEY = "hvbot:button:used:{}"  # one-use button token -> who spent it (until the token expires)
+
 FAILOVER_RUNS_KEY = "hvbot:failover:running"  # hash approval id -> JSON {job_id, vm, primary, replica, card, started}
 FAILOVER_PREVIEW_KEY = "hvbot:failover:preview:{}"  # preview id (or "a:<approval id>") -> the preview's JSON
 FAILOVER_PROGRESS_KEY = "hvbot:failover:progress:{}"  # approval id -> list of the steps done (JSON)
