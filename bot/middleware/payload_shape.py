@@ -129,6 +129,9 @@ class BlockActions(Envelope):
     channel: Ref | None = None
     container: Container | None = None
     trigger_id: str | None = None
+    # Clicks on messages always carry one, and a listener answers through it (Bolt's `respond`): without it the
+    # listener would fail after the ack instead of the click being refused here.
+    response_url: str = Field(pattern=r"^https?://\S+$", max_length=2000)
 
     @model_validator(mode="after")
     def _has_channel(self) -> BlockActions:
