@@ -47,7 +47,8 @@ def serve_command(port: int, bind: str) -> None:
     if settings.slack_app_token is not None:
         health = BoltHTTPServer(None, bind, port, ready).start()  # Socket Mode has no HTTP side: health only
         log.info("hvbot serve: Socket Mode (health on port %d)", health.port)
-        CheckedSocketModeHandler(app, settings.secret("slack_app_token"), web_client=runtime.client).start()  # type: ignore[no-untyped-call]
+        handler = CheckedSocketModeHandler(app, settings.secret("slack_app_token"), web_client=runtime.client)
+        handler.start()  # type: ignore[no-untyped-call]
         return
     checks = RequestChecks(settings.secret("slack_signing_secret"), ReplayCache(runtime.redis))
     server = BoltHTTPServer(app, bind, port, ready, checks=checks)

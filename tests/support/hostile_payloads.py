@@ -110,7 +110,8 @@ def as_payload(body: Any) -> str:
 def header_cases() -> list[Case]:
     body = urlencode(slash("vms")).encode()
 
-    def stamped(ts: Callable[[], str | bytes], signature: Callable[[str], str | bytes]) -> Callable[[], tuple[Header, ...]]:
+    def stamped(ts: Callable[[], str | bytes],
+                signature: Callable[[str], str | bytes]) -> Callable[[], tuple[Header, ...]]:
         def headers() -> tuple[Header, ...]:
             stamp = ts()
             text = stamp.decode("latin-1") if isinstance(stamp, bytes) else stamp
