@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     job_timeout_seconds: int = Field(default=300, ge=10)
     result_ttl_seconds: int = Field(default=86400, ge=60)  # how long pagination/CSV of a result keeps working
     abandoned_check_seconds: float = Field(default=10.0, gt=0)  # the dead-worker detector's period
+    worker_registration_check_seconds: float = Field(default=10.0, gt=0)  # re-register after Redis lost data
     usergroup_cache_seconds: float = Field(default=60.0, ge=0)
     channel_post_interval_seconds: float = Field(default=1.0, ge=0)  # Slack: ~1 message/s per channel
     rows_per_page: int = Field(default=20, ge=1, le=100)

@@ -57,6 +57,7 @@ EXPORT_CANCEL_KEY = "hvbot:export:cancel:{}"  # export key -> the user who press
 
 # -- replica monitor -------------------------------------------------------------------------------------------
 MONITOR_LEASE_KEY = "hvbot:monitor:lease"  # the one running monitor's token
+MONITOR_HEARTBEAT_KEY = "hvbot:monitor:heartbeat"  # JSON jobs.monitor.heartbeat.Heartbeat, written every round
 REPLICATION_LAST_KEY = "hvbot:replication:last"  # hash host -> {"at", "site", "error", "vms": [...]} of the last sweep
 SWEEP_PENDING_KEY = "hvbot:sweep:pending:{}"  # host: set while its sweep is queued or running (no pile-up)
 ALERTS_PREFIX = "hvbot:alerts"  # jobs.monitor.state.AlertEngine: its layout is in that module's docstring

@@ -38,7 +38,7 @@ from psrpcore.types._serializer import (
 )
 
 from lab import hvdata
-from lab.serialize import build, class_plan, enum_class
+from lab.serialize import build, class_plan, enum_class, round_trip
 
 Emit = Callable[["Message", str, Any], None]
 INT_TAGS = {"System.Int32": "I32", "System.Int64": "I64", "System.UInt32": "U32", "System.UInt64": "U64"}
@@ -123,7 +123,7 @@ def emit_datetime(msg: Message, attr: str, value: Any) -> None:
         return
     if not isinstance(value, datetime.datetime):
         value = datetime.datetime.fromisoformat(value)
-    msg.parts.append(_text_element("DT", attr, _escape_cdata(_serialize_datetime(value))))
+    msg.parts.append(_text_element("DT", attr, _escape_cdata(_serialize_datetime(round_trip(value)))))
 
 
 def emit_timespan(msg: Message, attr: str, value: Any) -> None:

@@ -129,12 +129,22 @@ def _resume(ctx: Context, vm: VM) -> None:
 
 def _simple(action: Callable[..., None], passthru_kind: str = "VMReplication") -> Callable[..., list[Any] | None]:
     def run(ctx: Context, bound: Bound, vm: VM) -> list[Any] | None:
+        action(ctx.fleet, ctx.host, vm)
+        return [Live(passthru_kind, ctx.host, vm)] if bound.get("Passthru") else []
+    return run
+
+
+def _on_relationship(action: Callable[..., None]) -> Callable[..., list[Any] | None]:
+    """Suspend/Resume/Reset act on the relationship -ReplicationRelationshipType names (Simple without it)."""
+    def run(ctx: Context, bound: Bound, vm: VM) -> list[Any] | None:
+        relationship = bound.get("ReplicationRelationshipType")
         if action is rp.resume:
             _resume(ctx, vm)
-            rp.resume(ctx.fleet, ctx.host, vm, bool(bound.get("Resynchronize")))
+            rp.resume(ctx.fleet, ctx.host, vm, bool(bound.get("Resynchronize")), relationship)
         else:
-            action(ctx.fleet, ctx.host, vm)
-        return [Live(passthru_kind, ctx.host, vm)] if bound.get("Passthru") else []
+            action(ctx.fleet, ctx.host, vm, relationship)
+        rep = vm.extended if relationship == "Extended" else vm.replication
+        return [Live("VMReplication", ctx.host, vm, rep)] if bound.get("Passthru") else []
     return run
 
 
@@ -174,8 +184,9 @@ HANDLERS: HandlerTable = {
                             "VirtualMachine"),
     "Set-VMReplication": (_each("VMName", _set_replication), "VMReplication"),
     "Start-VMInitialReplication": (_each("VMName", _simple(rp.start_initial_replication)), "VMReplication"),
-    "Suspend-VMReplication": (_each("VMName", _simple(rp.suspend)), "VMReplication"),
-    "Resume-VMReplication": (_each("VMName", _simple(rp.resume)), "VMReplication"),
+    "Suspend-VMReplication": (_each("VMName", _on_relationship(rp.suspend)), "VMReplication"),
+    "Resume-VMReplication": (_each("VMName", _on_relationship(rp.resume)), "VMReplication"),
+    "Reset-VMReplicationStatistics": (_each("VMName", _on_relationship(rp.reset_statistics)), "VMReplication"),
     "Set-VMNetworkAdapter": (_set_adapter, "VMNetworkAdapter"),
     "Checkpoint-VM": (_each("Name", _checkpoint), "VMSnapshot"),
 }

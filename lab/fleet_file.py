@@ -8,6 +8,7 @@ Format (every key but ``hosts[].name``, ``site`` and ``vms[].name`` is optional)
         site: site-a
         allow_script: false           # accept add_script pipelines (never on a JEA configuration)
         replica_server: true          # configured as a Replica server (Get-VMReplicationServer ReplicationEnabled)
+        utc_offset_minutes: 60        # the host's time zone; its DateTimes carry this offset (default 0: +00:00)
         jea_configuration: HvBot      # configuration name of a JEA endpoint, or null
         vms:
           - name: fw01
@@ -55,6 +56,8 @@ from lab.clock import utc_now
 from lab.model import MIB, VM, Checkpoint, Fleet, Host, Memory, NetAdapter, Replication, check_enum
 
 ID_NS = uuid.UUID("6f1c2a47-8a51-4f59-9b8e-2f3c1d7e9a10")
+# A new fleet is half-way through its hosts' 12 h monitoring interval, every cycle so far successful (lab.health).
+SEEDED_INTERVAL = timedelta(hours=6)
 
 
 def load_fleet(path: str | Path, now: datetime | None = None) -> Fleet:
@@ -71,7 +74,8 @@ def fleet_from_dict(data: dict[str, Any], now: datetime | None = None) -> Fleet:
         host = Host(name=h["name"], fqdn=h.get("fqdn") or f"{h['name']}.lab.local", site=h["site"],
                     allow_script=bool(h.get("allow_script", False)),
                     jea_configuration=h.get("jea_configuration"),
-                    replica_server_enabled=bool(h.get("replica_server", True)))
+                    replica_server_enabled=bool(h.get("replica_server", True)),
+                    utc_offset_minutes=int(h.get("utc_offset_minutes", 0)))
         host.vms = [_vm(host, v, now) for v in h.get("vms") or []]
         hosts[host.name] = host
     fleet = Fleet(hosts, controls=controls.apply)
@@ -125,8 +129,9 @@ def _replicate(fleet: Fleet, host: Host, v: dict[str, Any], now: datetime) -> No
     common = dict(primary_server=host.fqdn, replica_server=target.fqdn,
                   frequency_sec=int(r.get("frequency_sec", 300)), recovery_history=int(r.get("recovery_history", 0)),
                   vss_frequency_hour=int(r.get("vss_frequency_hour", 0)), last_replication_time=last,
-                  last_applied_log_time=last, monitoring_start=now - timedelta(hours=12))
-    stats = dict(successful_count=int(12 * 3600 / int(common["frequency_sec"])), average_size=3 * MIB,
+                  last_applied_log_time=last, monitoring_start=now - SEEDED_INTERVAL, counted_until=now)
+    stats = dict(successful_count=int(SEEDED_INTERVAL.total_seconds() / int(common["frequency_sec"])),
+                 average_size=3 * MIB,
                  maximum_size=24 * MIB, average_latency=timedelta(seconds=4))
     state = check_enum("VMReplicationState", str(r.get("state", "Replicating")))
     health = check_enum("VMReplicationHealthState", str(r.get("health", "Normal")))
@@ -157,8 +162,9 @@ def _extend(fleet: Fleet, host: Host, replica: VM, e: dict[str, Any], primary_fr
     if frequency not in (300, 900) or frequency < primary_frequency:  # hyperv.md §7, extended frequency
         raise ValueError(f"{replica.name}: extended frequency must be 300 or 900 and not below {primary_frequency}")
     common = dict(primary_server=host.fqdn, replica_server=target.fqdn, frequency_sec=frequency,
-                  last_replication_time=last, last_applied_log_time=last, monitoring_start=last - timedelta(hours=12),
-                  successful_count=int(12 * 3600 / frequency), average_size=3 * MIB, maximum_size=24 * MIB,
+                  last_replication_time=last, last_applied_log_time=last, monitoring_start=last - SEEDED_INTERVAL,
+                  counted_until=last, successful_count=int(SEEDED_INTERVAL.total_seconds() / frequency),
+                  average_size=3 * MIB, maximum_size=24 * MIB,
                   average_latency=timedelta(seconds=4))
     replica.extended = Replication(mode="Replica", state="Replicating", health="Normal",
                                    relationship_type="Extended", **common)
@@ -233,7 +239,8 @@ def _default_data() -> dict[str, Any]:
                 spec["replica"] = {"to": partner, "frequency_sec": (30, 300, 900)[slot % 3],
                                    "last_replication_s": 20 + slot}
             vms.append(spec)
-        hosts.append({"name": name, "site": site, "vms": vms})
+        # Site A keeps Central European time, site B US Eastern: hosts' DateTimes carry their own offsets.
+        hosts.append({"name": name, "site": site, "vms": vms, "utc_offset_minutes": 60 if site == "site-a" else -300})
     hosts[0]["vms"].insert(0, _firewall())
     hosts[3]["vms"][6]["notes"] = "holds 10.0.4.17, the README example"
     # One chain A -> B -> C: mail02 (hv-a2) replicates to hv-b2, which extends it to hv-b1.

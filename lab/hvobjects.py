@@ -14,6 +14,7 @@ from typing import Any
 from psrpcore.types import PSObject
 
 from lab.clixml import HyperVOutput
+from lab.clock import HostZone
 from lab.model import VM, Checkpoint, Host, NetAdapter, Replication
 from lab.serialize import build
 
@@ -42,6 +43,18 @@ def vm_text(vm: VM) -> str:
 
 def adapter_text(vm: VM, adapter: NetAdapter) -> str:
     return f"VMNetworkAdapter (Name = '{adapter.name}', VMName = '{vm.name}') [VMId = '{vm.id}']"
+
+
+def disk_texts(vm: VM) -> list[str]:
+    """The VM's one virtual disk, as a nested HardDiskDrive arrives at serialization depth 1: its ToString (hyperv.md
+    §5.2; the text's format is UNCONFIRMED, as for the other Hyper-V objects). Generation 1 boots from IDE."""
+    controller = "SCSI" if vm.generation == 2 else "IDE"
+    name = f"Hard Drive on {controller} controller number 0 at location 0"
+    return [f"HardDiskDrive (Name = '{name}', VMName = '{vm.name}') [Id = 'Microsoft:{vm.id}\\{controller}0:0']"]
+
+
+def vlan_text(vm: VM, adapter: NetAdapter) -> str:
+    return f"VMNetworkAdapterVlanSetting (ParentAdapter = '{adapter.name}', VMName = '{vm.name}')"
 
 
 def to_string(live: Live) -> str:
@@ -102,6 +115,7 @@ def vm_values(host: Host, vm: VM, now: datetime) -> dict[str, Any]:
         "AutomaticCriticalErrorActionTimeout": 30, "AutomaticCheckpointsEnabled": False,
         "ParentSnapshotId": current.id if current else None, "ParentSnapshotName": current.name if current else None,
         "NetworkAdapters": [adapter_text(vm, a) for a in vm.adapters], "Notes": vm.notes,
+        "HardDrives": disk_texts(vm),
         "CreationTime": vm.creation_time, "ComputerName": host.name, "IsDeleted": False, "IsClustered": False,
         "NumaNodesCount": 1, "NumaSocketCount": 1, "VirtualMachineType": "RealizedVirtualMachine",
         "VirtualMachineSubType": f"Generation{vm.generation}",
@@ -115,6 +129,7 @@ def adapter_values(host: Host, vm: VM, adapter: NetAdapter) -> dict[str, Any]:
     ips = adapter.ipv4 + adapter.ipv6 if vm.reports_ips() else []
     return {
         "Name": adapter.name, "VMName": vm.name, "VMId": vm.id, "Id": f"Microsoft:{vm.id}\\{adapter.adapter_guid}",
+        "VlanSetting": vlan_text(vm, adapter),
         "AdapterId": str(adapter.adapter_guid).upper(), "IPAddresses": ips, "MacAddress": adapter.mac,
         "DynamicMacAddressEnabled": True, "SwitchName": adapter.switch_name,
         "SwitchId": uuid.uuid5(SWITCH_NS, adapter.switch_name) if adapter.switch_name else None,
@@ -150,7 +165,7 @@ def snapshot_values(host: Host, vm: VM, cp: Checkpoint) -> dict[str, Any]:
             "MemoryStartup": vm.memory.startup, "MemoryMinimum": vm.memory.minimum,
             "MemoryMaximum": vm.memory.maximum, "DynamicMemoryEnabled": vm.memory.dynamic,
             "ProcessorCount": vm.cpu_count, "ComputerName": host.name, "IsDeleted": False,
-            "NetworkAdapters": [adapter_text(vm, a) for a in vm.adapters]}
+            "NetworkAdapters": [adapter_text(vm, a) for a in vm.adapters], "HardDrives": disk_texts(vm)}
 
 
 def replication_values(host: Host, vm: VM, rep: Replication | None = None) -> dict[str, Any]:
@@ -170,6 +185,7 @@ def replication_values(host: Host, vm: VM, rep: Replication | None = None) -> di
         "AutoResynchronizeIntervalEnd": timedelta(hours=6), "ReplicateHostKvpItems": True,
         "TestVirtualMachine": vm_text(test_vm) if test_vm else None, "ComputerName": host.name,
         "IsDeleted": False, "BypassProxyServer": False, "EnableWriteOrderPreservationAcrossDisks": False,
+        "ReplicatedDisks": disk_texts(vm), "ExcludedDisks": [],
     }
 
 
@@ -197,7 +213,7 @@ def replication_server_values(host: Host) -> dict[str, Any]:
     return {"ReplicationEnabled": host.replica_server_enabled, "AllowedAuthenticationType": "Kerberos",
             "ReplicationAllowedFromAnyServer": True, "KerberosAuthenticationPort": 80,
             "CertificateAuthenticationPort": 443, "DefaultStorageLocation": "D:\\Hyper-V Replica",
-            "MonitoringInterval": timedelta(hours=12), "MonitoringStartTime": timedelta(hours=9),
+            "MonitoringInterval": host.monitoring_interval, "MonitoringStartTime": timedelta(hours=9),
             "OperationalStatus": ["Ok"], "StatusDescriptions": ["OK"], "ComputerName": host.name,
             "IsDeleted": False}
 
@@ -231,7 +247,13 @@ def host_values(host: Host) -> dict[str, Any]:
 
 
 def live_values(live: Live, now: datetime) -> dict[str, Any]:
-    """The property values of a live object (call with the fleet lock held: they snapshot the model)."""
+    """The property values of a live object (call with the fleet lock held: they snapshot the model), with its
+    DateTimes in the host's local time, as Hyper-V returns them."""
+    zone = HostZone(live.host.utc_offset_minutes)
+    return {k: v.astimezone(zone) if isinstance(v, datetime) else v for k, v in _values(live, now).items()}
+
+
+def _values(live: Live, now: datetime) -> dict[str, Any]:
     host, vm = live.host, live.vm
     kind = live.ps_kind
     if kind == "VirtualMachine" and vm:

@@ -77,7 +77,8 @@ class Replication:
     compression: bool = True
     last_replication_time: datetime | None = None
     last_applied_log_time: datetime | None = None
-    monitoring_start: datetime | None = None
+    monitoring_start: datetime | None = None  # start of the current monitoring interval (lab.health)
+    counted_until: datetime | None = None  # statistics hold the cycles up to here
     successful_count: int = 0
     missed_count: int = 0
     errors: int = 0
@@ -90,7 +91,7 @@ class Replication:
     last_test_failover_time: datetime | None = None
     relationship_type: str = "Simple"
     log_apply: "LogApply | None" = None  # simulated log-apply cycles (lab.timeline); None = static times
-    current_tasks: list[str] = field(default_factory=list)  # Measure-VMReplication CurrentTask texts
+    current_tasks: list[str] = field(default_factory=list)  # Measure-VMReplication CurrentTask, as serialized
     resync_seconds: float = 60.0  # how long a resynchronization runs (fleet clock)
     resync_done_at: datetime | None = None  # when the running resynchronization finishes
 
@@ -222,6 +223,8 @@ class Host:
     replica_server_enabled: bool = True  # Get-VMReplicationServer ReplicationEnabled (hyperv.md §2.7)
     logical_processors: int = 32
     memory_capacity: int = 256 * 1024 * MIB
+    monitoring_interval: timedelta = timedelta(hours=12)  # Set-VMReplicationServer default (hyperv.md §7)
+    utc_offset_minutes: int = 0  # the host's local time zone: its DateTimes go out in it (lab.clock.HostZone)
 
     def vms_named(self, name: str) -> list[VM]:
         return [vm for vm in self.vms if vm.name.lower() == name.lower()]
@@ -272,9 +275,10 @@ class Fleet:
             raise ValueError(f"no VM named {vm_name!r} on host {host.name}")
         return found[0]
 
-    def partner(self, host: Host, vm: VM) -> tuple[Host, VM] | None:
-        """The other side of ``vm``'s replica relationship (same VM id on the other server)."""
-        rep = vm.replication
+    def partner(self, host: Host, vm: VM, rep: Replication | None = None) -> tuple[Host, VM] | None:
+        """The other side of ``vm``'s replica relationship ``rep`` (default: its Simple one): the same VM id on
+        the other server."""
+        rep = rep or vm.replication
         if rep is None:
             return None
         other = rep.replica_server if host.fqdn.lower() == rep.primary_server.lower() else rep.primary_server

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from lab import timeline
+from lab import health, timeline
 from lab.model import VM, Checkpoint, Fleet, Host, Replication
 
 STATE_TEXT = "The operation cannot be performed while the virtual machine is in its current state."
@@ -31,10 +31,14 @@ def replication_state_text(vm: VM) -> str:
     return f"The operation cannot be performed while the virtual machine '{vm.name}' is in the current replication state."
 
 
-def _rep(vm: VM) -> Replication:
-    if vm.replication is None:
-        raise ReplicationError(f"Replication is not enabled for virtual machine '{vm.name}'.")
-    return vm.replication
+def _rep(vm: VM, relationship: str | None = None) -> Replication:
+    """The relationship a cmdlet's -ReplicationRelationshipType names; without it the Simple one (UNKNOWN: what a
+    host does without the parameter on a VM that extends replication; the lab never touches the Extended one)."""
+    rep = vm.extended if relationship == "Extended" else vm.replication
+    if rep is None:
+        kind = "Extended replication" if relationship == "Extended" else "Replication"
+        raise ReplicationError(f"{kind} is not enabled for virtual machine '{vm.name}'.")
+    return rep
 
 
 def _set(rep: Replication, state: str, health: str, *details: str) -> None:
@@ -101,9 +105,9 @@ def mark_broken(fleet: Fleet, vm: VM, broken: bool) -> None:
 # --- suspend / resume (§1.8) -----------------------------------------------------------------------------
 
 
-def suspend(fleet: Fleet, host: Host, vm: VM) -> None:
+def suspend(fleet: Fleet, host: Host, vm: VM, relationship: str | None = None) -> None:
     """Pause on either side (§1.8): the state of that side becomes Suspended; a resync pauses on both sides."""
-    rep = _rep(vm)
+    rep = _rep(vm, relationship)
     if rep.state not in ("Replicating", "Resynchronizing", "WaitingForInitialReplication"):
         raise ReplicationError(replication_state_text(vm))
     if rep.state == "Resynchronizing":
@@ -119,11 +123,11 @@ def suspend(fleet: Fleet, host: Host, vm: VM) -> None:
 RESUMABLE = ("Suspended", "WaitingForStartResynchronize", "ResynchronizeSuspended", "Error", "UpdateError")
 
 
-def resume(fleet: Fleet, host: Host, vm: VM, resynchronize: bool = False) -> None:
+def resume(fleet: Fleet, host: Host, vm: VM, resynchronize: bool = False, relationship: str | None = None) -> None:
     """Resume (§1.8): from Suspended/Error the changes made meanwhile are sent now (a log arrives and is
     applied); ``-Resynchronize`` starts a resync (required from WaitingForStartResynchronize); a paused
     resync continues where it stopped."""
-    rep = _rep(vm)
+    rep = _rep(vm, relationship)
     if rep.state not in RESUMABLE:
         raise ReplicationError(replication_state_text(vm))
     now = fleet.clock()
@@ -137,12 +141,22 @@ def resume(fleet: Fleet, host: Host, vm: VM, resynchronize: bool = False) -> Non
         raise ReplicationError(replication_state_text(vm))
     _set(rep, "Replicating", "Normal")
     timeline.restart_cycles(rep, now, rep.last_applied_log_time)
-    partner = fleet.partner(host, vm)
+    health.advance(rep, vm.name, now, host.monitoring_interval)  # the pause's missed cycles count at once
+    partner = fleet.partner(host, vm, rep)
     if partner and partner[1].replication and partner[1].replication.mode in ("Primary", "Replica"):
         other = partner[1].replication
         if other.state in ("Replicating", "Suspended", "Error") or other.health == "Critical":
             _set(other, "Replicating", "Normal")
             timeline.restart_cycles(other, now, other.last_applied_log_time)
+            health.advance(other, vm.name, now, partner[0].monitoring_interval)
+
+
+def reset_statistics(fleet: Fleet, host: Host, vm: VM, relationship: str | None = None) -> None:
+    """Reset-VMReplicationStatistics (hyperv.md §1.9); on a VM without replication the text of [BLOG-CLU]."""
+    rep = vm.extended if relationship == "Extended" else vm.replication
+    if rep is None:
+        raise ReplicationError(f"'Reset-VMReplicationStatistics' is not applicable on virtual machine '{vm.name}'.")
+    health.reset(rep, fleet.clock())
 
 
 # --- failover (§1.3–1.7) --------------------------------------------------------------------------------

@@ -15,9 +15,21 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Callable
 
-from psrpcore.types import PSEnumBase, PSInt64, PSList, PSNoteProperty, PSObject, PSType, PSUInt, PSUInt64, PSVersion
+from psrpcore.types import (
+    PSDateTime,
+    PSEnumBase,
+    PSInt64,
+    PSList,
+    PSNoteProperty,
+    PSObject,
+    PSType,
+    PSUInt,
+    PSUInt64,
+    PSVersion,
+)
 
 from lab import hvdata
+from lab.clock import dotnet_ticks_digit
 
 NS = hvdata.NS
 # Base chains of the Hyper-V module's classes (inference from the decompiled module; not in the stub).
@@ -49,6 +61,12 @@ def enum_class(enum_name: str) -> type[PSEnumBase]:
 def list_class(type_names: tuple[str, ...]) -> type[PSList]:
     cls = type("TypedList", (PSList,), {"__getattribute__": object.__getattribute__})
     return PSType(list(type_names), skip_inheritance=True, rehydrate=False)(cls)  # type: ignore[no-any-return]
+
+
+def round_trip(value: datetime) -> PSDateTime:
+    """A DateTime as Windows writes it: 7 fraction digits (``.9270288``) and the offset of its zone (values from
+    ``lab.hvobjects.live_values`` carry the host's). psrpcore writes a PSDateTime's nanoseconds as the 7th digit."""
+    return PSDateTime(value, nanosecond=dotnet_ticks_digit(value) * 100)
 
 
 def _string_array(value: Any) -> Any:
@@ -89,7 +107,8 @@ SIMPLE: dict[str, Converter] = {
     "System.UInt32": lambda v: PSUInt(int(v or 0)),
     "System.UInt64": lambda v: PSUInt64(int(v or 0)),
     "System.Guid": lambda v: v if isinstance(v, uuid.UUID) or v is None else uuid.UUID(str(v)),
-    "System.DateTime": lambda v: v if isinstance(v, datetime) or v is None else datetime.fromisoformat(v),
+    "System.DateTime": lambda v: None if v is None else round_trip(v if isinstance(v, datetime)
+                                                                    else datetime.fromisoformat(v)),
     "System.TimeSpan": lambda v: v if isinstance(v, timedelta) or v is None else timedelta(seconds=float(v)),
     "System.String[]": _string_array,
     "System.Version": lambda v: None if v is None else PSVersion(str(v)),

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from lab import health
 from lab.model import VM, Fleet, Host, LogApply, Replication
 
-APPLY_TASK = "Applying replication log"  # UNCONFIRMED wording (hyperv.md §4 #1, §8 item 3)
+# CurrentTask is IList<VMCurrentTask> (hyperv.md §2.4): nested, so at serialization depth 1 each task arrives as
+# its ToString() (§5.2). No reference gives that text or the apply task's name (§8 item 3); the lab sends the
+# type name, which is what an object without its own ToString gives, so the bot can rely on no name or percent.
+APPLY_TASK = "Microsoft.HyperV.PowerShell.VMCurrentTask"
 RESYNC_DETAIL = "Resynchronization is in progress for virtual machine '{0}'."  # UNCONFIRMED wording
 
 
@@ -33,6 +37,9 @@ def tick(fleet: Fleet, host: Host | None = None) -> None:
                 finish_resync(fleet, h, vm, rep.resync_done_at)
             if rep.log_apply is not None:
                 _apply_cycle(fleet, h, vm, now)
+            for side in (rep, vm.extended):
+                if side is not None:
+                    health.advance(side, vm.name, now, h.monitoring_interval)
 
 
 def apply_view(rep: Replication, now: datetime) -> tuple[datetime, datetime | None, int | None]:
@@ -57,7 +64,7 @@ def _apply_cycle(fleet: Fleet, host: Host, vm: VM, now: datetime) -> None:
         return
     received, applied, percent = apply_view(rep, now)
     rep.last_replication_time, rep.last_applied_log_time = received, applied
-    rep.current_tasks = [] if percent is None else [f"{APPLY_TASK} ({percent}%)"]
+    rep.current_tasks = [] if percent is None else [APPLY_TASK]
     partner = fleet.partner(host, vm)
     if partner is not None and partner[1].replication is not None and partner[1].replication.state == "Replicating":
         partner[1].replication.last_replication_time = received  # the primary sent it

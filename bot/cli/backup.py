@@ -113,6 +113,7 @@ def end_command(vm: str, as_json: bool) -> None:
 
     def end(fleet: Fleet, settings: BackupSettings) -> CliResult:
         store = backup.window_store(_connection(), settings)
-        return window_ended_result(backup.end_window(fleet, store, vm, datetime.now(UTC), settings))
+        ended = backup.end_window(fleet, store, vm, datetime.now(UTC), settings)
+        return window_ended_result(ended.window, ended.resumed.text())
 
     _run(Command.END, vm, as_json, end)

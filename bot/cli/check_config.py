@@ -1,13 +1,15 @@
-"""`hvbot check-config`: validate settings, reach Redis, every inventory host, and Slack `auth.test`."""
+"""`hvbot check-config`: settings, Redis, every inventory host, Slack `auth.test`, the monitor heartbeat, the workers."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import click
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
+from rq import Queue, Worker
 
 from bot.delivery.slack import web_client
 from bot.runtime import redis_connection
@@ -16,6 +18,7 @@ from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.hosts import load_inventory
 from jobs.hyperv.settings import JobSettings
 from jobs.inventory.queries import list_vms
+from jobs.monitor import heartbeat
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,11 @@ class Check:
     name: str
     ok: bool
     detail: str
+    note: bool = False  # informational: printed as "info", never fails the run
+
+    @property
+    def label(self) -> str:
+        return "info" if self.note else ("ok  " if self.ok else "FAIL")
 
 
 def _safe(run: Callable[[], str], name: str) -> Check:
@@ -43,6 +51,22 @@ def _describe(exc: Exception) -> str:
 def check_redis(settings: Settings) -> str:
     redis_connection(settings.redis_url).ping()
     return "PING answered"
+
+
+def process_checks(settings: Settings) -> list[Check]:
+    """The monitor's heartbeat and the workers registered for the queue. Neither running yet is only a note (a
+    first deployment checks its config before starting them); a monitor that stopped sweeping is a failure."""
+    try:
+        client = redis_connection(settings.redis_url)
+        fresh, text = heartbeat.status_line(client, time.time())
+        workers = Worker.count(queue=Queue(settings.queue, connection=client))
+    except Exception as exc:  # noqa: BLE001 - Redis is reported by its own check; one line here
+        return [Check("monitor", False, f"cannot read its heartbeat: {_describe(exc)}")]
+    queue = f"queue {settings.queue}"
+    worker_check = (Check("workers", True, f"{workers} registered for {queue}") if workers else
+                    Check("workers", True, f"none registered for {queue}: jobs wait until `hvbot worker` runs",
+                          note=True))
+    return [Check("monitor", fresh is not False, text, note=fresh is None), worker_check]
 
 
 def check_slack(settings: Settings) -> str:
@@ -86,6 +110,8 @@ def host_checks(settings: Settings) -> list[Check]:
 def run_checks(settings: Settings) -> list[Check]:
     checks = [Check("settings", True, "valid")]
     checks.append(_safe(lambda: check_redis(settings), "redis"))
+    if checks[-1].ok:
+        checks += process_checks(settings)
     checks.append(_safe(lambda: check_slack(settings), "slack"))
     checks.append(_safe(lambda: check_approval_secret(settings), "approval secret"))
     checks += host_checks(settings)
@@ -107,5 +133,5 @@ def check_config_command() -> None:
         raise SystemExit(1) from None
     checks = run_checks(settings)
     for check in checks:
-        click.echo(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+        click.echo(f"{check.label} {check.name}: {check.detail}")
     raise SystemExit(0 if all(c.ok for c in checks) else 1)

@@ -1,9 +1,15 @@
-"""`hvbot monitor`: the single replica-health monitor (sweeps, housekeeping, alert timers), posting to Slack."""
+"""`hvbot monitor`: the single replica-health monitor (sweeps, housekeeping, alert timers), posting to Slack.
+
+It outlives Redis: the start waits for Redis with backoff, and the loop (`jobs.monitor.loop`) turns a Redis error
+into a skipped round. `hvbot monitor --health` reads the heartbeat the running monitor writes and exits 0 when it
+is fresh, 1 otherwise: a container health check.
+"""
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from typing import Any
 
 import click
@@ -11,6 +17,7 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from bot.cli.connections import monitor_redis
 from bot.cli.reporters import install_reporters
 from bot.delivery.alert_routing import alert_rules
 from bot.logs import configure_logging
@@ -18,8 +25,11 @@ from bot.runtime import build_runtime
 from bot.settings import Settings
 from jobs import ports as reporting
 from jobs.hyperv.hosts import load_inventory
-from jobs.monitor.loop import Monitor, MonitorAlreadyRunning, MonitorLease
+from jobs.monitor import heartbeat
+from jobs.monitor.loop import LeaseLost, Monitor, MonitorAlreadyRunning, MonitorLease, backoff_s
 from jobs.monitor.state import AlertEngine
+
+MAX_BACKOFF_S = 30.0
 
 
 def build_monitor(settings: Settings, connection: redis.Redis, hosts: list[str], **overrides: Any) -> Monitor:
@@ -38,27 +48,64 @@ def inventory_hosts(settings: Settings) -> list[str]:
     return load_inventory(settings.inventory).names
 
 
+def acquire_when_redis_answers(lease: MonitorLease, stop: threading.Event, first_wait_s: float) -> bool:
+    """Take the lease, waiting out a Redis outage with backoff; False when stopped first."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            lease.acquire()
+            return True
+        except redis.RedisError as exc:
+            failures += 1
+            delay = backoff_s(failures, first_wait_s, MAX_BACKOFF_S)
+            click.echo(f"hvbot monitor: Redis unreachable ({type(exc).__name__}); retrying in {delay:.1f} s",
+                       err=True)
+            stop.wait(delay)
+    return False
+
+
+def health_check(settings: Settings) -> None:
+    """Exit 0 when the monitor's heartbeat is fresh, 1 otherwise, with one line saying why."""
+    try:
+        fresh, text = heartbeat.status_line(monitor_redis(settings.redis_url), time.time())
+    except redis.RedisError as exc:
+        click.echo(f"unhealthy: cannot read the monitor heartbeat, Redis unreachable ({type(exc).__name__})")
+        raise SystemExit(1) from None
+    click.echo(f"{'healthy' if fresh else 'unhealthy'}: {text}")
+    raise SystemExit(0 if fresh else 1)
+
+
 @click.command("monitor")
 @click.option("--tick", "tick_s", default=5.0, show_default=True, help="seconds between alert timer runs")
-def monitor_command(tick_s: float) -> None:
+@click.option("--health", is_flag=True,
+              help="do not monitor: exit 0 if the running monitor's heartbeat is fresh, else 1 (a health check)")
+def monitor_command(tick_s: float, health: bool) -> None:
     """Sweep replica health of every host, post alerts; exactly one monitor runs (a Redis lease)."""
     settings = Settings()
+    if health:
+        health_check(settings)
     configure_logging(settings.log_json)
-    connection = redis.Redis.from_url(settings.redis_url)
+    connection = monitor_redis(settings.redis_url)
     hosts = inventory_hosts(settings)
     # housekeeping tells users through these (abandoned jobs, dead failovers, expired approvals)
     install_reporters(build_runtime(settings, connection=connection))
     lease = MonitorLease(connection, ttl_s=max(3 * tick_s, 30.0))
-    try:
-        lease.acquire()
-    except MonitorAlreadyRunning as exc:
-        raise click.ClickException(str(exc)) from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        if not acquire_when_redis_answers(lease, stop, tick_s):
+            return
+    except MonitorAlreadyRunning as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"hvbot monitor: {len(hosts)} host(s), a sweep every {settings.sweep_interval_seconds:g} s", err=True)
     try:
-        build_monitor(settings, connection, hosts).run_forever(lease, stop, tick_s=tick_s)
+        build_monitor(settings, connection, hosts).run_forever(lease, stop, tick_s=tick_s, max_backoff_s=MAX_BACKOFF_S)
+    except LeaseLost as exc:
+        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass
     finally:
-        lease.release()
+        try:
+            lease.release()
+        except redis.RedisError:
+            pass  # Redis down at exit: the lease expires by itself after its TTL

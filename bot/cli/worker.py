@@ -1,30 +1,35 @@
-"""`hvbot worker`: an RQ worker with hvbot's settings (JSON serializer, scheduler on) posting to Slack."""
+"""`hvbot worker`: an RQ worker with hvbot's settings (JSON serializer, scheduler on) posting to Slack.
+
+It rides out a Redis restart: its client retries for about a minute (`bot.cli.connections`), and it registers
+itself again when Redis comes back without its data (`jobs.workers`), so `rq info` and `hvbot check-config` see it.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
 import redis
-from rq import SimpleWorker, Worker
 from rq.serializers import JSONSerializer
-from rq.worker import BaseWorker
 
+from bot.cli.connections import worker_redis
 from bot.cli.reporters import install_reporters
 from bot.logs import configure_logging
 from bot.runtime import AbandonedJobWatcher, build_runtime
 from bot.settings import Settings
 from jobs.housekeeping import run_housekeeping
 from jobs.hyperv.process_fleet import warm_fleet_in_background
+from jobs.workers import HvbotSimpleWorker, HvbotWorker, RegistrationKeeper, ReRegistering
 
 
-def make_worker(settings: Settings, connection: redis.Redis, simple: bool = False, name: str | None = None) -> BaseWorker:
-    cls: type[BaseWorker] = SimpleWorker if simple else Worker
+def make_worker(settings: Settings, connection: redis.Redis, simple: bool = False,
+                name: str | None = None) -> ReRegistering:
+    cls: type[ReRegistering] = HvbotSimpleWorker if simple else HvbotWorker
     return cls([settings.queue], connection=connection, serializer=JSONSerializer, name=name)
 
 
 def _housekeeping_at_start(connection: redis.Redis) -> None:
     """Chores run once at every worker start, so promises (e.g. backup-window resumes) hold without the monitor."""
-    from datetime import UTC, datetime
-
     try:
         run_housekeeping(connection, datetime.now(UTC))
     except redis.RedisError:
@@ -41,13 +46,16 @@ def worker_command(burst: bool, simple: bool, name: str | None, warm: bool) -> N
     """Run an RQ worker for hvbot's queue, with the scheduler on."""
     settings = Settings()
     configure_logging(settings.log_json)
-    runtime = build_runtime(settings, connection=redis.Redis.from_url(settings.redis_url))
+    runtime = build_runtime(settings, connection=worker_redis(settings.redis_url))
     install_reporters(runtime)  # before forking: work horses inherit them
     _housekeeping_at_start(runtime.redis)
     if simple and warm:
         warm_fleet_in_background()  # forked work horses cannot reuse their parent's sessions: simple only
     watcher = AbandonedJobWatcher(runtime).start()
+    worker = make_worker(settings, runtime.redis, simple=simple, name=name)
+    keeper = RegistrationKeeper(worker, settings.worker_registration_check_seconds).start()
     try:
-        make_worker(settings, runtime.redis, simple=simple, name=name).work(with_scheduler=True, burst=burst)
+        worker.work(with_scheduler=True, burst=burst)
     finally:
+        keeper.stop()
         watcher.stop()

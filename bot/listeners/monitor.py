@@ -26,6 +26,7 @@ from bot.views import alerts as alert_views
 from bot.views import common as views
 from jobs.hyperv.hosts import load_inventory
 from jobs.keys import SWEEP_PENDING_KEY
+from jobs.monitor import heartbeat
 from jobs.monitor.actions import run_resume
 from jobs.monitor.rules import short_host
 from jobs.monitor.state import AlertEngine
@@ -92,6 +93,7 @@ def _replication(runtime: Runtime, command: Command, user: str, channel: str) ->
     now = datetime.now(UTC)
     entries = load_last(runtime.redis)
     text = replication_text(entries, target, now.timestamp())
+    text += f"\n_{heartbeat.status_line(runtime.redis, now.timestamp())[1]}_"  # is anyone still sweeping?
     if command.extra.get("fresh"):
         hosts = _hosts(runtime, entries)
         pick = [h for h in hosts if target and short_host(h) == short_host(target)] or hosts

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import UTC, datetime
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -54,7 +54,7 @@ def lag_text(lag_s: int | None) -> str:
 def _when(iso: str | None) -> str:
     if not iso:
         return "never"
-    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def row_line(row: AlertRow) -> str:

@@ -20,7 +20,7 @@ SECTION = 2900
 
 _CONFIRMS = {
     ACTION_EXPORT_CANCEL: ("Cancel the export?", "The export pipeline is stopped; the partial copy stays on the host."),
-    ACTION_ALERT_RETRY: ("Resume replication now?", "Runs Resume-VMReplication and waits for Replicating/Normal."),
+    ACTION_ALERT_RETRY: ("Resume replication now?", "Runs Resume-VMReplication and waits for a new replication."),
     ACTION_ALERT_RESYNC: ("Resynchronize?", "Runs Resume-VMReplication -Resynchronize: compares the whole VM "
                                             "with the replica, which loads storage and network for a while."),
 }

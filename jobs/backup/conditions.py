@@ -225,11 +225,13 @@ def _not_seen(number: int, detail: str) -> Condition:
 
 
 def _check_log_apply(f: ReplicaBackupFacts) -> Condition:
-    # §4 #1: no direct flag. Received-but-not-applied logs, or any running replication task (the task names
-    # used for "apply" are UNCONFIRMED, so every running task counts).
+    # §4 #1: no direct flag. Received-but-not-applied logs, or any running replication task. Tasks arrive as
+    # their ToString() text (nested objects, hyperv.md §5.2) whose wording no reference gives, so every running
+    # task counts and none is quoted.
     received, applied = f.last_replication_time, f.last_applied_log_time
     if f.current_tasks:
-        detail = "replication task running: " + ", ".join(f.current_tasks)
+        count = len(f.current_tasks)
+        detail = f"{count} replication task{'s' if count > 1 else ''} running on the replica host"
         return _holds(1, detail, True, _RETRY_SOON)
     if received is not None and applied is None:
         # A host that reports no LastAppliedLogTime gives no signal at all: unknown, never "holds forever".

@@ -94,9 +94,9 @@ def window_started_result(window: Window) -> CliResult:
     return _result(Command.START, window.vm, "done", ExitCode.OK, reason, window=window)
 
 
-def window_ended_result(window: Window) -> CliResult:
-    """`backup end`: replication resumed (and verified by the caller)."""
-    reason = f"replication resumed on the {window.side.value} ({window.host})"
+def window_ended_result(window: Window, verified: str) -> CliResult:
+    """`backup end`: replication resumed, and what the caller verified (``Resumed.text()``)."""
+    reason = f"replication resumed on the {window.side.value} ({window.host}): {verified}"
     return _result(Command.END, window.vm, "done", ExitCode.OK, reason, window=window)
 
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -23,7 +23,7 @@ from jobs.backup.conditions import Readiness, ReplicaBackupFacts, evaluate
 from jobs.backup.settings import BackupSettings
 from jobs.backup.window import PauseSide, Window, WindowError, WindowStore
 from jobs.hyperv import process_fleet
-from jobs.hyperv.commands import single
+from jobs.hyperv.commands import EXTENDED, SIMPLE, single
 from jobs.hyperv.errors import HyperVError
 from jobs.hyperv.fleet import Fleet, HostCall
 from jobs.hyperv.records import as_list, enum_name, parse_datetime, prop, type_name
@@ -31,9 +31,6 @@ from jobs.hyperv.records import as_list, enum_name, parse_datetime, prop, type_n
 log = logging.getLogger("hvbot.backup")
 
 REPLICA_MODES = ("Replica", "ExtendedReplica")  # in preference order: the first replica, then an extended one
-# The VM's own relationship: a replica that extends replication also answers with the Extended one, which would
-# otherwise stand in for it (hyperv.md §1.9).
-SIMPLE, EXTENDED = "Simple", "Extended"
 
 
 class BackupError(Exception):
@@ -139,13 +136,31 @@ def check(fleet: Fleet, vm: str) -> Readiness:
     return evaluate(read_facts(fleet, locate(fleet, vm)))
 
 
-def replication_status(fleet: Fleet, host: str, vm: str) -> tuple[str, str]:
-    """(ReplicationState, ReplicationHealth) of `vm` as `host` reports it."""
+@dataclass(frozen=True)
+class Reading:
+    """What the window's host reports of the VM's Simple relationship."""
+
+    state: str
+    health: str
+    last_replication: datetime | None
+
+    def text(self) -> str:
+        return f"{self.state} / {self.health}"
+
+
+def read_replication(fleet: Fleet, host: str, vm: str) -> Reading:
     objects = fleet.session(host).run(single("Get-VMReplication", VMName=[vm], ReplicationRelationshipType=SIMPLE))
     if not objects:
         raise BackupError(f"{host} reports no replication for {vm}")
-    return (enum_name(prop(objects[0], "ReplicationState")) or "",
-            enum_name(prop(objects[0], "ReplicationHealth")) or "")
+    obj = objects[0]
+    return Reading(enum_name(prop(obj, "ReplicationState")) or "", enum_name(prop(obj, "ReplicationHealth")) or "",
+                   parse_datetime(prop(obj, "LastReplicationTime")))
+
+
+def replication_status(fleet: Fleet, host: str, vm: str) -> tuple[str, str]:
+    """(ReplicationState, ReplicationHealth) of `vm` as `host` reports it."""
+    reading = read_replication(fleet, host, vm)
+    return reading.state, reading.health
 
 
 def start_window(fleet: Fleet, store: WindowStore, vm: str, start: datetime, end: datetime, user: str,
@@ -165,7 +180,8 @@ def pause(fleet: Fleet, store: WindowStore, window: Window, now: datetime) -> No
         if not held:
             raise BackupError(f"{window.vm}: another process is working on its backup window", transient=True)
         try:
-            fleet.session(window.host).run(single("Suspend-VMReplication", VMName=[window.vm]))
+            fleet.session(window.host).run(single("Suspend-VMReplication", VMName=[window.vm],
+                                                  ReplicationRelationshipType=SIMPLE))
         except HyperVError as err:
             store.mark_resumed(window.vm, now)  # nothing is paused: the window must not be resumed later
             raise BackupError(f"could not pause replication of {window.vm} on {window.host}: {err.message}",
@@ -175,36 +191,72 @@ def pause(fleet: Fleet, store: WindowStore, window: Window, now: datetime) -> No
 Clock = Callable[[], float]
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """A verified resume: replication runs again (``reading``); ``reset`` when hvbot reset the statistics."""
+
+    reading: Reading
+    reset: bool = False
+
+    def text(self) -> str:
+        when = self.reading.last_replication
+        sent = f"last replication {when.astimezone(UTC):%H:%M:%S} UTC" if when else "replicating"
+        cleared = "; statistics reset to clear the pause's missed-cycles Warning" if self.reset else ""
+        return f"{self.reading.text()}, {sent}{cleared}"
+
+
+def replicating_again(now: Reading, before: Reading, resumed: bool) -> bool:
+    """Replicating, not Critical, and (after our resume) a replication newer than before it. Health right after a
+    resume may stay Warning: the host judges it over the monitoring interval, which still holds the pause's
+    missed cycles (hyperv.md §3.7)."""
+    if now.state != "Replicating" or now.health == "Critical":
+        return False
+    if not resumed or before.last_replication is None:
+        return True
+    return now.last_replication is not None and now.last_replication > before.last_replication
+
+
 def resume_and_verify(fleet: Fleet, window: Window, settings: BackupSettings,
-                      clock: Clock = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Resume (unless it already runs) and wait until the host shows Replicating / Normal; raises otherwise."""
-    state, _ = replication_status(fleet, window.host, window.vm)
-    if state != "Replicating":
-        fleet.session(window.host).run(single("Resume-VMReplication", VMName=[window.vm]))
+                      clock: Clock = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Resumed:
+    """Resume (unless it already runs), wait until a replication newer than the pause arrives, then reset the
+    statistics when only the pause's missed cycles keep health at Warning (hyperv.md §1.9); raises otherwise."""
+    session = fleet.session(window.host)
+    before = read_replication(fleet, window.host, window.vm)
+    resumed = before.state != "Replicating"
+    if resumed:
+        session.run(single("Resume-VMReplication", VMName=[window.vm], ReplicationRelationshipType=SIMPLE))
     deadline = clock() + settings.resume_verify_s
-    while True:
-        state, health = replication_status(fleet, window.host, window.vm)
-        if state == "Replicating" and health == "Normal":
-            return
+    while not replicating_again(now := read_replication(fleet, window.host, window.vm), before, resumed):
         if clock() >= deadline:
-            raise BackupError(f"{window.vm} on {window.host} is {state}/{health}, not Replicating/Normal, "
-                              f"{settings.resume_verify_s:g} s after resume")
+            raise BackupError(f"{window.vm} on {window.host} is {now.text()} {settings.resume_verify_s:g} s after "
+                              "resume, with no new replication since the pause")
         sleep(settings.resume_poll_s)
+    if now.health != "Warning" or not settings.reset_statistics_after_resume:
+        return Resumed(now)
+    session.run(single("Reset-VMReplicationStatistics", VMName=[window.vm], ReplicationRelationshipType=SIMPLE))
+    return Resumed(read_replication(fleet, window.host, window.vm), reset=True)
 
 
-def end_window(fleet: Fleet, store: WindowStore, vm: str, now: datetime, settings: BackupSettings) -> Window:
+@dataclass(frozen=True)
+class Ended:
+    window: Window
+    resumed: Resumed
+
+
+def end_window(fleet: Fleet, store: WindowStore, vm: str, now: datetime, settings: BackupSettings) -> Ended:
     """End the window now and resume it; failures are recorded and retried by housekeeping."""
     window = store.close(vm, now)
     if window is None:
         raise BackupError(f"{vm} has no open backup window")
-    report = store.resume(window.vm, now, lambda w: resume_and_verify(fleet, w, settings))
+    outcome: list[Resumed] = []
+    report = store.resume(window.vm, now, lambda w: outcome.append(resume_and_verify(fleet, w, settings)))
     if report.failed:
         failure = report.failed[0]
         raise BackupError(f"resume of {vm} failed ({failure.error}); retried at {failure.next_attempt_at:%H:%M:%S}",
                           transient=True)
     if report.skipped:
         raise BackupError(f"{vm}: another process is resuming it right now", transient=True)
-    return store.get(window.vm) or window
+    return Ended(store.get(window.vm) or window, outcome[0])
 
 
 def window_store(connection: redis.Redis, settings: BackupSettings | None = None) -> WindowStore:
@@ -235,5 +287,5 @@ def housekeeping_chore(connection: redis.Redis, now: datetime) -> str:
                        lambda vm, error, failures: post_resume_alert(connection, settings, vm, error, failures))
 
 
-__all__ = ["BackupError", "Pair", "WindowError", "check", "end_window", "housekeeping_chore", "locate",
-           "pause", "read_facts", "resume_and_verify", "run_windows", "start_window"]
+__all__ = ["BackupError", "Ended", "Pair", "Resumed", "WindowError", "check", "end_window", "housekeeping_chore",
+           "locate", "pause", "read_facts", "read_replication", "resume_and_verify", "run_windows", "start_window"]

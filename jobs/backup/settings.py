@@ -17,7 +17,10 @@ class BackupSettings(BaseSettings):
     retry_attempts: int = Field(default=5, ge=1, le=50)
     retry_first_delay_s: float = Field(default=30.0, gt=0)
     retry_max_delay_s: float = Field(default=600.0, gt=0)
-    resume_verify_s: float = Field(default=60.0, gt=0, description="bound for Replicating/Normal after resume")
+    resume_verify_s: float = Field(default=60.0, gt=0,
+                                   description="bound for a new replication to arrive after resume")
+    reset_statistics_after_resume: bool = Field(
+        default=True, description="Reset-VMReplicationStatistics when the pause's missed cycles keep health Warning")
     resume_poll_s: float = Field(default=2.0, gt=0)
     alert_after_failures: int = Field(default=3, ge=1)
     resume_first_delay_s: float = Field(default=30.0, gt=0)

@@ -29,7 +29,7 @@ from jobs.backup.retry import Decision, Outcome, decide
 from jobs.backup.settings import BackupSettings
 from jobs.backup.window import Window, WindowError, WindowStatus
 from jobs.hyperv import process_fleet
-from jobs.hyperv.commands import Pipeline, single
+from jobs.hyperv.commands import SIMPLE, Pipeline, single
 from jobs.hyperv.errors import HyperVError
 from jobs.hyperv.records import prop
 from jobs.keys import BACKUP_WINDOW_MESSAGE_KEY
@@ -169,7 +169,7 @@ def run_window_start(vm: str, seconds: int, key: str, reply: dict[str, Any], use
 
 def run_window_end(vm: str, key: str, reply: dict[str, Any], user: str, scheduled: bool = False,
                    heartbeat_seconds: float = 10.0) -> dict[str, Any]:
-    """End the window now: resume and verify Replicating/Normal (failures are retried by housekeeping)."""
+    """End the window now: resume and verify replication runs again (failures are retried by housekeeping)."""
     target, reporter, settings = ReplyTo.from_dict(reply), reporting.current(), BackupSettings()
     with running(heartbeat_seconds) as (job, _):
         store = backup.window_store(job.connection, settings)
@@ -186,8 +186,8 @@ def run_window_end(vm: str, key: str, reply: dict[str, Any], user: str, schedule
         who = "at the end of the window" if scheduled else f"ended by <@{user}>"
         try:
             ended = backup.end_window(process_fleet.fleet(), store, window.vm, datetime.now(UTC), settings)
-            text = (f":arrow_forward: *backup-window {ended.vm}*: {who}; replication resumed on {ended.host} and "
-                    "verified Replicating / Normal.")
+            text = (f":arrow_forward: *backup-window {ended.window.vm}*: {who}; replication resumed on "
+                    f"{ended.window.host} and verified: {ended.resumed.text()}.")
             ok = True
         except backup.BackupError as err:
             text = (f":warning: *backup-window {window.vm}*: {who}, but {err.message}. hvbot keeps retrying with "
@@ -246,11 +246,12 @@ def _alert_action(window: Window, resync: bool, settings: BackupSettings, user: 
     fleet = process_fleet.fleet()
     try:
         if resync:
-            fleet.session(window.host).run(single("Resume-VMReplication", VMName=[window.vm], Resynchronize=True))
+            fleet.session(window.host).run(single("Resume-VMReplication", VMName=[window.vm], Resynchronize=True,
+                                                     ReplicationRelationshipType=SIMPLE))
             state, health = backup.replication_status(fleet, window.host, window.vm)
             return f"resynchronization of {window.vm} started on {window.host} (now {state} / {health}).", True
-        backup.resume_and_verify(fleet, window, settings)
-        return f"replication of {window.vm} resumed on {window.host}: Replicating / Normal.", True
+        resumed = backup.resume_and_verify(fleet, window, settings)
+        return f"replication of {window.vm} resumed on {window.host}: {resumed.text()}.", True
     except (HyperVError, backup.BackupError) as err:
         return f"{window.vm} on {window.host}: {err.message}", False
 

@@ -107,7 +107,7 @@ class HousekeepingReport:
     skipped: list[str] = field(default_factory=list)  # another process held the lease, or already resumed
 
 
-ResumeFn = Callable[[Window], None]  # resumes replication and verifies it; raises on failure
+ResumeFn = Callable[[Window], object]  # resumes replication and verifies it; raises on failure
 
 
 class WindowStore:

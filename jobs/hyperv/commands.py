@@ -66,7 +66,8 @@ def _f(required: Sequence[str] = (), optional: Sequence[str] = (), pipeline: str
     return Form(frozenset(required), frozenset(optional), pipeline)
 
 
-RELATIONSHIPS = ("Simple", "Extended")
+SIMPLE, EXTENDED = "Simple", "Extended"
+RELATIONSHIPS = (SIMPLE, EXTENDED)
 SNAPSHOT_TYPES = ("Standard", "Recovery", "Planned", "Missing", "Replica", "AppConsistentReplica", "SyncedReplica")
 
 REGISTRY: dict[str, CmdletSpec] = {
@@ -114,9 +115,20 @@ REGISTRY: dict[str, CmdletSpec] = {
         _spec("Get-VMReplicationServer", False, [], _f()),
         # Stop-VM without -Force prompts when the guest's Shutdown service is unavailable (hyperv.md §1).
         _spec("Get-VMIntegrationService", False, [Param("VMName"), Param("Name")], _f(required=["VMName", "Name"])),
-        _spec("Suspend-VMReplication", True, [Param("VMName")], _f(required=["VMName"])),
-        _spec("Resume-VMReplication", True, [Param("VMName"), Param("Resynchronize", "switch")],
-              _f(required=["VMName"], optional=["Resynchronize"])),
+        # hvbot pauses, resumes and resets the Simple relationship only: a replica that extends replication
+        # has an Extended one too (hyperv.md §1.8, §1.9).
+        _spec("Suspend-VMReplication", True,
+              [Param("VMName"), Param("ReplicationRelationshipType", accepted=("Simple",))],
+              _f(required=["VMName", "ReplicationRelationshipType"])),
+        _spec("Resume-VMReplication", True,
+              [Param("VMName"), Param("Resynchronize", "switch"),
+               Param("ReplicationRelationshipType", accepted=("Simple",))],
+              _f(required=["VMName", "ReplicationRelationshipType"], optional=["Resynchronize"])),
+        # After a resume, statistics still count the pause's missed cycles: a reset turns that Warning back to
+        # Normal (hyperv.md §1.9, §3.7).
+        _spec("Reset-VMReplicationStatistics", True,
+              [Param("VMName"), Param("ReplicationRelationshipType", accepted=("Simple",))],
+              _f(required=["VMName", "ReplicationRelationshipType"])),
         _spec("Checkpoint-VM", True, [Param("Name"), Param("SnapshotName"), Param("Passthru", "switch")],
               _f(required=["Name"], optional=["SnapshotName", "Passthru"])),
         _spec("Export-VMSnapshot", True, [Param("VMName"), Param("Name"), Param("Path")],

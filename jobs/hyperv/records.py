@@ -72,7 +72,8 @@ _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
 def parse_datetime(value: Any) -> datetime | None:
-    """PowerShell's round-trip DateTime text (7 fraction digits, optional offset); naive means UTC."""
+    """PowerShell's round-trip DateTime text (7 fraction digits, the host's offset) as UTC: hosts in different
+    time zones compare and display alike. Naive text (no offset) is taken as UTC."""
     if value is None or isinstance(value, datetime):
         return value
     text = _FRACTION.sub(r"\1", str(value).strip()).replace("Z", "+00:00")
@@ -80,7 +81,7 @@ def parse_datetime(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 _XS_DURATION = re.compile(

@@ -13,14 +13,15 @@ from rq import get_current_job
 
 from jobs import ports as reporting
 from jobs.hyperv import process_fleet
-from jobs.hyperv.commands import Pipeline, single
+from jobs.hyperv.commands import SIMPLE, Pipeline, single
 from jobs.liveness import claim_final, clear_message
 from jobs.ports import ReplyTo
 from jobs.report import Report
 
 
 def resume_pipeline(vm: str, resynchronize: bool) -> Pipeline:
-    return single("Resume-VMReplication", VMName=[vm], Resynchronize=resynchronize or None)
+    return single("Resume-VMReplication", VMName=[vm], Resynchronize=resynchronize or None,
+                  ReplicationRelationshipType=SIMPLE)
 
 
 def run_resume(host: str, vm: str, resynchronize: bool, reply: dict[str, Any]) -> dict[str, Any]:

@@ -1,18 +1,17 @@
 """The replica-health monitor's loop: one instance (a Redis lease), sweeps per host, housekeeping, alert ticks.
 
-`MonitorLease` is a token-checked key with a TTL: a second monitor cannot take it while the first renews it,
-and a monitor that died frees it after `ttl_s`. `Monitor.run_once(now)` is one round: it enqueues one sweep job
-per host (skipping a host whose previous sweep is still queued or running), runs housekeeping, and runs the
-alert timers (`AlertEngine.tick`) so group waits end on time even between sweeps. `now` is passed in, so
-tests drive simulated time; the `hvbot monitor` command calls it from a timed loop.
+`Monitor.run_once(now)` is one round: it enqueues one sweep job per host (skipping a host whose previous sweep is
+still queued or running), runs housekeeping, and runs the alert timers (`AlertEngine.tick`) so group waits end on
+time even between sweeps. `now` is passed in, so tests drive simulated time; `run_forever` calls it from a timed
+loop that outlives Redis: a Redis error ends the round, not the monitor (it waits with backoff and tries again),
+and the first round after an outage, after a Redis restart or after the lease had to be taken back sweeps at
+once, so alert state lost with Redis is rebuilt from the hosts. Every round that completes writes the heartbeat
+(`jobs.monitor.heartbeat`). The lease lives in `jobs.monitor.lease`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,9 @@ import redis
 from rq import Queue
 
 from jobs import housekeeping
-from jobs.keys import MONITOR_LEASE_KEY, SWEEP_PENDING_KEY
+from jobs.keys import SWEEP_PENDING_KEY
+from jobs.monitor import heartbeat
+from jobs.monitor.lease import LeaseState, MonitorAlreadyRunning, MonitorLease
 from jobs.monitor.notifications import Notification
 from jobs.monitor.state import AlertEngine
 from jobs.monitor.sweep import run_host_sweep
@@ -31,47 +32,16 @@ from jobs.queue import enqueue
 
 log = logging.getLogger("hvbot.monitor")
 
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+__all__ = ["Monitor", "MonitorAlreadyRunning", "MonitorLease", "LeaseLost", "backoff_s"]
 
 
-class MonitorAlreadyRunning(RuntimeError):
-    """Another monitor holds the lease; the message says which one."""
+class LeaseLost(RuntimeError):
+    """Another monitor holds the lease now: this one stops rather than sweep twice."""
 
 
-class MonitorLease:
-    def __init__(self, client: redis.Redis, ttl_s: float, key: str = MONITOR_LEASE_KEY) -> None:
-        self._r = client
-        self._key = key
-        self._ttl_ms = max(1000, int(ttl_s * 1000))
-        self.holder = f"{socket.gethostname()} pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"
-        self._token = f"{secrets.token_hex(8)} {self.holder}"
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
-
-    def acquire(self) -> None:
-        if self._r.set(self._key, self._token, nx=True, px=self._ttl_ms):
-            return
-        other = self._r.get(self._key)
-        text = other.decode() if isinstance(other, bytes) else str(other or "")
-        who = text.split(" ", 1)[1] if " " in text else "unknown"
-        raise MonitorAlreadyRunning(
-            f"Another hvbot monitor is already running ({who}); only one may run. Stop it first, or wait "
-            f"up to {self._ttl_ms // 1000} s if it was killed."
-        )
-
-    def renew(self) -> bool:
-        """False when the lease was lost (expired and taken by another monitor): stop, do not double-sweep."""
-        return bool(self._renew(keys=[self._key], args=[self._token, self._ttl_ms]))
-
-    def release(self) -> None:
-        self._release(keys=[self._key], args=[self._token])
+def backoff_s(failures: int, first_s: float, cap_s: float) -> float:
+    """Wait before the next try after `failures` failed rounds in a row: doubling from `first_s`, at most `cap_s`."""
+    return min(cap_s, first_s * 2 ** min(max(failures - 1, 0), 16))
 
 
 Deliver = Callable[[Sequence[Notification], AlertEngine], int]
@@ -87,6 +57,7 @@ class Monitor:
     interval_s: float = 60.0
     job_timeout_s: int = 120
     last_sweep: float | None = field(default=None)
+    _run_id: str | None = field(default=None, repr=False)  # Redis server run id seen last round; "" = unknown
 
     def enqueue_sweeps(self, now: datetime) -> list[str]:
         """One sweep job per host whose previous sweep finished; returns the hosts enqueued."""
@@ -117,14 +88,57 @@ class Monitor:
         out["writes"] = self.tick(now)
         return out
 
-    def run_forever(self, lease: MonitorLease, stop: threading.Event, tick_s: float = 5.0) -> None:
-        """Until `stop` is set or the lease is lost; ticks every `tick_s` so group waits end on time."""
+    def run_forever(self, lease: MonitorLease, stop: threading.Event, tick_s: float = 5.0,
+                    max_backoff_s: float = 30.0) -> None:
+        """Until `stop` is set; raises LeaseLost when another monitor took the lease. Never ends on a Redis error."""
+        failures = 0
         while not stop.is_set():
-            if not lease.renew():
-                log.error("monitor lease lost (another monitor took over): stopping")
-                return
             try:
-                self.run_once(datetime.now(UTC))
-            except Exception:  # keep monitoring through a Redis or Slack outage; logged with its traceback
+                self._round(lease, tick_s)
+            except redis.RedisError as exc:
+                failures += 1
+                self.last_sweep = None  # rounds were lost: sweep as soon as Redis answers again
+                delay = backoff_s(failures, tick_s, max(max_backoff_s, tick_s))
+                log.warning("Redis unreachable (%s: %s); monitor round %d in a row failed, next try in %.1f s",
+                            type(exc).__name__, exc, failures, delay)
+                stop.wait(delay)
+                continue
+            except LeaseLost:
+                raise
+            except Exception:  # a Slack outage or a bug in one round must not end monitoring
                 log.exception("monitor round failed")
+            else:
+                if failures:
+                    log.warning("Redis answers again after %d failed round(s): monitoring resumed", failures)
+                failures = 0
             stop.wait(tick_s)
+
+    def _round(self, lease: MonitorLease, tick_s: float) -> None:
+        state = lease.hold()
+        if state is LeaseState.TAKEN:
+            raise LeaseLost(f"monitor lease taken by another monitor ({lease.other_holder()}): stopping")
+        if state is LeaseState.RETAKEN:
+            log.warning("monitor lease was missing (Redis lost its data, or it expired during an outage): "
+                        "taken back; sweeping now to rebuild alert state from the hosts")
+            self.last_sweep = None
+        if self._redis_restarted():
+            log.warning("Redis restarted since the last round: sweeping now")
+            self.last_sweep = None
+        now = datetime.now(UTC)
+        self.run_once(now)
+        heartbeat.write(self.client, heartbeat.Heartbeat(
+            at=now.timestamp(), swept_at=self.last_sweep or now.timestamp(), interval_s=self.interval_s,
+            tick_s=tick_s, holder=lease.holder, hosts=len(self.hosts)))
+
+    def _redis_restarted(self) -> bool:
+        """True when the server's run id changed since the last round (a restart, with or without its data)."""
+        if self._run_id == "":
+            return False  # INFO is refused on this server (some managed Redis): rely on the lease and errors
+        try:
+            run_id = str(self.client.info("server").get("run_id", ""))
+        except redis.ResponseError:
+            self._run_id = ""
+            return False
+        restarted = self._run_id is not None and run_id != self._run_id
+        self._run_id = run_id
+        return restarted

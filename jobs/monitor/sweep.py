@@ -159,7 +159,9 @@ def sweep_host(
     client: redis.Redis, fleet: Any, host: str, now: datetime, engine: AlertEngine,
     alert_poster: AlertPoster | None,
 ) -> SweepOutcome:
-    observations = enrich(client, observe_host(fleet, host), now)
+    # A window opened after the monitor queued this sweep (at `now`) but before the host answered covers what the
+    # host reports: judge window starts at the later of the two times, or a paused VM is a false alert.
+    observations = enrich(client, observe_host(fleet, host), max(now, datetime.now(UTC)))
     store_last(client, host, observations, now)
     notes = engine.ingest(observations, now)
     writes = alert_poster.deliver(notes, engine) if alert_poster and notes else 0

@@ -88,7 +88,7 @@ def test_window_start_pauses_then_end_resumes_in_one_message(world: World) -> No
     world.work()
     assert replication(world.lab, "hv-a1") == ("Replicating", "Normal")
     posts, updates = world.messages("backup-window fw01")
-    assert len(posts) == 1 and "verified Replicating / Normal" in str(updates[-1].args["text"])
+    assert len(posts) == 1 and "and verified: Replicating / Normal" in str(updates[-1].args["text"])
 
 
 def test_window_needs_an_operator_at_click_time(world: World) -> None:

@@ -90,7 +90,8 @@ def test_window_pauses_on_the_primary_and_end_resumes(frozen: Lab, fleet: Fleet,
     assert backup.replication_status(fleet, "hv-a1", VM) == ("Suspended", "Warning")
     assert backup.check(fleet, VM).ready  # a primary-side pause does not block the Replica-VM backup (§1.8)
     ended = backup.end_window(fleet, store, VM, now + timedelta(minutes=5), SETTINGS)
-    assert ended.status is WindowStatus.RESUMED
+    assert ended.window.status is WindowStatus.RESUMED
+    assert ended.resumed.reading.state == "Replicating" and not ended.resumed.reset
     assert backup.replication_status(fleet, "hv-a1", VM) == ("Replicating", "Normal")
 
 
@@ -123,3 +124,49 @@ def test_resume_failure_retried_then_alerted_once(frozen: Lab, fleet: Fleet, red
     assert backup.replication_status(fleet, "hv-a1", VM)[0] == "Suspended"
     assert backup.run_windows(redis_conn, when, fleet, SETTINGS).startswith("resumed 1")
     assert backup.replication_status(fleet, "hv-a1", VM) == ("Replicating", "Normal")
+
+
+def test_a_long_window_resumes_warning_and_hvbot_resets_the_statistics(frozen: Lab, fleet: Fleet,
+                                                                       redis_conn: redis.Redis) -> None:
+    """After a 3 h pause the host still counts the missed cycles (hyperv.md §3.7): the resume is good (a new
+    replication arrived), health is Warning, and Reset-VMReplicationStatistics turns it Normal (§1.9)."""
+    store = backup.window_store(redis_conn, SETTINGS)
+    now = datetime.now(UTC)
+    backup.start_window(fleet, store, VM, now, now + timedelta(hours=3), "U1", now)
+    frozen.fleet.apply_control("clock", {"advance_s": 3 * 3600})
+    ended = backup.end_window(fleet, store, VM, now + timedelta(hours=3), SETTINGS)
+    assert ended.resumed.reset and ended.resumed.reading.health == "Normal"
+    assert "statistics reset" in ended.resumed.text()
+    assert backup.replication_status(fleet, "hv-a1", VM) == ("Replicating", "Normal")
+
+
+def test_without_the_reset_a_warning_after_resume_is_still_a_good_resume(frozen: Lab, fleet: Fleet,
+                                                                         redis_conn: redis.Redis) -> None:
+    settings = SETTINGS.model_copy(update={"reset_statistics_after_resume": False})
+    store = backup.window_store(redis_conn, settings)
+    now = datetime.now(UTC)
+    backup.start_window(fleet, store, VM, now, now + timedelta(hours=3), "U1", now)
+    frozen.fleet.apply_control("clock", {"advance_s": 3 * 3600})
+    ended = backup.end_window(fleet, store, VM, now + timedelta(hours=3), settings)
+    assert ended.window.status is WindowStatus.RESUMED and not ended.resumed.reset
+    assert (ended.resumed.reading.state, ended.resumed.reading.health) == ("Replicating", "Warning")
+    assert backup.replication_status(fleet, "hv-a1", VM) == ("Replicating", "Warning")
+
+
+@pytest.mark.parametrize("side", ["primary", "replica"])
+def test_a_window_on_a_vm_that_extends_replication_pauses_only_its_simple_relationship(
+        frozen: Lab, fleet: Fleet, redis_conn: redis.Redis, side: str) -> None:
+    """mail02 replicates hv-a2 -> hv-b2, and hv-b2 extends it to hv-b1: the window pauses and resumes the Simple
+    relationship on the side chosen; the extended one keeps replicating (hyperv.md §1.8, §1.9)."""
+    settings = SETTINGS.model_copy(update={"pause_side": side})
+    store = backup.window_store(redis_conn, settings)
+    now = datetime.now(UTC)
+    window = backup.start_window(fleet, store, "mail02", now, now + timedelta(hours=1), "U1", now)
+    assert window.host == {"primary": "hv-a2", "replica": "hv-b2"}[side]
+    assert backup.replication_status(fleet, window.host, "mail02")[0] == "Suspended"
+    extended = frozen.fleet.vm("hv-b2", "mail02").extended
+    assert extended is not None and extended.state == "Replicating"
+    ended = backup.end_window(fleet, store, "mail02", now + timedelta(minutes=5), settings)
+    assert ended.window.status is WindowStatus.RESUMED
+    assert backup.replication_status(fleet, window.host, "mail02")[0] == "Replicating"
+    assert extended.state == "Replicating"

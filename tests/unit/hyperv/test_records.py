@@ -91,3 +91,7 @@ def test_time_parsers() -> None:
     assert parse_timespan("garbage") is None and parse_timespan(None) is None
     assert parse_datetime("2024-05-01T10:00:00") == datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
     assert parse_datetime("not a date") is None
+    # As Windows writes them (7 digits, the host's offset), in UTC so hosts in different zones compare alike.
+    eastern = parse_datetime("2018-06-13T18:46:27.9270288-05:00")
+    assert eastern == datetime(2018, 6, 13, 23, 46, 27, 927028, tzinfo=timezone.utc) and eastern.utcoffset().seconds == 0
+    assert parse_datetime("2018-06-13T23:46:27.9270288+00:00") == eastern

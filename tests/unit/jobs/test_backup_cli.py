@@ -65,8 +65,9 @@ def test_window_start_and_end_exit_0_with_the_window() -> None:
     assert started.exit_code == 0 and started.payload["command"] == "start"
     assert "paused on the primary (hv-a1)" in started.line
     assert started.payload["window"]["end"] == "2026-05-04T14:00:00+00:00"
-    ended = window_ended_result(window)
+    ended = window_ended_result(window, "Replicating / Normal, last replication 12:00:01 UTC")
     assert ended.exit_code == 0 and json.loads(ended.json_text())["status"] == "done"
+    assert "Replicating / Normal, last replication 12:00:01 UTC" in ended.line
 
 
 def test_failures_map_to_1_or_75_on_one_line() -> None:

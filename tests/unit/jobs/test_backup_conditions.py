@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobs.backup.conditions import Readiness, ReplicaBackupFacts, Status, evaluate
+from jobs.backup.operations import Reading, replicating_again
 
 RECEIVED = datetime(2026, 5, 4, 10, 0, 0, tzinfo=UTC)
 
@@ -129,3 +130,14 @@ def test_an_apply_time_within_the_tolerance_counts_as_applied() -> None:
     beyond = evaluate(healthy(last_applied_log_time=RECEIVED - timedelta(seconds=3)))
     assert within.conditions[0].status is Status.NOT_SEEN and within.ready
     assert beyond.conditions[0].status is Status.HOLDS and beyond.transient
+
+
+def test_a_resume_counts_only_when_a_new_replication_arrived() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    before = Reading("Suspended", "Warning", t0)
+    assert replicating_again(Reading("Replicating", "Warning", t0 + timedelta(seconds=1)), before, resumed=True)
+    assert not replicating_again(Reading("Replicating", "Normal", t0), before, resumed=True)  # nothing new yet
+    assert not replicating_again(Reading("Replicating", "Critical", t0 + timedelta(1)), before, resumed=True)
+    assert not replicating_again(Reading("Suspended", "Warning", t0 + timedelta(1)), before, resumed=True)
+    # already running before hvbot looked (someone else resumed it): nothing to compare with
+    assert replicating_again(Reading("Replicating", "Normal", t0), Reading("Replicating", "Normal", t0), False)

@@ -52,7 +52,7 @@ def test_log_apply_cycles_follow_the_frequency_on_the_fleet_clock(fleet: Fleet, 
         seen.append((second, applying(view), list(view.CurrentTask or [])))
     assert [(s, a) for s, a, _ in seen] == [(0, True), (3, True), (6, False), (20, False), (30, True), (33, True),
                                             (36, False), (59, False), (61, True)]
-    assert seen[1][2] == ["Applying replication log (50%)"] and seen[2][2] == []
+    assert seen[1][2] == ["Microsoft.HyperV.PowerShell.VMCurrentTask"] and seen[2][2] == []
     clock.set(T0 + timedelta(seconds=33))
     view = replica_view(fleet)
     assert view.LastReplicationTime == T0 + timedelta(seconds=30)

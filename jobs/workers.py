@@ -1,0 +1,95 @@
+"""RQ workers that register themselves again when Redis forgets them.
+
+RQ registers a worker once, at start (`register_birth`: its hash plus membership of `rq:workers` and
+`rq:workers:<queue>`). Its heartbeat afterwards only refreshes `last_heartbeat` and the TTL of the hash. After Redis
+restarts without its data the worker keeps working (RQ retries its dequeue), but it is in no registry, so
+`rq info`, `Worker.all()` and hvbot's checks see no worker at all. `ReRegistering.ensure_registered()` puts it back
+(the hash with its birth, host and state, and both sets); `RegistrationKeeper` calls it every few seconds from a
+thread, because an idle worker only heartbeats once per dequeue timeout (minutes), and the heartbeat override
+calls it too. A lock and a flag keep it from re-registering a worker that has registered its death.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import redis
+from rq import SimpleWorker, Worker
+from rq import worker_registration as registration
+from rq.worker import BaseWorker
+
+log = logging.getLogger("hvbot.worker")
+
+
+class ReRegistering(BaseWorker):
+    """Mixin for an RQ worker class: `ensure_registered()` restores a registration that Redis lost."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._registration_lock = threading.Lock()
+        self._dead = False
+
+    def ensure_registered(self) -> bool:
+        """Register again if Redis lost this worker; True when it had to."""
+        with self._registration_lock:
+            if self._dead or self.birth_date is None or self.last_heartbeat is None:
+                return False  # not started yet, or already gone: nothing to restore
+            if self.connection.sismember(self.redis_workers_keys, self.key):
+                return False
+            with self.connection.pipeline() as pipe:
+                pipe.hset(self.key, mapping={**self.serialize(), "state": str(self.get_state())})
+                registration.register(self, pipe)
+                pipe.expire(self.key, self.worker_ttl + 60)
+                pipe.execute()
+        log.warning("worker %s was missing from rq:workers (Redis lost its data?): registered again", self.name)
+        return True
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        super().heartbeat(timeout, pipeline)
+        # Not inside a caller's pipeline (no reads there) nor in a forked work horse (the keeper thread's lock may
+        # have been copied held): the keeper thread of the worker process covers both.
+        if pipeline is None and not self.is_horse:
+            try:
+                self.ensure_registered()
+            except redis.RedisError as exc:  # the heartbeat itself went through; the keeper tries again
+                log.debug("worker registration check failed: %s", exc)
+
+    def register_death(self) -> None:
+        with self._registration_lock:
+            self._dead = True
+            super().register_death()
+
+
+class HvbotWorker(ReRegistering, Worker):
+    """RQ's forking worker, re-registering after a Redis restart."""
+
+
+class HvbotSimpleWorker(ReRegistering, SimpleWorker):
+    """RQ's in-process worker, re-registering after a Redis restart."""
+
+
+class RegistrationKeeper:
+    """Every `period_s`, a daemon thread checks that the worker is still registered and restores it if not."""
+
+    def __init__(self, worker: ReRegistering, period_s: float) -> None:
+        self._worker = worker
+        self._period_s = period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="hvbot-worker-registration", daemon=True)
+
+    def start(self) -> RegistrationKeeper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._period_s):
+            try:
+                self._worker.ensure_registered()
+            except redis.RedisError as exc:  # Redis still down: try again next period
+                log.debug("worker registration check failed: %s", exc)
