@@ -105,7 +105,7 @@ class RequestChecks:
             log.warning("refused a request: cannot check it against replays (Redis: %s)", type(exc).__name__)
             # A slash command's reply is shown to its user (slack.md §1, ack), so it says why; others get a 503.
             return Answer(200, NO_REDIS) if slash else Answer.refuse(503, NO_REDIS)
-        log.warning("dropped a replayed request (its signature was already used %d s ago or less)",
+        log.warning("dropped a replayed request (same signature as one already taken; signed %d s ago)",
                     max(0, int(self._clock.now()) - timestamp))
         return Answer(200)
 

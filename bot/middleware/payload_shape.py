@@ -11,6 +11,7 @@ one sentence that says what is wrong. The HTTP front (bot/adapters/http_checks.p
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
@@ -18,7 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 MAX_DEPTH = 40  # Slack's payloads nest about ten deep (message.blocks[].elements[].elements[]); deeper is not Slack
 MAX_ERRORS = 3  # a refusal names the first few problems, not a wall of them
+UNION_TAGS = {"str", "Ref"}  # pydantic's names for the branches of `str | Ref` in an error's location
+ID_UNION = 'should be an ID string or an object with an "id" string'
 
+# Objects read as `body.get(name, {}).get(...)` (Bolt: event, view; our listeners: container) or measured with len()
+# (Bolt: response_urls): present but null, each of them raises. Other objects may be null (Bolt notes that `team`
+# is None in org-wide installs) and Bolt checks them for None before reading them.
+NOT_NULL = ("event", "view", "container", "response_urls")
 NonEmpty = Annotated[str, Field(min_length=1, max_length=255)]
 
 
@@ -84,6 +91,15 @@ class Envelope(_Model):
     bot_access_token: str | None = None
     response_url: str | None = None
     response_urls: list[ResponseUrl] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _objects_are_not_null(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = [key for key in NOT_NULL if key in data and data[key] is None]
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)} is null: give an object, or leave the field out")
+        return data
 
 
 class SlashCommand(Envelope):
@@ -246,9 +262,14 @@ def _depth(value: object) -> int:
 
 
 def _summary(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_input=False, include_url=False)[:MAX_ERRORS]:
-        where = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-after"))
-        parts.append(f"{where or 'payload'}: {error['msg']}" if where else error["msg"])
-    more = exc.error_count() - MAX_ERRORS
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+    """The first few problems as `where: what`, without the input (a refusal never echoes what it refuses)."""
+    parts: dict[str, str] = {}
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        tag = next((i for i, part in enumerate(loc) if part in UNION_TAGS), None)
+        where = ".".join(loc if tag is None else loc[:tag]) or "payload"
+        what = ID_UNION if tag is not None else str(error["msg"]).removeprefix("Value error, ")
+        parts.setdefault(where, re.sub(r" or instance of \w+", "", what))
+    shown = [f"{where}: {what}" if where != "payload" else what for where, what in list(parts.items())[:MAX_ERRORS]]
+    more = len(parts) - MAX_ERRORS
+    return "; ".join(shown) + (f" (and {more} more)" if more > 0 else "")

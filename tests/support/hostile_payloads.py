@@ -218,11 +218,15 @@ def must_refuse() -> list[Case]:
         "click with team: 5": {**click(), "team": 5},
         "view without view": without(view(), "view"),
         "view_closed with view: []": {**view("view_closed"), "view": []},
+        "click with event: null": {**click(), "event": None},
+        "click with view: null": {**click(), "view": None},
     }
     cases = [signed(name, as_payload(body), (400,)) for name, body in bodies.items()]
     cases.append(signed("slash with text as a number", json.dumps(slash(5)), (400,), content_type=JSON))
     cases.append(signed("slash without user_id", urlencode(without(slash(), "user_id")), (400,)))
     cases.append(signed("slash with an empty channel_id", urlencode(slash(channel_id="")), (400,)))
+    cases.append(signed("slash with type and event null (found by hypothesis)",
+                        as_payload({**slash(), "type": None, "event": None}), (400,)))
     return cases
 
 
