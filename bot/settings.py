@@ -54,8 +54,10 @@ def _env_names(field: FieldInfo, field_name: str) -> list[str]:
 class Settings(BaseSettings):
     """Everything hvbot reads from its environment. Secrets are SecretStr: never printed, never logged."""
 
+    # hide_input_in_errors: a value that fails validation may be a secret set in the wrong variable
     model_config = SettingsConfigDict(
-        env_prefix="HVBOT_", env_file=".env", extra="ignore", env_ignore_empty=True, populate_by_name=True
+        env_prefix="HVBOT_", env_file=".env", extra="ignore", env_ignore_empty=True, populate_by_name=True,
+        hide_input_in_errors=True,
     )
 
     slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN", "slack_bot_token")

@@ -128,7 +128,7 @@ def sweep_abandoned(
 class AbandonedJobSettings(BaseSettings):
     """What the abandoned-job chore needs: the queue and the detector's period (HVBOT_QUEUE, ...)."""
 
-    model_config = SettingsConfigDict(env_prefix="HVBOT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HVBOT_", extra="ignore", hide_input_in_errors=True)
     queue: str = "hvbot"
     abandoned_check_seconds: float = Field(default=10.0, gt=0)
 

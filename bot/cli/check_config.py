@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import click
 from pydantic import ValidationError
@@ -15,7 +16,7 @@ from bot.delivery.slack import web_client
 from bot.runtime import redis_connection
 from bot.settings import Settings, approval_secret
 from jobs.hyperv.fleet import Fleet
-from jobs.hyperv.hosts import load_inventory
+from jobs.hyperv.hosts import InventoryError, load_inventory
 from jobs.hyperv.settings import JobSettings
 from jobs.inventory.queries import list_vms
 from jobs.monitor import heartbeat
@@ -46,6 +47,36 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, SlackApiError):
         return f"Slack answered {exc.response.get('error', 'an error')}"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+SECRET_SETTINGS = ("slack_bot_token", "slack_signing_secret", "slack_app_token", "approval_secret")
+
+
+def known_secrets(settings: Settings) -> list[str]:
+    """Every secret this configuration holds, so no check's text can print one: the checks quote errors
+    of other libraries (redis, slack_sdk), whose wording we do not control."""
+    values = [settings.secret(name) for name in SECRET_SETTINGS]
+    try:
+        values.append(urlsplit(settings.redis_url).password or "")
+    except ValueError:
+        pass
+    if settings.inventory is not None:
+        try:
+            hosts = load_inventory(settings.inventory).hosts
+        except InventoryError:
+            hosts = ()
+        for host in hosts:
+            try:
+                values.append(host.secret() or "")
+            except InventoryError:
+                pass
+    return sorted({v for v in values if v}, key=len, reverse=True)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for value in secrets:
+        text = text.replace(value, "***")
+    return text
 
 
 def check_redis(settings: Settings) -> str:
@@ -132,6 +163,7 @@ def check_config_command() -> None:
             click.echo(f"  {'.'.join(map(str, error['loc']))}: {error['msg']}")  # messages never carry values
         raise SystemExit(1) from None
     checks = run_checks(settings)
+    secrets = known_secrets(settings)
     for check in checks:
-        click.echo(f"{check.label} {check.name}: {check.detail}")
+        click.echo(redact(f"{check.label} {check.name}: {check.detail}", secrets))
     raise SystemExit(0 if all(c.ok for c in checks) else 1)

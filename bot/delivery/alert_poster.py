@@ -4,6 +4,8 @@ Every write first takes the channel's turn from `bot.delivery.pacing.Pacer` (one
 workers, reference/slack.md §4). A 429 is not retried blindly by slack_sdk: its Retry-After goes to
 `Pacer.defer`, so every worker holds off that channel, and the write retries in its next turn. After posting,
 `AlertEngine.set_message_ref` stores (channel, ts) so later notifications edit in place and resolves thread.
+A message is rendered only once its turn has come, from `AlertEngine.current`: a turn can take seconds, and a VM
+muted meanwhile (its host went down, someone silenced it) must not be named.
 """
 
 from __future__ import annotations
@@ -52,22 +54,27 @@ class SlackAlertPoster:
         ref = note.message_ref
         if note.kind == NotificationKind.RESOLVE:
             if ref:
-                self._write(ref["channel"], "chat_update", ts=ref["ts"], view=alert_views.resolved_message(note))
-                self._write(ref["channel"], "chat_postMessage", thread_ts=ref["ts"],
-                            view=alert_views.resolve_reply(note))
+                self._write(ref["channel"], "chat_update", lambda: alert_views.resolved_message(note), ts=ref["ts"])
+                self._write(ref["channel"], "chat_postMessage", lambda: alert_views.resolve_reply(note),
+                            thread_ts=ref["ts"])
             else:  # never posted (or its ref was lost): say it once in the channel
-                self._write(note.channel, "chat_postMessage", view=alert_views.resolve_reply(note))
+                self._write(note.channel, "chat_postMessage", lambda: alert_views.resolve_reply(note))
             self._attach(note, ref["channel"] if ref else note.channel, ref["ts"] if ref else None)
             return
-        view = alert_views.alert(note)
+        sent = [note]
+
+        def view() -> View:  # called when the channel's turn has come, on every attempt
+            sent[0] = engine.current(sent[0])
+            return alert_views.alert(sent[0])
+
         if note.kind == NotificationKind.UPDATE_GROUP and ref:
-            self._write(ref["channel"], "chat_update", ts=ref["ts"], view=view)
-            self._attach(note, ref["channel"], ref["ts"])
+            self._write(ref["channel"], "chat_update", view, ts=ref["ts"])
+            self._attach(sent[0], ref["channel"], ref["ts"])
             return
-        answer = self._write(note.channel, "chat_postMessage", view=view)  # post, repeat, or update without ref
+        answer = self._write(note.channel, "chat_postMessage", view)  # post, repeat, or update without ref
         new_ref = {"channel": str(answer["channel"]), "ts": str(answer["ts"])}
         engine.set_message_ref(note.group_key, new_ref)
-        self._attach(note, new_ref["channel"], new_ref["ts"])
+        self._attach(sent[0], new_ref["channel"], new_ref["ts"])
 
     # ---- writes -------------------------------------------------------------------------------------------
     def _attach(self, note: Notification, channel: str, thread_ts: str | None) -> None:
@@ -79,10 +86,14 @@ class SlackAlertPoster:
             title=f"{note.title} ({len(note.attachment_rows or [])} rows)",
         ))
 
-    def _write(self, channel: str, method: str, view: View, **kwargs: Any) -> Any:
+    def _write(self, channel: str, method: str, view: Callable[[], View], **kwargs: Any) -> Any:
         call = getattr(self.client, method)
-        return self._paced(channel, lambda: call(channel=channel, text=view.text, blocks=view.block_dicts(),
-                                                 **kwargs))
+
+        def write() -> Any:
+            rendered = view()
+            return call(channel=channel, text=rendered.text, blocks=rendered.block_dicts(), **kwargs)
+
+        return self._paced(channel, write)
 
     def _paced(self, channel: str, call: Callable[[], Any]) -> Any:
         for attempt in range(1, MAX_ATTEMPTS + 1):

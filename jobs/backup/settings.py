@@ -11,7 +11,7 @@ from jobs.backup.window import PauseSide, WindowConfig
 
 
 class BackupSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HVBOT_BACKUP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HVBOT_BACKUP_", extra="ignore", hide_input_in_errors=True)
 
     pause_side: PauseSide = Field(default=PauseSide.PRIMARY, description="where a backup window pauses (§1.8)")
     retry_attempts: int = Field(default=5, ge=1, le=50)

@@ -17,10 +17,35 @@ class InventoryError(ValueError):
     """The inventory file is missing, unreadable or invalid (the message names the file and the field)."""
 
 
+URL_SHAPE = "https://HOST:5986/wsman (or http://HOST:5985/wsman)"
+CREDENTIALS_ADVICE = ("put the user name in username: and the password in password_env: or password_file: "
+                      "(a mounted secret), then remove them from the url")
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with an inventory url, in words that never repeat it: a typo such as
+    `https//svc:P@ss@host/wsman` would otherwise carry the password into logs and chat."""
+    if "@" in url:  # userinfo, or what a typo left of it; WinRM urls never need an @
+        return f"url must not contain credentials; {CREDENTIALS_ADVICE}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return f"url is not a valid address; write it as {URL_SHAPE}"
+    if parts.scheme not in ("http", "https"):
+        return f"url must start with https:// or http://; write it as {URL_SHAPE}"
+    if not parts.hostname:
+        return f"url has no host name; write it as {URL_SHAPE}"
+    if port == 0:
+        return "url port must be between 1 and 65535"
+    return None
+
+
 class HostConfig(BaseModel):
     """One Hyper-V host. The password is given inline (lab only), by environment variable, or by file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a validation error must never echo a value (url, password) back
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     name: str = Field(min_length=1)
     url: str
@@ -38,12 +63,9 @@ class HostConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> HostConfig:
-        parts = urlsplit(self.url)
-        if parts.username or parts.password:
-            # never echo the url here: it would carry the secret into the error text
-            raise ValueError(f"host {self.name}: url must not contain credentials; use username/password_env")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"host {self.name}: url must be http(s)://host:port/path, got {self.url!r}")
+        problem = url_problem(self.url)
+        if problem is not None:
+            raise ValueError(f"host {self.name}: {problem}")
         given = [x for x in (self.password, self.password_env, self.password_file) if x is not None]
         if len(given) > 1:
             raise ValueError(f"host {self.name}: give only one of password, password_env, password_file")
@@ -74,7 +96,7 @@ class HostConfig(BaseModel):
 class Inventory(BaseModel):
     """All hosts in file order, plus the lab's control endpoint when the file was written by the lab."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
     hosts: tuple[HostConfig, ...]
     lab_control_url: str | None = None
@@ -125,8 +147,16 @@ def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     except OSError as exc:
         raise InventoryError(f"cannot read inventory {p}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise InventoryError(f"inventory {p} is not valid YAML: {exc}") from None
+        raise InventoryError(f"inventory {p} is not valid YAML{_where(exc)}") from None
     return parse_inventory(data, str(p))
+
+
+def _where(exc: yaml.YAMLError) -> str:
+    """Line, column and the parser's problem, but not its quote of the line: that line may hold a password."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{where}: {problem}" if problem else where
 
 
 def _short(exc: ValueError) -> str:

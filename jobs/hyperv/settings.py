@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class JobSettings(BaseSettings):
     """Defaults live here, in one place; every field can be set as ``HVBOT_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="HVBOT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HVBOT_", extra="ignore", hide_input_in_errors=True)
 
     inventory: Path | None = Field(default=None, description="YAML inventory file (HVBOT_INVENTORY)")
     deadline_s: float = Field(default=10.0, gt=0, description="overall deadline of one host call")

@@ -37,6 +37,7 @@ class Notification:
     resolved_rows: list[AlertRow] = field(default_factory=list)  # left the group since the last notice
     muted_count: int = 0  # firing but silenced / inhibited / suppressed
     message_ref: dict | None = None  # what the poster stored after posting (channel, ts)
+    at: float = 0.0  # when the engine built it (epoch seconds of the sweep or tick)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -77,7 +78,7 @@ def title_for(conditions: list[str], scopes: list[str], rows: list[AlertRow], st
 
 def build(
     kind: NotificationKind, key: str, meta: dict, rows: list[AlertRow], *, max_inline: int,
-    resolved: list[AlertRow] | None = None, muted: int = 0,
+    resolved: list[AlertRow] | None = None, muted: int = 0, at: float = 0.0,
 ) -> Notification:
     """A notification for message `key` described by `meta` (channel, severity, groups, ...)."""
     ordered = sort_rows(rows)
@@ -93,5 +94,5 @@ def build(
         title=title_for(meta["conditions"], meta["scopes"], named, meta.get("storm", False)),
         conditions=sorted(set(meta["conditions"])), mention=meta.get("mention"), rows=inline,
         vm_count=vm_count, host_count=host_count, attachment_rows=attach, resolved_rows=resolved_sorted,
-        muted_count=muted, message_ref=meta.get("ref"),
+        muted_count=muted, message_ref=meta.get("ref"), at=at,
     )

@@ -1,17 +1,20 @@
-"""Alert records of one host, sweep by sweep (pure): debounce, keep-firing, silences, group contributions.
+"""Alert records of one host, sweep by sweep (pure): debounce, keep-firing, group contributions.
 
 A record is a JSON-able dict stored per fingerprint in Redis by `jobs.monitor.state`:
   row, severity, group, scope, status (pending|firing), streak (sweeps seen in a row), clean (sweeps not
-  seen in a row), first_seen, last_seen, base_muted (inhibited/suppressed), muted (base_muted or silence).
+  seen in a row), first_seen, last_seen, partner (short host of the replication partner, or ""), base_muted
+  (suppressed by the observation itself: backup window, running failover).
+Records store no inhibition or silence verdict: both depend on other hosts' alerts and on silences that change
+between sweeps, so `jobs.monitor.muting` decides them when a message is built.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from jobs.monitor.rules import AlertRow, AlertRules, Finding, group_key, short_host
+from jobs.monitor.rules import AlertRow, AlertRules, Finding, group_key
 
-Contribution = dict  # {"rows": [row dict, ...] (visible), "firing": int}
+Contribution = dict  # {"alerts": [muting entry, ...] (every firing alert of the host in the group)}
 
 
 def next_records(
@@ -26,7 +29,7 @@ def next_records(
         if fp in new:
             continue
         if not reachable and rec["row"]["condition"] != "host_unreachable":
-            new[fp] = {**rec, "base_muted": f"inhibited: host {host} unreachable"}  # unknown, not resolved
+            new[fp] = dict(rec)  # unknown, not resolved; the host-down alert inhibits it
         elif rec["status"] == "firing":
             clean = rec["clean"] + 1
             if clean >= rules.resolve_after_sweeps:
@@ -45,39 +48,37 @@ def seen(old: dict | None, f: Finding, ts: float) -> dict:
         "group": group_key(f.row.condition, f.group_scope), "scope": f.group_scope,
         "status": "firing" if firing else "pending", "streak": streak, "clean": 0,
         "first_seen": old["first_seen"] if old else ts, "last_seen": ts, "base_muted": f.muted_reason,
-        "muted": f.muted_reason,
+        "partner": f.partner,
     }
 
 
-def silenced(rec: dict, silences: dict[str, dict]) -> str | None:
-    row = rec["row"]
-    for s in silences.values():
-        hit = (
-            (s["kind"] == "vm" and row["vm"] and row["vm"].lower() == s["target"])
-            or (s["kind"] == "host" and short_host(row["host"]) == s["target"])
-            or (s["kind"] == "group" and rec["group"] == s["target"])
-        )
-        if hit:
-            return f"{s['reason']} by {s['by']}"
-    return None
+def entry(rec: dict) -> dict:
+    """What muting needs of one firing record (jobs.monitor.muting)."""
+    return {"row": rec["row"], "group": rec["group"], "partner": rec.get("partner", ""),
+            "suppressed": rec.get("base_muted")}
 
 
 def contributions(records: dict[str, dict]) -> dict[str, Contribution]:
     out: dict[str, Contribution] = {}
     for rec in records.values():
-        if rec["status"] != "firing":
-            continue
-        c = out.setdefault(rec["group"], {"rows": [], "firing": 0})
-        c["firing"] += 1
-        if not rec["muted"]:
-            c["rows"].append(rec["row"])
+        if rec["status"] == "firing":
+            out.setdefault(rec["group"], {"alerts": []})["alerts"].append(entry(rec))
     return out
 
 
+def contribution_entries(c: Contribution, group: str = "") -> list[dict]:
+    """The firing alerts of a stored contribution; one written by an older release kept only its visible rows
+    (until that host's next sweep rewrites it)."""
+    if "alerts" in c:
+        return list(c["alerts"])
+    return [{"row": row, "group": group, "partner": "", "suppressed": None} for row in c.get("rows", [])]
+
+
 def signature(c: Contribution | None) -> tuple:
+    """What makes a host's part of a group different for a message: its alerts and their own suppression."""
     if not c:
-        return ((), 0)
-    return (tuple(sorted(r["fingerprint"] for r in c["rows"])), c["firing"])
+        return ()
+    return tuple(sorted((e["row"]["fingerprint"], e["suppressed"] or "") for e in contribution_entries(c)))
 
 
 def members_hash(rows: list[AlertRow]) -> str:

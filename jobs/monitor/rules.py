@@ -142,8 +142,9 @@ class Finding:
     row: AlertRow
     severity: Severity
     for_sweeps: int = 1
-    muted_reason: str | None = None
+    muted_reason: str | None = None  # suppressed by the observation itself (backup window, failover)
     group_scope: str = field(default="")
+    partner: str = ""  # short name of the replication partner host: its host-down alert inhibits this one
 
     @property
     def fingerprint(self) -> str:
@@ -195,11 +196,9 @@ def _lag_s(obs: ReplicaObservation, now: datetime) -> int | None:
     return max(0, int((now - obs.last_replication_time).total_seconds()))
 
 
-def _vm_muted_reason(obs: ReplicaObservation, down_hosts: set[str]) -> str | None:
-    if short_host(obs.host) in down_hosts:
-        return f"inhibited: host {obs.host} unreachable"
-    if obs.partner_host and short_host(obs.partner_host) in down_hosts:
-        return f"inhibited: host {obs.partner_host} unreachable"
+def _vm_suppressed_reason(obs: ReplicaObservation) -> str | None:
+    """Only what the observation itself says; inhibition by other hosts is decided per message
+    (jobs.monitor.muting), since it depends on alerts other sweeps record."""
     if obs.under_failover:
         return "suppressed: failover running"
     if obs.in_backup_window:
@@ -207,13 +206,12 @@ def _vm_muted_reason(obs: ReplicaObservation, down_hosts: set[str]) -> str | Non
     return None
 
 
-def vm_findings(
-    obs: ReplicaObservation, now: datetime, rules: AlertRules, down_hosts: set[str]
-) -> list[Finding]:
+def vm_findings(obs: ReplicaObservation, now: datetime, rules: AlertRules) -> list[Finding]:
     if obs.mode not in rules.alert_modes:
         return []
     scope = obs.site if rules.group_by == "site" else obs.host
-    muted = _vm_muted_reason(obs, down_hosts)
+    muted = _vm_suppressed_reason(obs)
+    partner = short_host(obs.partner_host) if obs.partner_host else ""
     last = obs.last_replication_time.isoformat() if obs.last_replication_time else None
     out = []
     for cond, detail, for_sweeps in _vm_conditions(obs, now, rules):
@@ -222,7 +220,7 @@ def vm_findings(
             site=obs.site, vm=obs.vm, state=obs.state, health=obs.health, last_replication=last,
             lag_s=_lag_s(obs, now), detail=detail,
         )
-        out.append(Finding(row, rules.severity[cond], for_sweeps, muted, scope))
+        out.append(Finding(row, rules.severity[cond], for_sweeps, muted, scope, partner))
     return out
 
 
@@ -239,20 +237,14 @@ def host_finding(obs: HostObservation, rules: AlertRules) -> Finding | None:
 
 
 def evaluate(
-    replicas: list[ReplicaObservation],
-    hosts: list[HostObservation],
-    now: datetime,
-    rules: AlertRules,
-    down_hosts: set[str] | None = None,
+    replicas: list[ReplicaObservation], hosts: list[HostObservation], now: datetime, rules: AlertRules,
 ) -> list[Finding]:
-    """All findings of one sweep. `down_hosts` (short names) adds hosts known down from other sweeps,
-    so a replica-side VM whose primary is down is inhibited too (Alertmanager inhibit_rules, §C1)."""
-    down = {short_host(h.host) for h in hosts if not h.reachable} | {short_host(h) for h in down_hosts or ()}
+    """All findings of one sweep, inhibited or not: inhibition is evaluated when a message is built."""
     out: list[Finding] = []
     for h in hosts:
         f = host_finding(h, rules)
         if f is not None:
             out.append(f)
     for obs in replicas:
-        out.extend(vm_findings(obs, now, rules, down))
+        out.extend(vm_findings(obs, now, rules))
     return out

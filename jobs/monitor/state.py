@@ -9,7 +9,7 @@ Keys (p = prefix):
   p:silences           hash id -> silence                vm / host / group matchers with an end time
   p:alerts:<host>      hash fingerprint -> alert record  per host, so one host's sweep reads only its own
   p:groups             hash group key -> group meta      (condition, site|host); `msg` once posted
-  p:grows:<group>      hash host -> that host's rows     visible rows + firing count per host
+  p:grows:<group>      hash host -> that host's alerts   every firing alert of the host in the group
   p:gresolved:<group>  list of rows resolved since the last notice
   p:msgs               hash message key -> message meta  one Slack message: one group, or a storm of groups
   p:dirty              set of groups whose membership changed since their message was last written
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,8 +28,10 @@ from datetime import datetime
 import redis
 
 from jobs.keys import ALERTS_PREFIX
+from jobs.monitor.groups import GroupContents, load_hash, text
+from jobs.monitor.muting import Mutes
 from jobs.monitor.notifications import Notification, NotificationKind, build
-from jobs.monitor.records import Contribution, contributions, members_hash, next_records, signature, silenced
+from jobs.monitor.records import Contribution, contributions, members_hash, next_records, signature
 from jobs.monitor.rules import (
     AlertRow,
     AlertRules,
@@ -42,20 +43,13 @@ from jobs.monitor.rules import (
     route,
     short_host,
 )
+from jobs.monitor.silences import SilenceStore
 
 Observation = ReplicaObservation | HostObservation
 
 
 def _dumps(obj: object) -> str:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _load_hash(raw: dict) -> dict[str, dict]:
-    return {_text(k): json.loads(v) for k, v in raw.items()}
 
 
 @dataclass
@@ -78,6 +72,8 @@ class AlertEngine:
         self.rules = rules or AlertRules()
         self._lock_timeout = lock_timeout_s
         self._lock_wait = lock_wait_s
+        self._contents = GroupContents(client, prefix)
+        self._silences = SilenceStore(client, prefix)
 
     # ---- public API ---------------------------------------------------------------------------
 
@@ -89,7 +85,7 @@ class AlertEngine:
         covered = self._covered(replicas, hosts)
         with self._locked():
             snap = self._read(hosts, covered, ts)
-            findings = evaluate(replicas, hosts, now, self.rules, snap.down)
+            findings = evaluate(replicas, hosts, now, self.rules)
             reachable = {h.host: h.reachable for h in hosts}
             by_host: dict[str, list[Finding]] = defaultdict(list)
             for f in findings:
@@ -124,24 +120,42 @@ class AlertEngine:
 
     def silence(self, kind: str, target: str, duration_s: float, now: datetime, by: str, reason: str = "") -> str:
         """Mute alerts of a VM, a host or a group (`kind` vm|host|group) until now + duration."""
-        if kind not in ("vm", "host", "group"):
-            raise ValueError(f"silence kind must be vm, host or group, not {kind!r}")
-        target = target if kind == "group" else (short_host(target) if kind == "host" else target.lower())
-        sid = uuid.uuid4().hex[:12]
-        entry = {"kind": kind, "target": target, "until": now.timestamp() + duration_s, "by": by,
-                 "reason": reason or "silenced"}
-        self._r.hset(self._k("silences"), sid, _dumps(entry))
-        return sid
+        return self._silences.add(kind, target, duration_s, now, by, reason)
 
     def unsilence(self, silence_id: str) -> bool:
-        return bool(self._r.hdel(self._k("silences"), silence_id))
+        return self._silences.remove(silence_id)
 
     def silences(self, now: datetime) -> dict[str, dict]:
-        return self._active_silences(now.timestamp())
+        return self._silences.active(now.timestamp())
+
+    def current(self, note: Notification) -> Notification:
+        """`note` as it should read when sent: rows muted since it was built (while the poster waited its channel's
+        turn) are left out; none are added (the next review does that). Silences expire as of its build time."""
+        if note.kind == NotificationKind.RESOLVE:
+            return note
+        with self._locked():
+            pipe = self._r.pipeline(transaction=False)
+            pipe.hget(self._k("msgs"), note.group_key)
+            pipe.hkeys(self._k("down"))
+            pipe.hgetall(self._k("groups"))
+            raw, down, groups = pipe.execute()
+            if raw is None:  # resolved and forgotten meanwhile: the next notification says so
+                return note
+            meta = json.loads(raw)
+            mutes = self._contents.mutes(load_hash(groups), {text(h) for h in down}, self._silences.active(note.at))
+            shown = {row.fingerprint for row in self._contents.rows(meta["groups"], mutes)[0]}
+            full = note.attachment_rows or note.rows
+            rows = [row for row in full if row.fingerprint in shown]
+            if len(rows) == len(full):
+                return note
+            meta["members"], meta["visible"] = members_hash(rows), len(rows)  # what the message will show
+            self._r.hset(self._k("msgs"), note.group_key, _dumps(meta))
+        return build(note.kind, note.group_key, meta, rows, max_inline=self.rules.max_inline_rows,
+                     resolved=note.resolved_rows, muted=note.muted_count + len(full) - len(rows), at=note.at)
 
     def active_alerts(self, host: str) -> dict[str, dict]:
         """Alert records of one host (for `/hyperv replication` and tests)."""
-        return _load_hash(self._r.hgetall(self._k("alerts", host)))
+        return load_hash(self._r.hgetall(self._k("alerts", host)))
 
     # ---- per-host state -----------------------------------------------------------------------
 
@@ -188,19 +202,16 @@ class AlertEngine:
         for host in covered:
             pipe.hgetall(self._k("alerts", host))
         res = pipe.execute()[len(hosts):]
-        silences = _load_hash(res[1])
+        silences = load_hash(res[1])
         expired = [sid for sid, entry in silences.items() if entry["until"] <= ts]
         if expired:
             self._r.hdel(self._k("silences"), *expired)
         return _Snapshot(
-            down={_text(k) for k in res[0]},
+            down={text(k) for k in res[0]},
             silences={sid: e for sid, e in silences.items() if e["until"] > ts},
-            groups=_load_hash(res[2]), msgs=_load_hash(res[3]), dirty={_text(g) for g in res[4]},
-            old={host: _load_hash(raw) for host, raw in zip(covered, res[5:])},
+            groups=load_hash(res[2]), msgs=load_hash(res[3]), dirty={text(g) for g in res[4]},
+            old={host: load_hash(raw) for host, raw in zip(covered, res[5:])},
         )
-
-    def _active_silences(self, ts: float) -> dict[str, dict]:
-        return {sid: e for sid, e in _load_hash(self._r.hgetall(self._k("silences"))).items() if e["until"] > ts}
 
     def _ingest_host(
         self, pipe, host: str, old: dict[str, dict], findings: list[Finding], reachable: bool,
@@ -208,8 +219,6 @@ class AlertEngine:
     ) -> set[str]:
         """Queue one host's new records and group contributions on `pipe`; return groups now dirty."""
         new, resolved = next_records(old, findings, reachable, host, self.rules, ts)
-        for rec in new.values():
-            rec["muted"] = rec["base_muted"] or silenced(rec, snap.silences)
         before, after = contributions(old), contributions(new)
         pipe.delete(self._k("alerts", host))
         if new:
@@ -245,56 +254,23 @@ class AlertEngine:
 
     # ---- groups and messages ------------------------------------------------------------------
 
-    def _rows_each(self, group_keys: list[str]) -> dict[str, tuple[list[AlertRow], int]]:
-        """Per group: visible rows and firing count (one round trip)."""
-        pipe = self._r.pipeline(transaction=False)
-        for g in group_keys:
-            pipe.hgetall(self._k("grows", g))
-        out: dict[str, tuple[list[AlertRow], int]] = {}
-        for g, raw in zip(group_keys, pipe.execute()):
-            contribs = _load_hash(raw).values()
-            rows = [AlertRow.from_dict(r) for c in contribs for r in c["rows"]]
-            out[g] = (rows, sum(c["firing"] for c in contribs))
-        return out
-
-    def _rows(self, group_keys: list[str]) -> tuple[list[AlertRow], int]:
-        """Visible rows and firing count over the given groups."""
-        each = self._rows_each(group_keys).values()
-        return [row for rows, _ in each for row in rows], sum(firing for _, firing in each)
-
-    def _drain_resolved(self, group_keys: list[str]) -> list[AlertRow]:
-        pipe = self._r.pipeline(transaction=False)
-        for g in group_keys:
-            pipe.lrange(self._k("gresolved", g), 0, -1)
-            pipe.delete(self._k("gresolved", g))
-        out = pipe.execute()
-        return [AlertRow.from_dict(json.loads(x)) for chunk in out[0::2] for x in chunk]
-
-    def _delete_groups(self, group_keys: list[str], groups: dict[str, dict]) -> None:
-        if not group_keys:
-            return
-        pipe = self._r.pipeline(transaction=False)
-        for g in group_keys:
-            groups.pop(g, None)
-            pipe.delete(self._k("grows", g), self._k("gresolved", g))
-        pipe.hdel(self._k("groups"), *group_keys)
-        pipe.srem(self._k("dirty"), *group_keys)
-        pipe.execute()
-
     def _evaluate(self, snap: _Snapshot, ts: float) -> list[Notification]:
         groups, msgs, dirty = snap.groups, snap.msgs, snap.dirty
-        ready = self._ready_groups(groups, ts)
-        out, posted, joined = self._place_new(ready, groups, msgs, ts)
+        mutes = self._contents.mutes(groups, snap.down, snap.silences)
+        ready = self._ready_groups(groups, ts, mutes)
+        out, posted, joined = self._place_new(ready, groups, msgs, ts, mutes)
         for key, meta in list(msgs.items()):
             if key in posted:
                 continue
-            changed = key in joined or any(g in dirty for g in meta["groups"])
-            note = self._review_message(key, meta, groups, changed, ts)
+            changed = key in joined or any(g in dirty for g in meta["groups"]) or meta.get("mutes") != mutes.key
+            note = self._review_message(key, meta, groups, changed, ts, mutes)
             if note is not None:
                 out.append(note)
         return out
 
-    def _ready_groups(self, groups: dict[str, dict], ts: float) -> dict[str, tuple[list[str], list[str]]]:
+    def _ready_groups(
+        self, groups: dict[str, dict], ts: float, mutes: Mutes,
+    ) -> dict[str, tuple[list[str], list[str]]]:
         """Unposted groups, by channel, for channels where some group wait is over: (wait over, still
         waiting). Groups resolved within their wait are dropped unposted: nothing is ever sent (§C1)."""
         unposted: dict[str, list[str]] = defaultdict(list)
@@ -309,19 +285,19 @@ class AlertEngine:
                 continue
             ready: list[str] = []
             waiting: list[str] = []
-            for g, (rows, firing) in self._rows_each(gs).items():
+            for g, (rows, firing) in self._contents.rows_each(gs, mutes).items():
                 if firing == 0 and g in due:
                     empty.append(g)
                 elif rows:
                     (ready if g in due else waiting).append(g)
             if ready:
                 out[channel] = (ready, waiting)
-        self._delete_groups(empty, groups)
+        self._contents.delete(empty, groups)
         return out
 
     def _place_new(
         self, ready: dict[str, tuple[list[str], list[str]]], groups: dict[str, dict], msgs: dict[str, dict],
-        ts: float,
+        ts: float, mutes: Mutes,
     ) -> tuple[list[Notification], set[str], set[str]]:
         """Give ready groups a message: join the channel's open storm; if more groups than
         coalesce_after_groups are due or waiting on the channel, one storm message takes them all;
@@ -342,7 +318,7 @@ class AlertEngine:
                 self._attach(key, [g], groups, msgs)
                 touched.add(key)
         posted = {k for k in touched if msgs[k].get("new")}
-        out = [self._post(key, msgs[key], ts) for key in sorted(posted)]
+        out = [self._post(key, msgs[key], ts, mutes) for key in sorted(posted)]
         return out, posted, touched - posted
 
     @staticmethod
@@ -367,16 +343,19 @@ class AlertEngine:
         pipe.hset(self._k("msgs"), key, _dumps(meta))
         pipe.execute()
 
-    def _post(self, key: str, meta: dict, ts: float) -> Notification:
-        rows, firing = self._rows(meta["groups"])
-        self._drain_resolved(meta["groups"])  # resolved before anyone was told: nothing to report
+    def _post(self, key: str, meta: dict, ts: float, mutes: Mutes) -> Notification:
+        rows, firing = self._contents.rows(meta["groups"], mutes)
+        self._contents.drain_resolved(meta["groups"])  # resolved before anyone was told: nothing to report
         meta.pop("new", None)
-        self._save_message(key, meta, rows, ts, posted=True)
+        self._save_message(key, meta, rows, ts, mutes, posted=True)
         return build(NotificationKind.POST_GROUP, key, meta, rows, max_inline=self.rules.max_inline_rows,
-                     muted=firing - len(rows))
+                     muted=firing - len(rows), at=ts)
 
-    def _save_message(self, key: str, meta: dict, rows: list[AlertRow], ts: float, posted: bool) -> None:
+    def _save_message(
+        self, key: str, meta: dict, rows: list[AlertRow], ts: float, mutes: Mutes, posted: bool,
+    ) -> None:
         meta["members"] = members_hash(rows)
+        meta["mutes"] = mutes.key  # the muting this message was built under
         meta["visible"] = len(rows)
         meta["last_update"] = ts
         if posted:
@@ -387,29 +366,38 @@ class AlertEngine:
         pipe.execute()
 
     def _review_message(
-        self, key: str, meta: dict, groups: dict[str, dict], changed: bool, ts: float,
+        self, key: str, meta: dict, groups: dict[str, dict], changed: bool, ts: float, mutes: Mutes,
     ) -> Notification | None:
         """Resolve, update in place, or repeat one posted message."""
         repeat_due = meta["acked"] is None and ts - meta["last_post"] >= self.rules.repeat_interval_s
         if not changed and not repeat_due:
             return None
-        rows, firing = self._rows(meta["groups"])
+        rows, firing = self._contents.rows(meta["groups"], mutes)
         limit = self.rules.max_inline_rows
         if firing == 0:
-            resolved = self._drain_resolved(meta["groups"])
-            self._delete_groups(list(meta["groups"]), groups)
+            resolved = self._contents.drain_resolved(meta["groups"])
+            self._contents.delete(list(meta["groups"]), groups)
             self._r.hdel(self._k("msgs"), key)
-            return build(NotificationKind.RESOLVE, key, meta, [], max_inline=limit, resolved=resolved)
+            return build(NotificationKind.RESOLVE, key, meta, [], max_inline=limit, resolved=resolved, at=ts)
         if members_hash(rows) != meta["members"]:
             if ts - meta["last_update"] < self.rules.group_interval_s:
                 return None  # stays dirty; goes out when the group interval has passed
             back = meta["visible"] == 0 and bool(rows)  # e.g. a snooze ended: surface it again
             kind = NotificationKind.REPEAT if back else NotificationKind.UPDATE_GROUP
-            resolved = self._drain_resolved(meta["groups"])
-            self._save_message(key, meta, rows, ts, posted=back)
-            return build(kind, key, meta, rows, max_inline=limit, resolved=resolved, muted=firing - len(rows))
-        self._r.srem(self._k("dirty"), *meta["groups"])
+            resolved = self._contents.drain_resolved(meta["groups"])
+            self._save_message(key, meta, rows, ts, mutes, posted=back)
+            return build(kind, key, meta, rows, max_inline=limit, resolved=resolved, muted=firing - len(rows), at=ts)
         if repeat_due and rows:
-            self._save_message(key, meta, rows, ts, posted=True)
-            return build(NotificationKind.REPEAT, key, meta, rows, max_inline=limit, muted=firing - len(rows))
+            self._save_message(key, meta, rows, ts, mutes, posted=True)
+            return build(NotificationKind.REPEAT, key, meta, rows, max_inline=limit, muted=firing - len(rows), at=ts)
+        self._note_reviewed(key, meta, mutes)
         return None
+
+    def _note_reviewed(self, key: str, meta: dict, mutes: Mutes) -> None:
+        """Same members as posted: nothing to send, and no review again until something changes."""
+        pipe = self._r.pipeline(transaction=False)
+        pipe.srem(self._k("dirty"), *meta["groups"])
+        if meta.get("mutes") != mutes.key:
+            meta["mutes"] = mutes.key
+            pipe.hset(self._k("msgs"), key, _dumps(meta))
+        pipe.execute()

@@ -61,7 +61,7 @@ def test_settings_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("data, needle", [
-    ({"hosts": [{"name": "a", "url": "ftp://x"}]}, "url must be"),
+    ({"hosts": [{"name": "a", "url": "ftp://x"}]}, "url must start with https://"),
     ({"hosts": [{"name": "a", "url": f"http://u:{SECRET}@h/wsman"}]}, "must not contain credentials"),
     ({"hosts": [{"name": "a", "url": "http://h/wsman", "auth": "digest", "password": SECRET}]}, "auth"),
     ({"hosts": [{"name": "a", "url": "http://h/w"}, {"name": "a", "url": "http://h/w"}]}, "duplicate"),
@@ -71,6 +71,46 @@ def test_invalid_inventories_fail_clearly_without_secrets(data: object, needle: 
     with pytest.raises(InventoryError) as info:
         parse_inventory(data)
     assert needle in str(info.value) and SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize("url, needle", [
+    (f"https//svc:{SECRET}@hv-a1.lab.local/wsman", "must not contain credentials"),  # the typo of the report
+    (f"https://svc:{SECRET}@hv-a1.lab.local:5986/wsman", "must not contain credentials"),
+    (f"http:/svc:{SECRET}@hv-a1/wsman", "must not contain credentials"),
+    (f"svc@{SECRET}", "must not contain credentials"),
+    (f"https://hv-a1:{SECRET}/wsman", "not a valid address"),  # a port that is not a number
+    (f"hv-a1/{SECRET}", "must start with https:// or http://"),
+    (f"https:///{SECRET}", "has no host name"),
+    (f"https://[{SECRET}/wsman", "not a valid address"),
+])
+def test_bad_urls_name_the_host_and_the_fix_but_never_echo_the_url(url: str, needle: str, tmp_path: Path) -> None:
+    data = {"hosts": [{"name": "hv-ok", "url": "https://hv-ok:5986/wsman"},
+                      {"name": "hv-typo", "url": url, "username": "svc", "password_env": "HV_PW"}]}
+    with pytest.raises(InventoryError) as info:
+        load_inventory(_write(tmp_path, data))
+    text = str(info.value)
+    assert needle in text and "host hv-typo" in text and "hv-ok" not in text
+    assert SECRET not in text and url not in text and SECRET not in repr(info.value)
+    if "credentials" in needle:
+        assert "password_env" in text and "password_file" in text  # what to do instead
+
+
+def test_a_model_built_directly_does_not_echo_its_input() -> None:
+    from pydantic import ValidationError
+
+    from jobs.hyperv.hosts import HostConfig
+
+    with pytest.raises(ValidationError) as info:
+        HostConfig(name="hv-typo", url=f"https//svc:{SECRET}@host/wsman")
+    assert SECRET not in str(info.value) and "hv-typo" in str(info.value)
+
+
+def test_yaml_errors_point_at_the_line_without_quoting_it(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(f"hosts:\n  - name: hv-a1\n    password: {SECRET}: oops\n")
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert "line 3" in str(info.value) and SECRET not in str(info.value)
 
 
 def test_missing_env_password_is_named() -> None:

@@ -12,6 +12,8 @@ from jobs.monitor.rules import (
     fingerprint,
     route,
 )
+from jobs.monitor.muting import Mutes, inhibiting_hosts
+from jobs.monitor.records import entry
 
 NOW = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 
@@ -77,11 +79,23 @@ def test_host_unreachable_inhibits_its_vms_and_their_replicas():
     replica_side = obs(host="hv-b1", site="site-b", mode="Replica", health="Critical", partner_host="HV-A1.lab.local")
     unrelated = obs(host="hv-b2", site="site-b", vm="vm9", health="Critical", partner_host="hv-a2.lab.local")
     found = evaluate([own, replica_side, unrelated], hosts, NOW, AlertRules())
-    unmuted = [f for f in found if f.muted_reason is None]
-    assert sorted((f.row.condition, f.row.host) for f in unmuted) == [
-        ("health_critical", "hv-b2"), ("host_unreachable", "hv-a1")
-    ]
-    assert all("inhibited" in f.muted_reason for f in found if f.muted_reason)
+    assert all(f.muted_reason is None for f in found)  # findings are not inhibited; messages are
+    entries = [entry({"row": f.row.to_dict(), "group": "g", "partner": f.partner, "base_muted": None}) for f in found]
+    mutes = Mutes(down=frozenset(inhibiting_hosts(entries)))
+    shown = sorted((row["condition"], row["host"]) for row in mutes.visible(entries))
+    assert shown == [("health_critical", "hv-b2"), ("host_unreachable", "hv-a1")]
+    assert all("inhibited" in (mutes.reason(e) or "") for e in entries if e["row"] not in mutes.visible(entries))
+    assert Mutes().visible(entries) == [e["row"] for e in entries]  # once the host-down alert ends
+
+
+def test_silence_mutes_by_vm_host_and_group_and_changes_the_key():
+    [found] = evaluate([obs(health="Critical")], [], NOW, AlertRules())
+    e = entry({"row": found.row.to_dict(), "group": "health_critical:site-a", "partner": "", "base_muted": None})
+    for kind, target in (("vm", "vm1"), ("host", "hv-a1"), ("group", "health_critical:site-a")):
+        silences = {"s1": {"kind": kind, "target": target, "by": "U1", "reason": "silenced"}}
+        assert Mutes(silences=silences).reason(e) == "silenced by U1"
+        assert Mutes(silences=silences).key != Mutes().key
+    assert Mutes(silences={"s1": {"kind": "vm", "target": "vm2", "by": "U1", "reason": "x"}}).reason(e) is None
 
 
 def test_backup_window_and_failover_mute_vm_findings():
