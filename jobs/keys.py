@@ -13,6 +13,9 @@ AUDIT_STREAM = "hvbot:audit"  # jobs.audit.AuditEntry fields; approvals add appr
 ALIVE_KEY = "hvbot:alive:{}"  # job id -> pid, refreshed while the job runs (jobs.liveness.heartbeat)
 FINAL_KEY = "hvbot:final:{}"  # job id: set once, when the request's final message has been claimed
 
+# -- requests from Slack ---------------------------------------------------------------------------------------
+REPLAY_KEY = "hvbot:replay:{}"  # request signature (hex) -> set once (SET NX) for the 5-minute signature window
+
 # -- answers to requests (written by the chat side's reporter) ------------------------------------------------
 MESSAGE_KEY = "hvbot:msg:{}"  # job id -> {"channel", "ts"} of its channel message
 RESULT_KEY = "hvbot:result:{}"  # job id -> {"command", "reply", "report"} for paging and CSV
