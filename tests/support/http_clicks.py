@@ -13,15 +13,23 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
+import redis
 from slack_bolt import App
 
 from bot.adapters.http import BoltHTTPServer
-from tests.support.fixtures_slack import post, signed_headers
+from bot.adapters.http_checks import RequestChecks
+from bot.middleware.replay import ReplayCache
+from tests.support.fixtures_redis import test_redis_url
+from tests.support.fixtures_slack import SIGNING_SECRET, post, signed_headers
 
 
 class Front:
+    """The front as `hvbot serve` runs it: signature, shape and replay checks before Bolt."""
+
     def __init__(self, app: App) -> None:
-        self.server = BoltHTTPServer(app, "127.0.0.1", 0).start()
+        self.connection = redis.Redis.from_url(test_redis_url())
+        checks = RequestChecks(SIGNING_SECRET, ReplayCache(self.connection))
+        self.server = BoltHTTPServer(app, "127.0.0.1", 0, checks=checks).start()
 
     def send(self, body: str, age: int = 0) -> tuple[int, str]:
         return post(self.server.port, body, signed_headers(body, timestamp=int(time.time()) - age))
@@ -39,6 +47,7 @@ def front(app: App) -> Iterator[Front]:
         yield served
     finally:
         served.server.stop()
+        served.connection.close()
 
 
 def menu_body(action_id: str, value: str, user: str, channel: str = "C100", response_url: str = "") -> str:

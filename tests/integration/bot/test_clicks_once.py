@@ -118,7 +118,8 @@ def test_backup_window_run_and_cancel_act_once(chat: dict[str, Any]) -> None:
     c, fake = chat, chat["fake"]
     with front(c["app"]) as f:
         for name in ("one", "two"):
-            ack = f.ack(slash_body("checkpoint web01", user=OP))
+            # Two separate commands (signed at different times): an identical signed body would be a replay.
+            ack = f.ack(slash_body("checkpoint web01", user=OP), age=0 if name == "one" else 1)
             request_id = next(e["value"] for b in ack["blocks"] if b.get("type") == "actions" for e in b["elements"]
                               if e["action_id"] == "hvbot_bk_run")
             action = "hvbot_bk_run" if name == "one" else "hvbot_bk_dismiss"
