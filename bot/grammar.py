@@ -46,6 +46,13 @@ class Verb:
         return " ".join(p for p in parts if p)
 
 
+# Recovery plans: the read-only views (bot/listeners/recovery.py).
+RECOVERY_PLAN_VERBS: tuple[Verb, ...] = (
+    Verb("plans", "", "recovery plans and their VMs' replication health", VIEWER, "none"),
+    Verb("plan", "NAME", "one recovery plan: groups in boot order, VMs, replica hosts, health, settings", VIEWER,
+         "one"),
+)
+
 GRAMMAR: tuple[Verb, ...] = (
     Verb("help", "[COMMAND]", "show this help, or one command's usage", VIEWER, "optional"),
     Verb("ips", "[VM|IP|PREFIX ...]", "IP addresses of VMs; find a VM by IP or prefix", VIEWER, "many", ("host",), True),
@@ -72,6 +79,7 @@ GRAMMAR: tuple[Verb, ...] = (
          "optional"),
     Verb("silence", "VM|HOST DURATION", "mute replica alerts of a VM or host for DURATION (30m, 2h, 1d)", OPERATOR,
          "many"),
+    *RECOVERY_PLAN_VERBS,
 )
 VERBS: dict[str, Verb] = {v.name: v for v in GRAMMAR}
 
