@@ -55,7 +55,8 @@ def span(seconds: float) -> str:
 
 def age_line(health: Health) -> str:
     if health.age_s is None:
-        return "No sweep has run yet, so health is unknown: start `hvbot monitor`, or use `/hyperv replication --fresh`."
+        return ("No sweep has run yet, so health is unknown: start `hvbot monitor`, or use "
+                "`/hyperv replication --fresh`.")
     age = f"{int(health.age_s)} s" if health.age_s < 120 else f"{int(health.age_s // 60)} min"
     return f"Replication health as of the last sweep ({age} ago)."
 
