@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
 import pytest
 
+from lab.cli import _load_fleet
 from lab.clock import ManualClock
 from lab.cmdlets import HyperVEngine
 from lab.fleet_file import boot_seconds, default_fleet, fleet_from_dict
@@ -143,3 +145,13 @@ def test_the_site_fleet_has_over_200_replicated_vms_on_10_hosts_in_two_sites():
     assert sum(1 for h, _ in primaries if h.site == "site-a") == 120
     with pytest.raises(ValueError, match="even number of hosts"):
         site_fleet(hosts=3)
+
+
+def test_hvbot_lab_serves_the_site_fleet_on_request(tmp_path):
+    fleet = _load_fleet(None, None, None, sites=True)
+    assert len(fleet.hosts) == 10 and sum(len(h.vms) for h in fleet.hosts.values()) == 10 * 24 * 2  # with replicas
+    assert len(_load_fleet(None, 4, 3, sites=True).hosts) == 4
+    with pytest.raises(click.UsageError, match="even number of hosts"):
+        _load_fleet(None, 3, 3, sites=True)
+    with pytest.raises(click.UsageError, match="not both"):
+        _load_fleet(tmp_path / "fleet.yml", None, None, sites=True)
