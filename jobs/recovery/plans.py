@@ -37,6 +37,7 @@ PLAN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # "Sun 03:00" or "03:00" (UTC); a weekday narrows a weekly or longer period to that day.
 DRILL_AT = re.compile(r"^(?:(Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+)?([01]?\d|2[0-3]):([0-5]\d)$", re.IGNORECASE)
 SUFFIXES = (".yaml", ".yml")
+MIN_DRILL_PERIOD_S = 3600
 
 
 class PlanError(ValueError):
@@ -107,7 +108,10 @@ class _Drill(_Strict):
     @field_validator("every", mode="before")
     @classmethod
     def _every(cls, v: Any) -> float:
-        return _seconds(v)
+        seconds = _seconds(v)
+        if seconds < MIN_DRILL_PERIOD_S:  # each drill starts test copies of every VM of the plan
+            raise ValueError(f"`{v}` is too often for a drill; drill at most once an hour (e.g. every: 7d)")
+        return seconds
 
     @field_validator("at")
     @classmethod

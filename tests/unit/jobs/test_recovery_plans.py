@@ -84,6 +84,8 @@ def test_other_mistakes_have_clear_messages():
         "plans/core.yaml:13: key `delay` is given twice"]
     assert _problems(GOOD.replace("on_failure: stop", "on_failure: halt"))[0].startswith(
         "plans/core.yaml:13: groups[0].on_failure: Input should be 'stop' or 'continue'")
+    assert _problems(GOOD.replace("every: 30d", "every: 5m")) == [
+        "plans/core.yaml:4: drill.every: `5m` is too often for a drill; drill at most once an hour (e.g. every: 7d)"]
     assert _problems(GOOD.replace("delay: 30s", "delay: 30")) == [
         "plans/core.yaml:11: groups[0].delay: `30` is not a duration such as 30m, 2h, 1h30m or 1d"]
 
