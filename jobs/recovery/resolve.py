@@ -166,7 +166,8 @@ def resolve(scope: Scope, plans: Sequence[RecoveryPlan], pairs: Sequence[Replica
     groups: list[ResolvedGroup] = []
     warnings: list[str] = []
     for plan in candidates:
-        warnings += _warn_unmatched(plan, pairs, inventory)
+        if pairs:  # with no sweep record at all, "matches nothing" would only mean "not swept yet"
+            warnings += _warn_unmatched(plan, pairs, inventory)
         for g in plan.groups:
             hits = []
             for p in concerned:

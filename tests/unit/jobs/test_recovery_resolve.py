@@ -139,3 +139,10 @@ def test_unknown_scopes_name_what_exists():
 def test_a_resolved_plan_round_trips_through_json():
     plan = _resolve(ScopeKind.SITE, "site-a")
     assert ResolvedPlan.from_dict(plan.to_dict()) == plan
+
+
+def test_before_any_sweep_a_plan_resolves_empty_without_calling_every_pattern_unmatched():
+    inventory = _inventory()
+    plan = resolve(Scope(ScopeKind.PLAN, "core"), [parse_plan(CORE, "core.yaml")], [], inventory)
+    assert [(g.name, g.vms) for g in plan.groups] == [("identity", ()), ("data", ()), ("apps", ())]
+    assert plan.warnings == ()
