@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from jobs.backup.export_progress import ExportPathError, validate_export_path
+from jobs.durations import parse_duration
 
 MAX_TEXT = 1000
 MAX_TARGETS = 20
@@ -18,7 +19,6 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_*](?:[A-Za-z0-9._:/* -]{0,98}[A-Za-z0-9._:/*-]
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SLACK_LINK = re.compile(r"<(?:mailto:|https?://)?[^|>]*\|([^>]*)>")
-_DURATION = re.compile(r"^(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,5})m(?:in)?)?(?:(\d{1,6})s)?$", re.IGNORECASE)
 _CLOCK_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u00a0": " "})
 
@@ -46,6 +46,13 @@ class Verb:
         return " ".join(p for p in parts if p)
 
 
+# Recovery plans: the read-only views (bot/listeners/recovery.py).
+RECOVERY_PLAN_VERBS: tuple[Verb, ...] = (
+    Verb("plans", "", "recovery plans and their VMs' replication health", VIEWER, "none"),
+    Verb("plan", "NAME", "one recovery plan: groups in boot order, VMs, replica hosts, health, settings", VIEWER,
+         "one"),
+)
+
 GRAMMAR: tuple[Verb, ...] = (
     Verb("help", "[COMMAND]", "show this help, or one command's usage", VIEWER, "optional"),
     Verb("ips", "[VM|IP|PREFIX ...]", "IP addresses of VMs; find a VM by IP or prefix", VIEWER, "many", ("host",), True),
@@ -72,6 +79,7 @@ GRAMMAR: tuple[Verb, ...] = (
          "optional"),
     Verb("silence", "VM|HOST DURATION", "mute replica alerts of a VM or host for DURATION (30m, 2h, 1d)", OPERATOR,
          "many"),
+    *RECOVERY_PLAN_VERBS,
 )
 VERBS: dict[str, Verb] = {v.name: v for v in GRAMMAR}
 
@@ -277,29 +285,6 @@ def help_text(topic: str | None = None) -> str:
     lines += [f"• `{v.usage()}` — {v.summary}" + ("" if v.role == VIEWER else f" ({v.role})") for v in GRAMMAR]
     lines.append("Lookups answer only you; add `--here` to post the answer in the channel.")
     return "\n".join(lines)
-
-
-def parse_duration(text: str, maximum: timedelta | None = None, what: str = "") -> timedelta:
-    """``45s``, ``30m``, ``2h``, ``1h30m``, ``1d`` -> timedelta; ValueError with a clear sentence otherwise.
-
-    The one duration syntax of hvbot (backup windows, silences, the backup CLI); `maximum` is the caller's
-    limit and `what` names it in the refusal ("a backup window").
-    """
-    match = _DURATION.match(text.strip())
-    if not match or not any(match.groups()):
-        raise ValueError(f"`{text[:30]}` is not a duration such as 30m, 2h, 1h30m or 1d")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    length = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    if length <= timedelta(0):
-        raise ValueError(f"`{text[:30]}` is no time at all; give a duration such as 30m or 2h")
-    if maximum is not None and length > maximum:
-        raise ValueError(f"{what or 'it'} lasts at most {_span(maximum)}, so `{text[:30]}` is too long")
-    return length
-
-
-def _span(length: timedelta) -> str:
-    seconds = int(length.total_seconds())
-    return f"{seconds // 86400} days" if seconds % 86400 == 0 else f"{seconds // 3600} h"
 
 
 def parse_at(text: str, now: datetime) -> datetime:

@@ -2,6 +2,8 @@
 
 Format (every key but ``hosts[].name``, ``site`` and ``vms[].name`` is optional)::
 
+    boot_seconds: realistic           # optional: how long a started VM's guest takes to answer its heartbeat:
+                                      # a number, or `realistic` (20-60 s, from each VM's name); default 0: at once
     hosts:
       - name: hv-a1                   # short name; fqdn defaults to <name>.lab.local
         fqdn: hv-a1.lab.local
@@ -17,6 +19,8 @@ Format (every key but ``hosts[].name``, ``site`` and ``vms[].name`` is optional)
             cpus: 2
             generation: 2
             notes: edge firewall
+            boot_seconds: 45          # overrides the fleet's boot_seconds for this VM
+            never_heartbeat: false    # true: starts, but its guest never answers (heartbeat NoContact)
             memory: {dynamic: true, startup_mb: 2048, minimum_mb: 512, maximum_mb: 8192, buffer: 20, priority: 50}
             adapters:
               - {name: Network Adapter, switch: vSwitch-LAN, mac: 00155D010101,
@@ -45,6 +49,7 @@ control actions of ``lab.controls`` (``Fleet.apply_control``).
 from __future__ import annotations
 
 import uuid
+import zlib
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,16 +72,27 @@ def load_fleet(path: str | Path, now: datetime | None = None) -> Fleet:
     return fleet_from_dict(data, now)
 
 
+def boot_seconds(value: Any, vm_name: str) -> float:
+    """A VM's boot time: a number of seconds, or ``realistic``: 20 to 60 s, the same for a name on every run."""
+    if value == "realistic":
+        return float(20 + zlib.crc32(vm_name.encode()) % 41)
+    seconds = float(value)
+    if seconds < 0:
+        raise ValueError(f"{vm_name}: boot_seconds must be 0 or more, or 'realistic'")
+    return seconds
+
+
 def fleet_from_dict(data: dict[str, Any], now: datetime | None = None) -> Fleet:
     now = now or utc_now()
     hosts: dict[str, Host] = {}
+    boot = data.get("boot_seconds", 0)
     for h in data["hosts"]:
         host = Host(name=h["name"], fqdn=h.get("fqdn") or f"{h['name']}.lab.local", site=h["site"],
                     allow_script=bool(h.get("allow_script", False)),
                     jea_configuration=h.get("jea_configuration"),
                     replica_server_enabled=bool(h.get("replica_server", True)),
                     utc_offset_minutes=int(h.get("utc_offset_minutes", 0)))
-        host.vms = [_vm(host, v, now) for v in h.get("vms") or []]
+        host.vms = [_vm(host, {"boot_seconds": boot, **v}, now) for v in h.get("vms") or []]
         hosts[host.name] = host
     fleet = Fleet(hosts, controls=controls.apply)
     for h in data["hosts"]:
@@ -97,7 +113,9 @@ def _vm(host: Host, v: dict[str, Any], now: datetime) -> VM:
     state = check_enum("VMState", str(v.get("state", "Running")))
     vm = VM(id=vm_id, name=str(v["name"]), memory=memory, state=state, cpu_count=int(v.get("cpus", 2)),
             generation=int(v.get("generation", 2)), version=str(v.get("version", "10.0")),
-            notes=str(v.get("notes", "")), creation_time=now - timedelta(days=int(v.get("age_days", 200))))
+            notes=str(v.get("notes", "")), creation_time=now - timedelta(days=int(v.get("age_days", 200))),
+            boot_seconds=boot_seconds(v.get("boot_seconds", 0), str(v["name"])),
+            never_heartbeat=bool(v.get("never_heartbeat", False)))
     if vm.running:
         vm.started_at = now - timedelta(hours=float(v.get("uptime_h", 72)))
         vm.cpu_usage = int(v.get("cpu_usage", 3))
@@ -138,7 +156,8 @@ def _replicate(fleet: Fleet, host: Host, v: dict[str, Any], now: datetime) -> No
     primary.replication = Replication(mode="Primary", state=state, health=health, **common, **stats)
     replica = VM(id=primary.id, name=primary.name, memory=primary.memory, state="Off", cpu_count=primary.cpu_count,
                  generation=primary.generation, version=primary.version, notes=primary.notes,
-                 creation_time=primary.creation_time,
+                 creation_time=primary.creation_time, boot_seconds=primary.boot_seconds,
+                 never_heartbeat=primary.never_heartbeat,  # the same guest boots on either side
                  adapters=[NetAdapter(a.name, a.mac, a.switch_name, list(a.ipv4), list(a.ipv6), a.allow_teaming,
                                       a.adapter_guid) for a in primary.adapters])
     replica.replication = Replication(
@@ -173,7 +192,8 @@ def _extend(fleet: Fleet, host: Host, replica: VM, e: dict[str, Any], primary_fr
     # Get-VMReplication output of an extended replica server.
     copy = VM(id=replica.id, name=replica.name, memory=replica.memory, state="Off", cpu_count=replica.cpu_count,
               generation=replica.generation, version=replica.version, notes=replica.notes,
-              creation_time=replica.creation_time,
+              creation_time=replica.creation_time, boot_seconds=replica.boot_seconds,
+              never_heartbeat=replica.never_heartbeat,
               adapters=[NetAdapter(a.name, a.mac, a.switch_name, list(a.ipv4), list(a.ipv6), a.allow_teaming,
                                    a.adapter_guid) for a in replica.adapters])
     copy.replication = Replication(mode="ExtendedReplica", state="Replicating", health="Normal", **common)
