@@ -171,9 +171,19 @@ class RecoveryPreviewer(Protocol):
 
     def preview(self, reply: ReplyTo, preview_id: str, data: dict[str, Any]) -> None: ...
 
+    def changed(self, card: dict[str, Any], approval_id: str, reply: ReplyTo, preview_id: str, data: dict[str, Any],
+                vms: list[str]) -> None:
+        """The approved plan no longer matches the fleet (``vms`` changed): end the approval as changed, say so on
+        its card (``card``: channel, ts) and post ``data`` as a fresh preview to request again."""
+        ...
+
 
 class NoRecoveryPreviewer:
     def preview(self, reply: ReplyTo, preview_id: str, data: dict[str, Any]) -> None:
+        return None
+
+    def changed(self, card: dict[str, Any], approval_id: str, reply: ReplyTo, preview_id: str, data: dict[str, Any],
+                vms: list[str]) -> None:
         return None
 
 

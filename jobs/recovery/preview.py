@@ -95,7 +95,8 @@ def plan_recommendation(rows: list[dict[str, Any]], kind: Kind, facts: PlanFacts
         reason = (f"the primary host{'s' if len(dark) > 1 else ''} {', '.join(dark)} do{'es' if len(dark) == 1 else ''}"
                   f" not answer; a planned failover needs them, an unplanned one runs on the replicas alone")
     else:
-        reason = next(row["recommend"]["reason"] for row in rows if row["recommend"] and row["recommend"]["kind"] == best)
+        reason = next(row["recommend"]["reason"] for row in rows
+                      if row["recommend"] and row["recommend"]["kind"] == best)
     return {"kind": best, "reason": f"{reason} ({count} of {len(rows)} VMs)"}
 
 
