@@ -25,7 +25,7 @@ from jobs.hyperv.fleet import Fleet, HostCall
 from jobs.hyperv.records import as_str, prop, type_name
 from jobs.recovery.model import Member, ResolvedPlan
 
-UNKNOWN_PRIMARY = "(unknown primary)"  # Member.primary_host is None: the primary side could not be found
+UNKNOWN_HOST = "(unknown host)"  # Member.primary_host None (not found) or replica_host "" (not replicated)
 
 
 @dataclass
@@ -113,7 +113,7 @@ def gather_plan(fleet: Fleet, plan: ResolvedPlan, deadline_s: float | None = Non
 
 def _side(fleet: Fleet, results: dict[str, dict[str, SideFacts]], host: str | None, m: Member) -> SideFacts:
     if not host:
-        return SideFacts(host=UNKNOWN_PRIMARY, reachable=False)
+        return SideFacts(host=UNKNOWN_HOST, reachable=False)
     if host in results:
         return results[host][m.vm.lower()]
     return SideFacts(host=host, fqdn=fleet.config(host).fqdn or "", reachable=False)
