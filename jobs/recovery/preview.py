@@ -9,6 +9,7 @@ whose facts moved between preview and execution no longer matches.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -122,8 +123,9 @@ def preview_plan(fleet: Fleet, plan: ResolvedPlan, kind: Kind | str, now: dateti
 def binding(data: dict[str, Any]) -> dict[str, Any]:
     """What one approval binds to: the kind, the resolved plan and each VM's plan (its step signature); the
     approval store's digest covers the canonical JSON of exactly this."""
-    return {"kind": data["kind"], "plan": data["plan"],
-            "vms": {row["vm"]: row["signature"] for g in data["groups"] for row in g["vms"]}}
+    bound = {"kind": data["kind"], "plan": data["plan"],
+             "vms": {row["vm"]: row["signature"] for g in data["groups"] for row in g["vms"]}}
+    return json.loads(json.dumps(bound))  # as stored and compared: tuples become lists
 
 
 def runnable(data: dict[str, Any]) -> bool:

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from rq import Queue, get_current_job
+from rq.serializers import JSONSerializer
 
 from jobs import ports as reporting
 from jobs.hyperv import process_fleet
@@ -120,7 +121,8 @@ def run_recovery_recheck(approval_id: str, bound: dict[str, Any], run: dict[str,
     data = preview_plan(process_fleet.fleet(), plan, run["kind"])
     now = binding(data)
     if now == bound:
-        enqueue(Queue(job.origin, connection=job.connection), run_recovery, run, job_id=f"rc{approval_id}",
+        queue = Queue(job.origin, connection=job.connection, serializer=JSONSerializer)
+        enqueue(queue, run_recovery, run, job_id=f"rc{approval_id}",
                 timeout=run_timeout, description=description)  # no Retry: its steps mutate
         return {"ok": True, "enqueued": f"rc{approval_id}"}
     changed = changed_vms(bound, now)
