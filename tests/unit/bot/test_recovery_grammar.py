@@ -1,4 +1,4 @@
-"""`failover --site|--host` and `plan NAME failover`: parsed scopes, roles, clear refusals; single-VM forms unchanged."""
+"""`failover --site|--host` and `plan NAME failover`: scopes, roles, clear refusals; single-VM forms unchanged."""
 
 from __future__ import annotations
 

@@ -28,7 +28,8 @@ def _data(vms: int, groups: int) -> dict[str, Any]:
             "totals": {"groups": groups, "vms": vms, "ready": vms - groups, "refused": groups,
                        "replica_hosts": [f"hv-{i:03d}" for i in range(1, 20, 2)], "max_loss_s": 499,
                        "hosts_not_answering": [f"hv-{i:03d}" for i in range(0, 20, 2)]},
-            "recommendation": {"kind": "unplanned", "reason": "the primary hosts hv-000 do not answer (200 of 200 VMs)"}}
+            "recommendation": {"kind": "unplanned",
+                               "reason": "the primary hosts hv-000 do not answer (200 of 200 VMs)"}}
 
 
 def _check_limits(view: rv.View) -> str:
