@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from bot.cli.worker import make_worker
 from bot.delivery.cards import approval_store
 from bot.runtime import build_runtime
 from bot.settings import Settings
+from jobs.failover.tasks import expire_approvals
 from jobs.hyperv import process_fleet
 from jobs.hyperv.commands import command, pipeline
 from jobs.hyperv.fleet import Fleet
@@ -168,6 +170,23 @@ def test_a_plan_that_moved_after_request_is_re_previewed_not_run(chat: dict[str,
     assert len(fresh) == previews_before + 1  # the fresh preview to request again
     _approve(c, approve, user=APP2)  # the old card's button decides nothing any more
     assert "already decided" in " ".join(_refusals(c))
+
+
+def test_expiry_is_the_single_vm_one(chat: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    c = chat
+    for name, value in (("SLACK_API_URL", c["fake"].api_url), ("SLACK_BOT_TOKEN", BOT_TOKEN),
+                        ("SLACK_SIGNING_SECRET", SIGNING_SECRET)):  # the chore reads settings like `hvbot monitor`
+        monkeypatch.setenv(name, value)
+    message, _ = _preview(c, "failover --site site-a planned")
+    value = _request(c, _buttons(message, "hvbot_rc_request")[0])
+    approval = approval_store(c["settings"], c["conn"]).get(value.split(".")[0])
+    assert approval is not None and approval.expires_at - approval.created_at == c["settings"].approval_ttl_seconds
+    later = datetime.fromtimestamp(approval.expires_at + 1, UTC)
+    assert expire_approvals(c["conn"], later, steps=c["runtime"].card_reporter()) == 1
+    _approve(c, value)
+    assert any("expired" in d for d in _refusals(c)) and len(c["queue"]) == 0
+    card = json.dumps(c["fake"].calls_to("chat.update")[-1].args, ensure_ascii=False)
+    assert "Expired" in card and "planned failover of site site-a" in card
 
 
 def test_fifty_concurrent_approvals_enqueue_one_run(chat: dict[str, Any]) -> None:
