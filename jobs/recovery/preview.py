@@ -109,7 +109,7 @@ def preview_plan(fleet: Fleet, plan: ResolvedPlan, kind: Kind | str, now: dateti
         raise ValueError(f"a site, host or plan failover is planned, unplanned or test, not {kind}")
     now = now or datetime.now(UTC)
     facts = gather_plan(fleet, plan, deadline_s)
-    groups = []
+    groups: list[dict[str, Any]] = []
     for g in plan.groups:
         rows = [vm_row(m, facts.facts[m.vm.lower()], kind, now) for m in g.vms]
         groups.append({"name": g.name, "vms": rows})

@@ -64,7 +64,7 @@ def _resolve_without_plans(fleet: Fleet, scope: Scope) -> ResolvedPlan:
 
 
 def _relationships(fleet: Fleet, call: HostCall) -> list[tuple[str, str | None, str | None]]:
-    out = []
+    out: list[tuple[str, str | None, str | None]] = []
     for obj in call.run(single("Get-VMReplication", ReplicationRelationshipType="Simple")):
         if enum_name(prop(obj, "ReplicationMode")) == "TestReplica":
             continue

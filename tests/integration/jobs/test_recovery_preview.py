@@ -74,6 +74,9 @@ def test_site_power_loss_preview_lists_every_vm_with_its_data_loss(world: tuple[
     snaps = [e for e in lab.command_log()[before:] if e.cmdlet == "Get-VMSnapshot"]
     for host in {h.name for h, _ in expected.values()}:
         assert len([e for e in snaps if e.host == host]) == 2
+    planned = preview_plan(fleet, plan, "planned", now=now)  # asked for planned while the site is dark
+    assert planned["totals"]["ready"] == 0 and planned["recommendation"]["kind"] == "unplanned"
+    assert all(any("does not answer" in r for r in row["refused"]) for g in planned["groups"] for row in g["vms"])
 
 
 def test_refusals_already_failed_over_and_not_replicated(world: tuple[Lab, Fleet, ManualClock]) -> None:
