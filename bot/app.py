@@ -42,7 +42,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
         process_before_response=True,
     )
     app.runtime = runtime  # type: ignore[attr-defined]  # the console and tests reach the same parts
-    gate = Gate(runtime.authz, runtime.record)
+    gate = Gate(runtime.authz, runtime.record, runtime.redis)
     verbs: Verbs = {}
 
     # Registered first: Bolt tries listeners in order, and /hyperv is most of the traffic and must ack fastest.

@@ -242,8 +242,8 @@ def _check_arg(verb: Verb, arg: str) -> None:
         _check_plan_arg(verb, arg)
     elif verb.name == "failover" and arg.lower() in FAILOVER_KINDS:
         return  # the kind word; its position and count are checked by bot.listeners.failover
-    elif verb.name in ("failover", "reverse", "points") and "*" in arg:
-        raise CommandError("A failover names one VM exactly (no * wildcards).", verb.usage())
+    elif verb.name in ("failover", "reverse", "points"):
+        exact_name(arg, "VM", verb.usage())
     elif verb.name == "teaming" and arg.lower() in ("on", "off"):
         return  # the switch word; its position is checked in _check_positionals
     elif verb.name == "cancel":
@@ -260,6 +260,32 @@ def _check_token(verb: Verb, token: str, what: str) -> None:
             f"`{shown}` is not a valid {what}: use letters, digits and . - _ : / * (at most 100 characters).",
             verb.usage(),
         )
+
+
+def exact_name(name: str, what: str = "VM", usage: str = "") -> str:
+    """One VM (or checkpoint) named exactly, as commands that change something need it: the argument rule of typed
+    commands, without * wildcards. Buttons use it too, so a crafted value can name no more than typed text."""
+    shown = name if len(name) <= 30 else name[:30] + "…"
+    if "*" in name:
+        raise CommandError(f"`{shown}` must name one {what} exactly (no * wildcards).", usage)
+    if not _TOKEN.match(name):
+        raise CommandError(f"`{shown}` is not a valid {what}: use letters, digits and . - _ : / (at most 100 "
+                           "characters).", usage)
+    return name
+
+
+def host_name(name: str) -> str:
+    """A host name as `--host` accepts it (whether the inventory has it is the caller's check)."""
+    if not _HOST.match(name):
+        raise CommandError(f"`{name[:30]}` is not a host name (letters, digits, . - _).")
+    return name
+
+
+def job_id(text: str) -> str:
+    """A job or message key as `cancel JOB` accepts it."""
+    if not _JOB_ID.match(text):
+        raise CommandError("That is not a job id (letters, digits, - and _ only).")
+    return text
 
 
 def help_text(topic: str | None = None) -> str:

@@ -13,6 +13,9 @@ AUDIT_STREAM = "hvbot:audit"  # jobs.audit.AuditEntry fields; approvals add appr
 ALIVE_KEY = "hvbot:alive:{}"  # job id -> pid, refreshed while the job runs (jobs.liveness.heartbeat)
 FINAL_KEY = "hvbot:final:{}"  # job id: set once, when the request's final message has been claimed
 
+# -- requests from Slack ---------------------------------------------------------------------------------------
+REPLAY_KEY = "hvbot:replay:{}"  # request signature (hex) -> set once (SET NX) for the 5-minute signature window
+
 # -- answers to requests (written by the chat side's reporter) ------------------------------------------------
 MESSAGE_KEY = "hvbot:msg:{}"  # job id -> {"channel", "ts"} of its channel message
 RESULT_KEY = "hvbot:result:{}"  # job id -> {"command", "reply", "report"} for paging and CSV
@@ -40,6 +43,8 @@ def vm_lock_key(vm: str, prefix: str = PREFIX) -> str:
     """String: the token of whoever runs an operation on the VM (jobs.locks.VmLock)."""
     return f"{prefix}lock:vm:{vm}"
 
+
+BUTTON_USED_KEY = "hvbot:button:used:{}"  # one-use button token -> who spent it (until the token expires)
 
 FAILOVER_RUNS_KEY = "hvbot:failover:running"  # hash approval id -> JSON {job_id, vm, primary, replica, card, started}
 FAILOVER_PREVIEW_KEY = "hvbot:failover:preview:{}"  # preview id (or "a:<approval id>") -> the preview's JSON
