@@ -14,14 +14,14 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.delivery.cards import approval_store, update_card
 from bot.delivery.recovery_cards import stored_recovery_preview
-from bot.grammar import APPROVER, OPERATOR, Command, recovery_scope
+from bot.grammar import APPROVER, OPERATOR, VIEWER, Command, recovery_scope
 from bot.listeners import failover
 from bot.listeners.verbs import Verbs
-from bot.middleware.authorization import Gate, Needs, Requester, requester
+from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime
 from bot.views import common as views
 from bot.views import recovery as rv
@@ -66,10 +66,8 @@ def handle_plan(runtime: Runtime, command: Command, who: Requester, body: dict[s
                         f"`/hyperv plan {command.args[0]} failover` previews failing it over.")
 
 
-def on_request(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], action: dict[str, Any],
-               respond: Respond) -> None:
-    who = requester(body)
-    preview_id = str(action.get("value", ""))
+def on_request(runtime: Runtime, store: ApprovalStore, who: Requester, preview_id: str, respond: Respond) -> None:
+    """Request (its one-use token was spent by the gate): one approval for the whole preview."""
     data = stored_recovery_preview(runtime.redis, preview_id)
     if data is None or data.get("error") or not runnable(data):
         respond(text="This preview has expired or has nothing that can fail over; run the command again.",
@@ -93,11 +91,12 @@ def on_request(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], act
         _start(runtime, store, approval.id, "policy")
 
 
-def on_decision(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], action: dict[str, Any],
+def on_decision(runtime: Runtime, store: ApprovalStore, who: Requester, action: dict[str, Any], value: str,
                 respond: Respond) -> Decision:
-    """Approve or Reject: the approver role is checked now, at click time; the store decides atomically."""
-    user = requester(body).user
-    approval_id, digest = parse_button_value(str(action.get("value", "")))
+    """Approve or Reject: the gate checked the channel; the approver role (or the requester withdrawing) is checked
+    now, at click time, by the store, which decides atomically: one decision per request, however often clicked."""
+    user = who.user
+    approval_id, digest = parse_button_value(value)
     decision = "approve" if action.get("action_id") == rv.ACTION_APPROVE else "reject"
     result = store.decide(approval_id, decision, user, runtime.authz.has_role(user, APPROVER), digest)
     if not result.ok:
@@ -144,15 +143,18 @@ def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
     def ack_only(ack: Ack) -> None:
         ack()
 
-    def request(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        on_request(runtime, store_now(), body, action, respond)
+    def request(context: BoltContext, respond: Respond) -> None:
+        on_request(runtime, store_now(), context["requester"], context["value"], respond)
 
-    def decide(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    def decide(ack: Ack, context: BoltContext, action: dict[str, Any], respond: Respond) -> None:
         ack()  # first: Slack's 3 s; the store call is a few ms
-        on_decision(runtime, store_now(), body, action, respond)
+        on_decision(runtime, store_now(), context["requester"], action, context["value"], respond)
 
-    may_request = gate.click(Needs(OPERATOR, "failover", audit=True))
+    may_request = gate.click(Needs(OPERATOR, "failover", audit=True, once=True))
     app.action(rv.ACTION_REQUEST, middleware=[may_request])(ack=ack_only, lazy=[request])
-    app.action(rv.ACTION_APPROVE)(decide)
-    app.action(rv.ACTION_REJECT)(decide)
+    # As for a single VM: the approval channel is the one exception to the allowed-channel list.
+    approval_channels = (runtime.settings.approval_channel,) if runtime.settings.approval_channel else ()
+    may_decide = gate.click(Needs(VIEWER, "approve or reject a failover", audit=True, also_in=approval_channels))
+    app.action(rv.ACTION_APPROVE, middleware=[may_decide])(decide)
+    app.action(rv.ACTION_REJECT, middleware=[may_decide])(decide)
     return {"failover": dispatch_failover, "plan": handle_plan}

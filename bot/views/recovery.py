@@ -20,6 +20,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.views.common import View
+from bot.views.tokens import CARD_LIFETIME, seal
 
 ACTION_REQUEST = "hvbot_rc_request"
 ACTION_APPROVE = "hvbot_rc_approve"
@@ -113,8 +114,9 @@ def _group_sections(data: dict[str, Any]) -> list[Block]:
 def preview(data: dict[str, Any], preview_id: str) -> View:
     blocks: list[Block] = [section(summary(data)), *_group_sections(data)]
     if data["totals"]["ready"]:
-        blocks.append(ActionsBlock(elements=[ButtonElement(text="Request", action_id=ACTION_REQUEST, value=preview_id,
-                                                           style="primary")]))
+        request = ButtonElement(text="Request", action_id=ACTION_REQUEST, value=seal(preview_id, CARD_LIFETIME),
+                                style="primary")  # one-use: a double click asks for one approval
+        blocks.append(ActionsBlock(elements=[request]))
     else:
         blocks.append(section("Nothing here can fail over now (every VM is refused; reasons in the thread)."))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(

@@ -21,7 +21,6 @@ from slack_bolt import App, BoltRequest
 from bot.adapters.fake_slack import FakeSlack
 from bot.app import build_app
 from bot.cli.reporters import reporters_installed
-from bot.cli.worker import make_worker
 from bot.delivery.cards import approval_store
 from bot.runtime import build_runtime
 from bot.settings import Settings
@@ -33,6 +32,7 @@ from jobs.hyperv.hosts import load_inventory
 from lab.fleet import Lab
 from tests.support.fixtures_redis import TEST_QUEUE
 from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
+from tests.support.workers import BurstWorker
 
 OP, APP1, APP2, VIEWER = "U0OP", "U0AP1", "U0AP2", "U0VIEW"
 SITE_A = ("hv-a1", "hv-a2")
@@ -64,7 +64,7 @@ def _dispatch(app: App, body: str) -> dict[str, Any]:
 
 
 def _work(c: dict[str, Any], max_jobs: int | None = None) -> None:
-    make_worker(c["settings"], c["conn"], simple=True).work(burst=True, max_jobs=max_jobs)
+    BurstWorker([c["queue"]], connection=c["conn"], serializer=JSONSerializer).work(burst=True, max_jobs=max_jobs)
 
 
 def _blocks(call: Any) -> list[dict[str, Any]]:
@@ -140,6 +140,12 @@ def test_site_a_power_loss_preview_and_who_may_request_and_approve(chat: dict[st
                                     response_url=c["fake"].response_url("v")))
     assert not [x for x in c["fake"].calls_to("chat.postMessage") if _buttons(x, "hvbot_rc_approve")]
     approve = _request(c, value)
+    cards = len([x for x in c["fake"].calls_to("chat.postMessage") if _buttons(x, "hvbot_rc_approve")])
+    start = len(c["fake"].calls)
+    _dispatch(c["app"], action_body("hvbot_rc_request", value, user=OP, message_ts="7.7",
+                                    response_url=c["fake"].response_url("again")))  # a double click
+    c["fake"].wait_for(lambda calls: any("already used" in json.dumps(x.args) for x in calls[start:]), 15)
+    assert len([x for x in c["fake"].calls_to("chat.postMessage") if _buttons(x, "hvbot_rc_approve")]) == cards
     _approve(c, approve, user=OP)  # self-approval
     _approve(c, approve, user=VIEWER)  # not an approver
     _approve(c, approve.split(".")[0] + ".deadbeef")  # tampered
