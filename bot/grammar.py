@@ -46,11 +46,9 @@ class Verb:
         return " ".join(p for p in parts if p)
 
 
-# Recovery plans: the read-only views (bot/listeners/recovery.py).
+# Recovery plans: the list (bot/listeners/recovery.py); `plan NAME [failover ...]` is in RECOVERY_GRAMMAR below.
 RECOVERY_PLAN_VERBS: tuple[Verb, ...] = (
     Verb("plans", "", "recovery plans and their VMs' replication health", VIEWER, "none"),
-    Verb("plan", "NAME", "one recovery plan: groups in boot order, VMs, replica hosts, health, settings", VIEWER,
-         "one"),
 )
 
 GRAMMAR: tuple[Verb, ...] = (
@@ -64,8 +62,10 @@ GRAMMAR: tuple[Verb, ...] = (
     Verb("jobs", "", "running and recent jobs", VIEWER, "none"),
     Verb("cancel", "JOB", "cancel a queued or running job (your own, or any as operator)", VIEWER, "one"),
     Verb("audit", "[N]", "the last N audit entries (default 20, max 100)", APPROVER, "optional"),
-    Verb("failover", "VM [planned|unplanned|test|cancel|complete]", "preview a Replica failover, then request "
-         "approval (default: planned)", OPERATOR, "many", ("point", "host")),
+    Verb("failover",
+         "VM [planned|unplanned|test|cancel|complete] | --site SITE|--host HOST [planned|unplanned|test]",
+         "preview a Replica failover of a VM, or of every replicated VM of a site or host, then request one approval "
+         "(default: planned)", OPERATOR, "many", ("point", "host", "site")),
     Verb("reverse", "VM", "preview reverse replication after a failover, then request approval", OPERATOR, "one",
          ("host",)),
     Verb("points", "VM", "recovery points of a replicated VM", VIEWER, "one", ("host",), True),
@@ -81,6 +81,17 @@ GRAMMAR: tuple[Verb, ...] = (
          "many"),
     *RECOVERY_PLAN_VERBS,
 )
+
+# --- site, host and plan failover (recovery): `failover --site|--host` and `plan NAME failover` -----------------
+SCOPE_FAILOVER_KINDS = ("planned", "unplanned", "test")
+RECOVERY_GRAMMAR: tuple[Verb, ...] = (
+    Verb("plan", "NAME [failover [planned|unplanned|test]]", "one recovery plan: groups in boot order, VMs, replica "
+         "hosts, health; `failover` previews failing over all its VMs in group order, then requests one approval "
+         "(operator)", VIEWER, "many"),
+)
+GRAMMAR = GRAMMAR + RECOVERY_GRAMMAR
+# --- end of recovery grammar --------------------------------------------------------------------------------------
+
 VERBS: dict[str, Verb] = {v.name: v for v in GRAMMAR}
 
 
@@ -113,6 +124,8 @@ class Command:
         """The role this exact command needs: changing teaming is an operator's, looking at it a viewer's."""
         if self.verb == "teaming" and len(self.args) == 2:
             return OPERATOR
+        if self.verb == "plan" and len(self.args) >= 2:  # `plan NAME failover ...` acts; `plan NAME` only shows
+            return OPERATOR
         return self.spec.role
 
     def canonical(self) -> str:
@@ -120,6 +133,8 @@ class Command:
         parts = [self.verb, *(_quote(a) for a in self.args)]
         if self.host:
             parts += ["--host", _quote(self.host)]
+        if "site" in self.extra:
+            parts += ["--site", _quote(self.extra["site"])]
         if self.here:
             parts.append("--here")
         return " ".join(parts)
@@ -165,7 +180,9 @@ def parse(text: str) -> Command:
     host = options.pop("host", None)
     if host is not None and not _HOST.match(host):
         raise CommandError(f"`{host[:30]}` is not a host name (letters, digits, . - _).", verb.usage())
-    return Command(verb.name, tuple(args), host=host, here=here, extra=options)
+    command = Command(verb.name, tuple(args), host=host, here=here, extra=options)
+    _check_recovery(command)
+    return command
 
 
 def _split_options(verb: Verb, words: list[str]) -> tuple[list[str], dict[str, str], bool]:
@@ -228,6 +245,8 @@ def _check_arg(verb: Verb, arg: str) -> None:
     elif verb.name == "audit":
         if not arg.isdigit() or not 1 <= int(arg) <= 100:
             raise CommandError("N must be a number from 1 to 100.", verb.usage())
+    elif verb.name == "plan":
+        _check_plan_arg(verb, arg)
     elif verb.name == "failover" and arg.lower() in FAILOVER_KINDS:
         return  # the kind word; its position and count are checked by bot.listeners.failover
     elif verb.name in ("failover", "reverse", "points"):
@@ -338,3 +357,67 @@ def _backup_arg_counts(name: str, args: list[str]) -> None:
             validate_export_path(args[2])
         except ExportPathError as err:
             raise ValueError(f"Export path: {err}") from None
+
+
+# --- site, host and plan failover (recovery) ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecoveryScope:
+    """What a site, host or plan failover covers: ``kind`` site|host|plan, its ``value``, the failover kind."""
+
+    kind: str
+    value: str
+    failover: str
+
+
+def recovery_scope(command: Command) -> RecoveryScope | None:
+    """The scope of `failover --site SITE|--host HOST [KIND]` or `plan NAME failover [KIND]`; None for a single-VM
+    failover (`failover VM ... [--host HOST]`) and for `plan NAME` on its own."""
+    args = [a.lower() for a in command.args]
+    if command.verb == "plan" and len(args) >= 2:
+        return RecoveryScope("plan", command.args[0], args[2] if len(args) == 3 else "planned")
+    if command.verb != "failover":
+        return None
+    kind = args[0] if args else "planned"
+    if "site" in command.extra:
+        return RecoveryScope("site", command.extra["site"], kind)
+    if command.host and (not args or args[0] in FAILOVER_KINDS):
+        return RecoveryScope("host", command.host, kind)
+    return None
+
+
+def _check_plan_arg(verb: Verb, arg: str) -> None:
+    if arg.lower() in ("failover", *SCOPE_FAILOVER_KINDS):
+        return  # positions checked by _check_recovery
+    if "*" in arg:
+        raise CommandError("A plan is named exactly (no * wildcards).", verb.usage())
+    _check_token(verb, arg, "plan name")
+
+
+def _check_recovery(command: Command) -> None:
+    """Shapes of the scope forms: one optional kind word, and a site or host but not both (nor with --point)."""
+    usage = VERBS[command.verb].usage()
+    args = [a.lower() for a in command.args]
+    if command.verb == "plan":
+        if not args or len(args) > 3 or (len(args) >= 2 and args[1] != "failover"):
+            raise CommandError("`plan` takes a plan NAME, optionally followed by `failover` and a kind.", usage)
+        if len(args) == 3 and args[2] not in SCOPE_FAILOVER_KINDS:
+            raise CommandError(f"A plan fails over as {', '.join(SCOPE_FAILOVER_KINDS)}; not `{command.args[2][:30]}`.",
+                               usage)
+        return
+    scope = recovery_scope(command)
+    if scope is None:
+        return
+    site = command.extra.get("site")
+    if site is not None and not _HOST.match(site):
+        raise CommandError(f"`{site[:30]}` is not a site name (letters, digits, . - _).", usage)
+    if site is not None and command.host:
+        raise CommandError("Give either `--site SITE` or `--host HOST`, not both.", usage)
+    if "point" in command.extra:
+        raise CommandError("`--point` chooses a recovery point of one VM; a site or host failover uses each VM's "
+                           "latest point.", usage)
+    if site is not None and args and args[0] not in FAILOVER_KINDS:
+        raise CommandError(f"`failover --site {site}` takes no VM name; to fail over one VM, drop `--site`.", usage)
+    if len(args) > 1 or scope.failover not in SCOPE_FAILOVER_KINDS:
+        raise CommandError(f"A {scope.kind} failover is {', '.join(SCOPE_FAILOVER_KINDS)}; cancel, complete and "
+                           "reverse follow a run from its summary buttons.", usage)

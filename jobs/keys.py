@@ -64,3 +64,6 @@ REPLICATION_LAST_KEY = "hvbot:replication:last"  # hash host -> {"at", "site", "
 SWEEP_PENDING_KEY = "hvbot:sweep:pending:{}"  # host: set while its sweep is queued or running (no pile-up)
 ALERTS_PREFIX = "hvbot:alerts"  # jobs.monitor.state.AlertEngine: its layout is in that module's docstring
 PACE_PREFIX = "hvbot:pace"  # per-channel Slack write slots: <prefix>:<channel>
+
+# -- site, host and plan failover (recovery) -------------------------------------------------------------------
+RECOVERY_PREVIEW_KEY = "hvbot:recovery:preview:{}"  # preview id (or "a:<approval id>") -> the recovery preview's JSON

@@ -163,3 +163,37 @@ def install_poster(poster: AlertPoster) -> None:
 
 def current_poster() -> AlertPoster:
     return _poster.value
+
+
+class RecoveryPreviewer(Protocol):
+    """The preview of a site, host or plan failover: one message (groups in order, totals, a Request button) with
+    the details in its thread. ``data`` is ``jobs.recovery.preview.preview_plan``'s dict, or {"error": ...}."""
+
+    def preview(self, reply: ReplyTo, preview_id: str, data: dict[str, Any]) -> None: ...
+
+    def changed(self, card: dict[str, Any], approval_id: str, reply: ReplyTo, preview_id: str, data: dict[str, Any],
+                vms: list[str]) -> None:
+        """The approved plan no longer matches the fleet (``vms`` changed): end the approval as changed, say so on
+        its card (``card``: channel, ts) and post ``data`` as a fresh preview to request again."""
+        ...
+
+
+class NoRecoveryPreviewer:
+    def preview(self, reply: ReplyTo, preview_id: str, data: dict[str, Any]) -> None:
+        return None
+
+    def changed(self, card: dict[str, Any], approval_id: str, reply: ReplyTo, preview_id: str, data: dict[str, Any],
+                vms: list[str]) -> None:
+        return None
+
+
+_recovery_previewer: _Installed[RecoveryPreviewer] = _Installed(NoRecoveryPreviewer())
+
+
+def install_recovery_previewer(previewer: RecoveryPreviewer) -> None:
+    """Set the process-wide recovery previewer (worker start-up, before forking horses)."""
+    _recovery_previewer.value = previewer
+
+
+def current_recovery_previewer() -> RecoveryPreviewer:
+    return _recovery_previewer.value

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bot.delivery.alert_poster import alert_poster
+from bot.delivery.recovery_cards import RecoveryCardReporter
 from bot.runtime import Runtime
 from jobs import ports as reporting
 
@@ -16,12 +17,14 @@ def install_reporters(runtime: Runtime) -> None:
     reporting.install(runtime.reporter)
     reporting.install_steps(runtime.card_reporter())
     reporting.install_poster(alert_poster(runtime.settings, runtime.redis))
+    reporting.install_recovery_previewer(RecoveryCardReporter(runtime.settings, runtime.redis, runtime.client))
 
 
 @contextmanager
 def reporters_installed(runtime: Runtime) -> Iterator[None]:
     """The same, restoring the previous ones afterwards (the demo and tests run in one process)."""
     previous = reporting.current(), reporting.current_steps(), reporting.current_poster()
+    previewer = reporting.current_recovery_previewer()
     install_reporters(runtime)
     try:
         yield
@@ -29,3 +32,4 @@ def reporters_installed(runtime: Runtime) -> Iterator[None]:
         reporting.install(previous[0])
         reporting.install_steps(previous[1])
         reporting.install_poster(previous[2])
+        reporting.install_recovery_previewer(previewer)

@@ -70,4 +70,4 @@ def plan(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any
 
 
 def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
-    return {"plans": plans, "plan": plan}
+    return {"plans": plans}  # `plan NAME` is routed by bot.listeners.site_failover (it also fails a plan over)
