@@ -50,8 +50,8 @@ def live_pairs(fleet: Fleet) -> list[ReplicaPair]:
 def _relationships(fleet: Fleet, call: HostCall) -> list[tuple[str, str | None, str | None]]:
     out: list[tuple[str, str | None, str | None]] = []
     for obj in call.run(single("Get-VMReplication", ReplicationRelationshipType="Simple")):
-        if enum_name(prop(obj, "ReplicationMode")) == "TestReplica":
-            continue
+        if enum_name(prop(obj, "ReplicationMode")) in ("TestReplica", "ExtendedReplica"):
+            continue  # a test copy, or the far end of an extended chain: the VM is counted by its own pair
         out.append((as_str(prop(obj, "VMName")) or "", _short(fleet, as_str(prop(obj, "PrimaryServerName"))),
                     _short(fleet, as_str(prop(obj, "ReplicaServerName")))))
     return out
