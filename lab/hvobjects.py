@@ -107,7 +107,7 @@ def vm_values(host: Host, vm: VM, now: datetime) -> dict[str, Any]:
         "MemoryDemand": vm.memory_demand(), "MemoryStatus": _memory_status(vm),
         "MemoryStartup": vm.memory.startup, "MemoryMinimum": vm.memory.minimum,
         "MemoryMaximum": vm.memory.maximum, "DynamicMemoryEnabled": vm.memory.dynamic,
-        "ProcessorCount": vm.cpu_count, "Heartbeat": vm.heartbeat(),
+        "ProcessorCount": vm.cpu_count, "Heartbeat": vm.heartbeat(now),
         "IntegrationServicesState": "Up to date", "Generation": vm.generation, "Version": vm.version,
         "Path": HV_PATH, "ConfigurationLocation": HV_PATH, "SnapshotFileLocation": HV_PATH,
         "SmartPagingFilePath": HV_PATH, "CheckpointType": "Production", "AutomaticStartAction": "StartIfRunning",
@@ -139,6 +139,7 @@ def adapter_values(host: Host, vm: VM, adapter: NetAdapter) -> dict[str, Any]:
         "DeviceNaming": "Off", "FixSpeed10G": "Off", "PortMirroringMode": "None", "IsLegacy": False,
         "IsSynthetic": True, "IsManagementOs": False, "IsExternalAdapter": False, "VMQWeight": 100,
         "ClusterMonitored": True, "ComputerName": host.name, "IsDeleted": False, "MediaType": 0,
+        "TestReplicaSwitchName": adapter.test_replica_switch or None,
     }
 
 

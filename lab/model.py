@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -49,6 +49,11 @@ class NetAdapter:
     ipv6: list[str] = field(default_factory=list)
     allow_teaming: str = "Off"  # OnOffState
     adapter_guid: uuid.UUID = field(default_factory=uuid.uuid4)
+    # Set on a replica VM's adapter: the switch a test-failover VM's adapter connects to ("" = not connected).
+    test_replica_switch: str = ""
+
+    def copy(self) -> NetAdapter:
+        return replace(self, ipv4=list(self.ipv4), ipv6=list(self.ipv6))
 
 
 @dataclass
@@ -159,6 +164,7 @@ class VM:
     failover_point: uuid.UUID | None = None  # recovery point chosen by an unplanned failover
     secondary_status: str | None = None  # VMOperationalStatus while an operation runs (migration, export)
     shutdown_service: bool = True  # the guest's Shutdown integration service is enabled
+    boot_seconds: float = 0.0  # heartbeat reports NoContact until this long after the start (fleet clock)
 
     @property
     def running(self) -> bool:
@@ -187,11 +193,13 @@ class VM:
         """Guest addresses come from KVP exchange: only while the guest runs and answers (§1.1)."""
         return self.state == "Running" and not self.broken
 
-    def heartbeat(self) -> str | None:
+    def heartbeat(self, now: datetime | None = None) -> str | None:
         if not self.running:
             return None
         if self.broken:
             return "LostCommunication"
+        if now is not None and self.boot_seconds and self.uptime(now).total_seconds() < self.boot_seconds:
+            return "NoContact"  # the guest is still booting: its integration services do not answer yet
         return "OkApplicationsHealthy"
 
     def shutdown_status(self) -> str | None:
