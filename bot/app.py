@@ -15,7 +15,7 @@ import structlog
 from slack_bolt import Ack, App, BoltContext
 
 from bot.grammar import VERBS
-from bot.listeners import backup, failover, jobs, lookups, monitor, teaming
+from bot.listeners import backup, drill, failover, jobs, lookups, monitor, teaming
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, slash_text
 from bot.runtime import Runtime, build_runtime
@@ -25,7 +25,7 @@ from bot.views import common as views
 log = logging.getLogger("hvbot.app")
 COMMAND = "/hyperv"
 LISTENER_THREADS = 8  # Bolt's default is 5; a few more so post-ack work (CSV uploads) cannot hold up acks
-FEATURES = (jobs, lookups, teaming, failover, backup, monitor)
+FEATURES = (jobs, lookups, teaming, failover, backup, monitor, drill)
 INTERNAL_ERROR = "hvbot hit an internal error; nothing was started. The admins can find it in the log."
 
 

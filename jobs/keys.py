@@ -59,3 +59,13 @@ REPLICATION_LAST_KEY = "hvbot:replication:last"  # hash host -> {"at", "site", "
 SWEEP_PENDING_KEY = "hvbot:sweep:pending:{}"  # host: set while its sweep is queued or running (no pile-up)
 ALERTS_PREFIX = "hvbot:alerts"  # jobs.monitor.state.AlertEngine: its layout is in that module's docstring
 PACE_PREFIX = "hvbot:pace"  # per-channel Slack write slots: <prefix>:<channel>
+
+# -- failover drills (jobs.recovery.drill_store) ---------------------------------------------------------------
+DRILL_RUNS_KEY = "hvbot:drill:running"  # hash drill id -> JSON {job_id, target, plan, vms, reply, trigger, started}
+DRILL_VMS_KEY = "hvbot:drill:vms:{}"  # drill id -> hash vm -> JSON {state, replica, ...}: what cleanup must undo
+DRILL_CLEANUP_LEASE_KEY = "hvbot:drill:cleanup:{}"  # drill id: held while one process cleans up a dead drill
+DRILL_LAST_KEY = "hvbot:drill:last"  # hash "vm:<name>" | "plan:<name>" -> JSON of the last successful drill
+DRILL_LAST_INDEX_KEY = "hvbot:drill:last:index"  # sorted set of DRILL_LAST_KEY fields by time (keeps it bounded)
+DRILL_SCHEDULES_KEY = "hvbot:drill:schedules"  # hash plan -> JSON schedule set from chat (every_s, at, by, ...)
+DRILL_DUE_KEY = "hvbot:drill:due:{}:{}"  # plan, due epoch: claimed once by whoever starts that scheduled drill
+DRILL_NOTICE_KEY = "hvbot:drill:notice:{}"  # notice id: set once per period (untested plan, failed cleanup)
