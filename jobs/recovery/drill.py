@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobs.failover.facts import ReplicationFacts, SideFacts
 from jobs.failover.gather import read_side
@@ -43,8 +45,20 @@ OK_HEARTBEATS = frozenset({"OkApplicationsHealthy", "OkApplicationsUnknown"})  #
 class DrillOptions:
     heartbeat_timeout_s: float = 600.0  # per VM, from Start-VM
     poll_s: float = 2.0
-    parallel: int = 8  # VMs drilled at once
+    parallel: int = 20  # VMs drilled at once (each mostly waits for its guest to boot)
     cleanup_wait_s: float = 30.0  # how long Stop-VMFailover's result may take to show
+
+
+class DrillSettings(BaseSettings):
+    """Drill knobs (env prefix HVBOT_DRILL_), read by the worker that runs the drill."""
+
+    model_config = SettingsConfigDict(env_prefix="HVBOT_DRILL_", extra="ignore", hide_input_in_errors=True)
+    heartbeat_timeout_s: float = Field(default=600.0, gt=0, description="per VM, from its start to an OK heartbeat")
+    poll_s: float = Field(default=2.0, gt=0, description="how often a test VM's heartbeat is read")
+    parallel: int = Field(default=20, ge=1, le=200, description="VMs drilled at once")
+
+    def options(self) -> DrillOptions:
+        return DrillOptions(self.heartbeat_timeout_s, self.poll_s, self.parallel)
 
 
 @dataclass

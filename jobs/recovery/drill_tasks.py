@@ -61,7 +61,8 @@ def run_drill(drill_id: str, target: str, host: str | None, reply: dict[str, Any
             reporter.progress(drill_id, reply_to, f"Drill of {plan or target}: {len(done)} of {len(members)} "
                                                   f"VMs done (last: {row['vm']}, {row['result']})")
 
-        d = drill.Drill(fleet, store, drill_id, drill.DrillOptions(**(options or {})), on_vm=progress)
+        d = drill.Drill(fleet, store, drill_id, drill.DrillOptions(**options) if options else
+                        drill.DrillSettings().options(), on_vm=progress)
         reporter.progress(drill_id, reply_to, f"Drill of {plan or target}: checking the test networks of "
                                               f"{len(members)} VMs …")
         try:
