@@ -41,7 +41,7 @@ def start(runtime: Runtime, target: str, host: str | None, user: str, channel: s
     drill_id, job_id = secrets.token_hex(6), new_job_id("dr")
     reply = ReplyTo(channel, user, f"drill {target}", here=True)
     enqueue(runtime.queue, run_drill, {
-        "drill_id": drill_id, "target": target, "host": host, "reply": reply.to_dict(), "trigger": trigger,
+        "drill_id": drill_id, "target": target, "host": host, "report_to": reply.to_dict(), "trigger": trigger,
         "requested_by": user, "heartbeat_seconds": min(5.0, runtime.settings.abandoned_check_seconds)},
         job_id=job_id, timeout=DRILL_JOB_TIMEOUT_S, description=f"failover drill of {target} by {user}")
     return job_id
@@ -57,7 +57,8 @@ def handle(runtime: Runtime, command: Command, who: Requester, body: dict[str, A
                        "(test failovers need none here)", job_id)
         return views.notice(f"Drill of {target} started (job {job_id}); progress and the report follow here.")
     store = approval_store(runtime.settings, runtime.redis)
-    approval = store.request("drill", {"target": target, "host": command.host}, who.user, who.channel,
+    approval = store.request("drill", {"target": target, "host": command.host, "channel": who.channel}, who.user,
+                             who.channel,
                              runtime.settings.approval_ttl_seconds, True)
     where = runtime.settings.approval_channel or who.channel
     expires = datetime.fromtimestamp(approval.expires_at, UTC).strftime("%H:%M UTC")
@@ -115,9 +116,10 @@ def on_decision(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], ac
     if result.verdict == "rejected":
         view = dv.decided(target, f"rejected by <@{user}>.")
     elif store.claim_execution(approval_id, f"enqueued-by-{user}"):
-        job_id = start(runtime, target, approval.params.get("host"), approval.requester, approval.channel)
+        job_id = start(runtime, target, approval.params.get("host"), approval.requester,
+                       str(approval.params.get("channel") or approval.channel))
         store.finish(approval_id, "done", detail=f"drill job {job_id}", worker_id=f"enqueued-by-{user}")
-        view = dv.decided(target, f"approved by <@{user}>; running (job {job_id}). The report follows here.")
+        view = dv.decided(target, f"approved by <@{user}>; running (job {job_id}); the report goes to <#{approval.params.get('channel') or approval.channel}>.")
     else:
         return
     runtime.client.chat_update(channel=approval.channel, ts=approval.message_ts, text=view.text,

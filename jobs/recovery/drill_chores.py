@@ -74,7 +74,7 @@ def _enqueue(connection: redis.Redis, stored: StoredSchedule, due: datetime) -> 
     queue = Queue(settings.queue, connection=connection, serializer=JSONSerializer)
     drill_id, job_id = secrets.token_hex(6), new_job_id("dr")
     reply = stored.reply or {"channel": "", "user": "", "command": f"drill {stored.plan}"}
-    enqueue(queue, run_drill, {"drill_id": drill_id, "target": stored.plan, "host": None, "reply": reply,
+    enqueue(queue, run_drill, {"drill_id": drill_id, "target": stored.plan, "host": None, "report_to": reply,
                                "trigger": "scheduled", "requested_by": f"schedule set by {stored.by}",
                                "heartbeat_seconds": settings.abandoned_check_seconds},
             job_id=job_id, timeout=DRILL_JOB_TIMEOUT_S, description=f"scheduled drill of {stored.plan}")

@@ -36,12 +36,14 @@ log = logging.getLogger("hvbot.drill")
 CLEANUP_NOTICE_EVERY_S = 3600  # a test VM that cannot be removed is re-alerted at most hourly
 
 
-def run_drill(drill_id: str, target: str, host: str | None, reply: dict[str, Any], trigger: str = "manual",
+def run_drill(drill_id: str, target: str, host: str | None, report_to: dict[str, Any], trigger: str = "manual",
               requested_by: str = "", heartbeat_seconds: float = 5.0,
               options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``report_to`` (a ReplyTo dict) is not named ``reply``: the generic abandoned-job report ("nothing was
+    changed") would then claim a dead drill's final message, and a drill did change things: its test VMs."""
     job = get_current_job()
     assert job is not None, "run_drill runs inside an RQ job"
-    conn, reply_to, started = job.connection, ports.ReplyTo.from_dict(reply), datetime.now(UTC)
+    conn, reply_to, started = job.connection, ports.ReplyTo.from_dict(report_to), datetime.now(UTC)
     store, reporter = DrillStore(conn), ports.current_drills()
     with heartbeat(conn, job.id, heartbeat_seconds):
         fleet = process_fleet.fleet()
@@ -52,7 +54,7 @@ def run_drill(drill_id: str, target: str, host: str | None, reply: dict[str, Any
                 f"{exc} No recovery plan is named {target} either."
             report = drill_report.build(drill_id, target, "", trigger, requested_by, started, {"vms": []}, message)
             return _final(conn, job.id, drill_id, reply_to, report)
-        store.register(RunRecord(drill_id, job.id, target, plan, [asdict(m) for m in members], reply, trigger,
+        store.register(RunRecord(drill_id, job.id, target, plan, [asdict(m) for m in members], report_to, trigger,
                                  time.time()))
         done: list[str] = []
 
