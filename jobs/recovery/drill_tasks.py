@@ -138,10 +138,11 @@ def _cleanup_notice(reporter: ports.DrillReporter, drill_id: str, problems: list
 
 
 def sweep_dead_drills(connection: redis.Redis, now: datetime, grace_seconds: float = 10.0,
-                      reporter: ports.DrillReporter | None = None) -> int:
+                      reporter: ports.DrillReporter | None = None, fleet: Fleet | None = None) -> int:
     """Housekeeping chore: drills whose worker stopped heart-beating are cleaned up and reported once.
     Also retries drills whose cleanup failed earlier. Returns how many drills were settled. ``reporter``: the
-    chat server's watcher passes its own; by default the process's installed one."""
+    chat server's watcher passes its own; by default the process's installed one. ``fleet``: by default the
+    process's (HVBOT_INVENTORY)."""
     store, settled = DrillStore(connection), 0
     for run in store.runs():
         if connection.exists(ALIVE_KEY.format(run.job_id)) or now.timestamp() - run.started < grace_seconds:
@@ -149,15 +150,16 @@ def sweep_dead_drills(connection: redis.Redis, now: datetime, grace_seconds: flo
         if not store.take_cleanup(run.drill_id):
             continue  # another process is on it
         try:
-            settled += _settle(connection, store, run, reporter or ports.current_drills())
+            settled += _settle(connection, store, run, reporter or ports.current_drills(), fleet)
         finally:
             store.drop_cleanup(run.drill_id)
     return settled
 
 
-def _settle(connection: redis.Redis, store: DrillStore, run: RunRecord, reporter: ports.DrillReporter) -> int:
+def _settle(connection: redis.Redis, store: DrillStore, run: RunRecord, reporter: ports.DrillReporter,
+            fleet: Fleet | None) -> int:
     try:
-        problems = clean_leftovers(process_fleet.fleet(), store, run)
+        problems = clean_leftovers(fleet or process_fleet.fleet(), store, run)
     except Exception as exc:  # noqa: BLE001 - no fleet (inventory) or a host error: alert, retry next round
         problems = [f"cleanup could not run ({type(exc).__name__}: {str(exc)[:200]})"]
     if problems:

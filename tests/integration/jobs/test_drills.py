@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from bot.adapters.fake_slack import FakeSlack
 from bot.delivery.drills import SlackDrillReporter
 from bot.settings import Settings
 from jobs import ports
+from jobs.hyperv.commands import single
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.hosts import load_inventory
 from jobs.hyperv.settings import JobSettings
@@ -27,7 +30,8 @@ from jobs.monitor.loop import LeaseLost, Monitor
 from jobs.monitor.state import AlertEngine
 from jobs.recovery import drill
 from jobs.recovery.drill_chores import start_due_drills, untested_plans
-from jobs.recovery.drill_store import DrillStore, StoredSchedule
+from jobs.recovery.drill_store import DrillStore, RunRecord, StoredSchedule
+from jobs.recovery.drill_tasks import sweep_dead_drills
 from jobs.recovery.drill_targets import members_of, replicated_vms
 from jobs.recovery.model import DrillSchedule, Member, PlanGroup, RecoveryPlan
 from lab.fleet import Lab
@@ -178,3 +182,30 @@ def test_the_untested_notice_fires_once_for_a_plan_past_its_period(redis_conn: r
     notes = [c.args for c in slack_drills.calls_to("chat.postMessage")]
     assert len(notes) == 1 and notes[0]["channel"] == WARN
     assert "Plan stale is untested: never drilled successfully" in notes[0]["text"]
+
+
+def test_a_dead_drill_whose_cleanup_cannot_run_alerts_on_call_then_cleans_up_when_it_can(
+        drill_lab: tuple[Lab, Fleet], redis_conn: redis.Redis, slack_drills: FakeSlack) -> None:
+    lab, fleet = drill_lab
+    fleet.run("hv-b1", single("Start-VMFailover", VMName=["dr01"], AsTest=True))  # what the dead drill left
+    store = DrillStore(redis_conn)
+    member = Member("dr01", "hv-a1", "hv-b1")
+    store.register(RunRecord("dead1", "drdead1", "dr01", "", [asdict(member), asdict(Member("dr02", "hv-a1", "hv-b1"))],
+                             {"channel": "C1", "user": "U1", "command": "drill dr01"}, "manual", time.time() - 60))
+    store.set_vm("dead1", "dr01", "failing_over", replica="hv-b1")
+    store.set_vm("dead1", "dr02", "checking", replica="hv-b1")  # never reached a mutating step: left alone
+    lab.control("hv-b1", "down", {})
+    now = datetime.now(UTC)
+    assert sweep_dead_drills(redis_conn, now, fleet=fleet) == 0
+    assert sweep_dead_drills(redis_conn, now, fleet=fleet) == 0  # retried, but alerted only once
+    pages = [c.args for c in slack_drills.calls_to("chat.postMessage") if c.args["channel"] == ONCALL]
+    assert len(pages) == 1 and "test VMs could not be removed" in pages[0]["text"]
+    assert "dr01" in pages[0]["text"] and "Stop-VMFailover" in pages[0]["text"]
+    assert [r.drill_id for r in store.runs()] == ["dead1"]
+    lab.control("hv-b1", "up", {})
+    assert sweep_dead_drills(redis_conn, now, fleet=fleet) == 1
+    assert lab_test_vms(lab.fleet) == [] and store.runs() == []
+    stops = [e for e in lab.command_log("hv-b1") if e.cmdlet == "Stop-VMFailover"]
+    assert len(stops) == 1  # dr02 had no test VM to remove
+    report = [c.args for c in slack_drills.calls_to("chat.postMessage") if c.args["channel"] == "C1"]
+    assert len(report) == 1 and "ABANDONED (the worker stopped; test VMs cleaned up)" in report[0]["text"]
