@@ -216,7 +216,8 @@ def test_failover(fleet: Fleet, host: Host, vm: VM, point_id: uuid.UUID | None =
     if rep.test_vm_id is not None:
         raise ReplicationError(replication_state_text(vm))
     test_vm = replace(vm, id=uuid.uuid4(), name=f"{vm.name} - Test", state="Off", started_at=None,
-                      adapters=[replace(a.copy(), switch_name=a.test_replica_switch or None) for a in vm.adapters], checkpoints=[],
+                      adapters=[replace(a.copy(), switch_name=a.test_replica_switch or None) for a in vm.adapters],
+                      checkpoints=[],
                       replication=replace(rep, mode="TestReplica", state="Disabled", health="NotApplicable"),
                       extended=None, test_of=vm.id, creation_time=fleet.clock())
     host.vms.append(test_vm)

@@ -13,7 +13,8 @@ from jobs import ports as reporting
 
 def install_reporters(runtime: Runtime) -> None:
     """Results and progress (SlackReporter), failover and approval cards (CardReporter), replica alerts
-    (SlackAlertPoster), drills (SlackDrillReporter). Install them before running housekeeping: its chores tell users through them."""
+    (SlackAlertPoster), drills (SlackDrillReporter). Install them before running housekeeping: its chores tell
+    users through them."""
     reporting.install(runtime.reporter)
     reporting.install_steps(runtime.card_reporter())
     reporting.install_poster(alert_poster(runtime.settings, runtime.redis))

@@ -1,4 +1,4 @@
-"""Failover drills from chat: `/hyperv drill PLAN|VM [--host H]` and `/hyperv drill PLAN --every 30d [--at "Sun 03:00"]`.
+"""Failover drills from chat: `/hyperv drill PLAN|VM [--host H]`, `/hyperv drill PLAN --every 30d [--at "Sun 03:00"]`.
 
 A drill is a test failover (non-destructive), so it is approved as `/hyperv failover VM test` is: operator role,
 and a second person's approval when HVBOT_TEST_FAILOVER_NEEDS_APPROVAL is on (the default). The approval is the
@@ -119,7 +119,8 @@ def on_decision(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], ac
         job_id = start(runtime, target, approval.params.get("host"), approval.requester,
                        str(approval.params.get("channel") or approval.channel))
         store.finish(approval_id, "done", detail=f"drill job {job_id}", worker_id=f"enqueued-by-{user}")
-        view = dv.decided(target, f"approved by <@{user}>; running (job {job_id}); the report goes to <#{approval.params.get('channel') or approval.channel}>.")
+        where = approval.params.get("channel") or approval.channel
+        view = dv.decided(target, f"approved by <@{user}>; running (job {job_id}); the report goes to <#{where}>.")
     else:
         return
     runtime.client.chat_update(channel=approval.channel, ts=approval.message_ts, text=view.text,

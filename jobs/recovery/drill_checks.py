@@ -42,7 +42,8 @@ class NetworkCheck:
 
 def adapters_from(objects: Sequence[Any]) -> list[Adapter]:
     return [Adapter(vm=as_str(prop(o, "VMName")) or "", name=as_str(prop(o, "Name")) or "",
-                    switch=as_str(prop(o, "SwitchName")) or "", test_switch=as_str(prop(o, "TestReplicaSwitchName")) or "")
+                    switch=as_str(prop(o, "SwitchName")) or "",
+                    test_switch=as_str(prop(o, "TestReplicaSwitchName")) or "")
             for o in objects if type_name(o) == "VMNetworkAdapter"]
 
 

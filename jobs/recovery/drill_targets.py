@@ -112,7 +112,8 @@ def members_of(plan: RecoveryPlan, replicas: Sequence[Member]) -> list[Member]:
     return chosen
 
 
-def resolve_target(fleet: Fleet, target: str, host: str | None, plans: Sequence[RecoveryPlan]) -> tuple[str, list[Member]]:
+def resolve_target(fleet: Fleet, target: str, host: str | None,
+                   plans: Sequence[RecoveryPlan]) -> tuple[str, list[Member]]:
     """(plan name or "", members): a plan by name first, else one replicated VM (``host`` picks among twins)."""
     plan = find_plan(plans, target)
     if plan is not None:

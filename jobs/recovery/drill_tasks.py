@@ -67,22 +67,27 @@ def run_drill(drill_id: str, target: str, host: str | None, report_to: dict[str,
                         drill.DrillSettings().options(), on_vm=progress)
         reporter.progress(drill_id, reply_to, f"Drill of {plan or target}: checking the test networks of "
                                               f"{len(members)} VMs …")
-        try:
-            outcome = drill.run(d, members)
-            error = ""
-        except Exception as exc:  # a bug must still leave no test VM behind: clean up, then report it
-            log.exception("drill %s failed", drill_id)
-            outcome, error = {"vms": []}, f"the drill stopped on an internal error ({type(exc).__name__})"
-            left = clean_leftovers(fleet, store, store_run(store, drill_id))
-            if left:
-                error += "; test VMs could not be removed: " + "; ".join(left)
+        outcome, error, left = _drive(d, members)
         report = drill_report.build(drill_id, target, plan, trigger, requested_by, started, outcome, error)
         _record_successes(store, report)
-        if not report["left_behind"] and not error:
+        if report["left_behind"] or left:
+            _cleanup_notice(reporter, drill_id, report["problems"])  # the chore retries until they are gone
+        else:
             store.finish(drill_id)
-        elif report["left_behind"]:
-            _cleanup_notice(reporter, drill_id, report["problems"])
         return _final(conn, job.id, drill_id, reply_to, report)
+
+
+def _drive(d: drill.Drill, members: list[Member]) -> tuple[dict[str, Any], str, list[str]]:
+    """(outcome, error, test VMs left behind): a bug must still leave no test VM behind, and be reported."""
+    try:
+        return drill.run(d, members), "", []
+    except Exception as exc:
+        log.exception("drill %s failed", d.drill_id)
+        error = f"the drill stopped on an internal error ({type(exc).__name__})"
+        left = clean_leftovers(d.fleet, d.store, store_run(d.store, d.drill_id))
+        if left:
+            error += "; test VMs could not be removed: " + "; ".join(left)
+        return {"vms": []}, error, left
 
 
 def store_run(store: DrillStore, drill_id: str) -> RunRecord | None:
@@ -171,7 +176,8 @@ def _settle(connection: redis.Redis, store: DrillStore, run: RunRecord, reporter
     for m in run.vms:  # locks of VMs the drill had not reached yet
         release_owned_by(connection, m["vm"], f"drill:{run.drill_id}")
     rows = [{**m, "result": "failed", "cleaned": True,
-             "problems": [f"the worker stopped during the drill (last state {states.get(m['vm'], {}).get('state', 'not started')})"]}
+             "problems": [f"the worker stopped during the drill (last state "
+                          f"{states.get(m['vm'], {}).get('state', 'not started')})"]}
             for m in run.vms]
     report = drill_report.build(run.drill_id, run.target, run.plan, run.trigger, "", datetime.fromtimestamp(
         run.started, UTC), {"vms": rows, "abandoned": True})

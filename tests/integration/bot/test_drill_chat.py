@@ -148,7 +148,8 @@ def test_a_worker_killed_mid_drill_leaves_no_test_vm_behind(world: World) -> Non
     wait_until(lambda: world.running_test_vms() == COUNT and set(world.vm_states().values()) == {"started"}, 60,
                "every test VM started and awaiting its heartbeat")
     job_id = json.loads(next(iter(world.redis.hvals(DRILL_RUNS_KEY))))["job_id"]
-    horse = int(wait_until(lambda: world.redis.get(ALIVE_KEY.format(job_id)), 10, "heartbeat"))  # type: ignore[arg-type]
+    alive = wait_until(lambda: world.redis.get(ALIVE_KEY.format(job_id)), 10, "heartbeat")
+    horse = int(alive)  # type: ignore[arg-type]
     os.killpg(world.worker.proc.pid, signal.SIGKILL)  # the worker and its scheduler, as if the machine died
     os.kill(horse, signal.SIGKILL)  # the work horse runs in a session of its own
     killed_at = time.monotonic()
