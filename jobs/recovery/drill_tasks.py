@@ -96,13 +96,13 @@ def store_run(store: DrillStore, drill_id: str) -> RunRecord | None:
 
 def _final(conn: redis.Redis, job_id: str, drill_id: str, reply: ports.ReplyTo, report: dict[str, Any],
            reporter: ports.DrillReporter | None = None) -> dict[str, Any]:
-    if claim_final(conn, job_id):
-        (reporter or ports.current_drills()).report(drill_id, reply, report)
+    if claim_final(conn, job_id):  # audited first: the evidence stays even when Slack does not answer
         outcome = "done" if report["ok"] else "refused" if report["refused"] else \
             "abandoned" if report["abandoned"] else "failed"
         detail = " | ".join(drill_report.summary_lines(report))
         AuditLog(conn).record(AuditEntry(reply.user or report["requested_by"], reply.channel,
                                          f"drill {report['target']} ({report['trigger']})", outcome, detail, job_id))
+        (reporter or ports.current_drills()).report(drill_id, reply, report)
     return report
 
 
