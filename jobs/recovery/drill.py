@@ -140,6 +140,7 @@ def _run_test(d: Drill, m: Member, row: dict[str, Any]) -> None:
     if point is not None:
         row["recovery_point"], row["point_created"] = point.name, point.creation_time.isoformat()
     d.store.set_vm(d.drill_id, m.vm, states.FAILING_OVER, replica=m.replica_host)
+    row["mutated"] = True  # from here on a test VM of ours may exist
     failover, start = plan.steps[0], plan.steps[1]
     test = _test_vm(d.fleet.run(failover.host, step_pipeline(failover)), m.vm, m.replica_host)
     if test is not None and test.creation_time is not None:
@@ -175,10 +176,12 @@ def drill_vm(d: Drill, m: Member) -> dict[str, Any]:
         row["result"] = "failed"
         row["problems"].append(err.message)
     finally:
-        if row["result"] != "refused":
+        # Only a test VM this drill made is removed: one that existed before is someone else's test failover.
+        if row.pop("mutated", False):
             _clean(d, m, row)
         else:
-            d.store.set_vm(d.drill_id, m.vm, states.REFUSED, replica=m.replica_host)
+            d.store.set_vm(d.drill_id, m.vm, states.REFUSED if row["result"] == "refused" else states.CLEANED,
+                           replica=m.replica_host)
         lock.release()
     d.on_vm(row)
     return row

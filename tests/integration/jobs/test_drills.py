@@ -209,3 +209,24 @@ def test_a_dead_drill_whose_cleanup_cannot_run_alerts_on_call_then_cleans_up_whe
     assert len(stops) == 1  # dr02 had no test VM to remove
     report = [c.args for c in slack_drills.calls_to("chat.postMessage") if c.args["channel"] == "C1"]
     assert len(report) == 1 and "ABANDONED (the worker stopped; test VMs cleaned up)" in report[0]["text"]
+
+
+def test_someone_elses_test_vm_is_left_alone(drill_lab: tuple[Lab, Fleet], redis_conn: redis.Redis) -> None:
+    lab, fleet = drill_lab
+    fleet.run("hv-b1", single("Start-VMFailover", VMName=["dr01"], AsTest=True))  # an operator's own test failover
+    members = [Member("dr01", "hv-a1", "hv-b1"), Member("dr02", "hv-a1", "hv-b1")]
+    out = drill.run(drill.Drill(fleet, DrillStore(redis_conn), "t-other", drill.DrillOptions(poll_s=0.1)), members)
+    rows = {r["vm"]: r for r in out["vms"]}
+    assert rows["dr01"]["result"] == "refused" and "already exists" in rows["dr01"]["problems"][0]
+    assert rows["dr02"]["result"] == "passed"
+    assert [vm.name for vm in lab_test_vms(lab.fleet)] == ["dr01 - Test"]
+
+
+def test_a_read_failure_before_any_step_removes_nothing(drill_lab: tuple[Lab, Fleet], redis_conn: redis.Redis) -> None:
+    lab, fleet = drill_lab
+    fleet.run("hv-b1", single("Start-VMFailover", VMName=["dr01"], AsTest=True))  # an operator's own test failover
+    lab.control("hv-b1", "fault", {"code": 500, "reason": "injected", "count": 2})
+    row = drill.drill_vm(drill.Drill(fleet, DrillStore(redis_conn), "t-readfail"), Member("dr01", "hv-a1", "hv-b1"))
+    assert row["result"] == "failed" and row["problems"], row
+    assert [vm.name for vm in lab_test_vms(lab.fleet)] == ["dr01 - Test"]
+    assert not [e for e in lab.command_log("hv-b1") if e.cmdlet == "Stop-VMFailover"]
