@@ -80,6 +80,10 @@ GRAMMAR: tuple[Verb, ...] = (
     Verb("silence", "VM|HOST DURATION", "mute replica alerts of a VM or host for DURATION (30m, 2h, 1d)", OPERATOR,
          "many"),
     *RECOVERY_PLAN_VERBS,
+    # failover drills (test failover, heartbeat, cleanup, report); --every schedules instead of running now
+    Verb("drill", "PLAN|VM", "failover drill: test failover, heartbeat check, cleanup and a report; "
+         "--every 30d [--at \"Sun 03:00\"] schedules it, --every off stops the schedule", OPERATOR, "one",
+         ("every", "at", "host")),
 )
 
 # --- site, host and plan failover (recovery): `failover --site|--host` and `plan NAME failover` -----------------
@@ -251,6 +255,8 @@ def _check_arg(verb: Verb, arg: str) -> None:
         return  # the kind word; its position and count are checked by bot.listeners.failover
     elif verb.name in ("failover", "reverse", "points"):
         exact_name(arg, "VM", verb.usage())
+    elif verb.name == "drill" and "*" in arg:
+        raise CommandError("A drill names one recovery plan or one VM exactly (no * wildcards).", verb.usage())
     elif verb.name == "teaming" and arg.lower() in ("on", "off"):
         return  # the switch word; its position is checked in _check_positionals
     elif verb.name == "cancel":

@@ -17,6 +17,7 @@ import redis
 from jobs import liveness
 from jobs.backup import operations as backup
 from jobs.failover import tasks as failover
+from jobs.recovery import drill_chores, drill_tasks
 
 log = logging.getLogger("hvbot.housekeeping")
 
@@ -28,6 +29,9 @@ CHORES: dict[str, Chore] = {
     "backup_windows": backup.housekeeping_chore,  # resume overdue backup windows
     "failover_runs": failover.sweep_dead_failovers,  # report failovers of dead workers, free their VM locks
     "approval_expiry": failover.expire_approvals,  # expire overdue failover approvals, mark their cards
+    "dead_drills": drill_tasks.sweep_dead_drills,  # remove test VMs of drills whose worker died, report them
+    "scheduled_drills": drill_chores.start_due_drills,  # start (or announce) scheduled drills that are due
+    "untested_plans": drill_chores.untested_plans,  # notice plans not drilled within their period
 }
 
 

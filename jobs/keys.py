@@ -67,3 +67,12 @@ PACE_PREFIX = "hvbot:pace"  # per-channel Slack write slots: <prefix>:<channel>
 
 # -- site, host and plan failover (recovery) -------------------------------------------------------------------
 RECOVERY_PREVIEW_KEY = "hvbot:recovery:preview:{}"  # preview id (or "a:<approval id>") -> the recovery preview's JSON
+# -- failover drills (jobs.recovery.drill_store) ---------------------------------------------------------------
+DRILL_RUNS_KEY = "hvbot:drill:running"  # hash drill id -> JSON {job_id, target, plan, vms, reply, trigger, started}
+DRILL_VMS_KEY = "hvbot:drill:vms:{}"  # drill id -> hash vm -> JSON {state, replica, ...}: what cleanup must undo
+DRILL_CLEANUP_LEASE_KEY = "hvbot:drill:cleanup:{}"  # drill id: held while one process cleans up a dead drill
+DRILL_LAST_KEY = "hvbot:drill:last"  # hash "vm:<name>" | "plan:<name>" -> JSON of the last successful drill
+DRILL_LAST_INDEX_KEY = "hvbot:drill:last:index"  # sorted set of DRILL_LAST_KEY fields by time (keeps it bounded)
+DRILL_SCHEDULES_KEY = "hvbot:drill:schedules"  # hash plan -> JSON schedule set from chat (every_s, at, by, ...)
+DRILL_DUE_KEY = "hvbot:drill:due:{}:{}"  # plan, due epoch: claimed once by whoever starts that scheduled drill
+DRILL_NOTICE_KEY = "hvbot:drill:notice:{}"  # notice id: set once per period (untested plan, failed cleanup)

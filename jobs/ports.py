@@ -1,8 +1,9 @@
 """How jobs reach users without knowing about Slack: the chat side installs the implementations at start-up.
 
-Three ports, each with a do-nothing default so a process with nothing installed (e.g. `rq worker` run by hand)
+Four ports, each with a do-nothing default so a process with nothing installed (e.g. `rq worker` run by hand)
 still runs every job and chore: `Reporter` (one message per request), `StepReporter` (the card of a
-multi-step operation and its approval) and `AlertPoster` (replica-health notifications).
+multi-step operation and its approval), `AlertPoster` (replica-health notifications) and `DrillReporter`
+(failover drills).
 """
 
 from __future__ import annotations
@@ -197,3 +198,40 @@ def install_recovery_previewer(previewer: RecoveryPreviewer) -> None:
 
 def current_recovery_previewer() -> RecoveryPreviewer:
     return _recovery_previewer.value
+class DrillReporter(Protocol):
+    """Failover drills: progress and the report to the requester's channel, and notices to the alert channels.
+
+    ``report`` is the JSON-able drill report (``jobs.recovery.drill_report``); the chat side posts its summary and
+    attaches the whole report as a file (audit evidence)."""
+
+    def progress(self, drill_id: str, reply: ReplyTo, text: str) -> None: ...
+
+    def report(self, drill_id: str, reply: ReplyTo, report: dict[str, Any]) -> None: ...
+
+    def notice(self, notice_id: str, text: str, urgent: bool) -> None:
+        """A drill problem nobody asked about: ``urgent`` (a test VM left behind) goes to on-call, else the
+        low-priority channel (a plan not drilled within its period, a scheduled drill waiting for an operator)."""
+        ...
+
+
+class NoDrillReporter:
+    def progress(self, drill_id: str, reply: ReplyTo, text: str) -> None:
+        return None
+
+    def report(self, drill_id: str, reply: ReplyTo, report: dict[str, Any]) -> None:
+        return None
+
+    def notice(self, notice_id: str, text: str, urgent: bool) -> None:
+        return None
+
+
+_drills: _Installed[DrillReporter] = _Installed(NoDrillReporter())
+
+
+def install_drills(reporter: DrillReporter) -> None:
+    """Set the process-wide drill reporter (worker and monitor start-up, before forking horses)."""
+    _drills.value = reporter
+
+
+def current_drills() -> DrillReporter:
+    return _drills.value

@@ -17,6 +17,7 @@ Format (every key but ``hosts[].name``, ``site`` and ``vms[].name`` is optional)
             id: 5d0c...               # default: uuid5 of "<host>/<name>"
             state: Running            # VMState member name
             cpus: 2
+            boot_seconds: 40          # heartbeat NoContact for this long after a start (default 0: at once)
             generation: 2
             notes: edge firewall
             boot_seconds: 45          # overrides the fleet's boot_seconds for this VM
@@ -24,7 +25,8 @@ Format (every key but ``hosts[].name``, ``site`` and ``vms[].name`` is optional)
             memory: {dynamic: true, startup_mb: 2048, minimum_mb: 512, maximum_mb: 8192, buffer: 20, priority: 50}
             adapters:
               - {name: Network Adapter, switch: vSwitch-LAN, mac: 00155D010101,
-                 ipv4: [10.0.1.1], ipv6: ["fd00:1::1"], allow_teaming: On}
+                 ipv4: [10.0.1.1], ipv6: ["fd00:1::1"], allow_teaming: On,
+                 test_switch: vSwitch-Test}  # TestReplicaSwitchName of the replica's adapter ("" = none)
             checkpoints:              # in creation order; parent names an earlier checkpoint
               - {name: before-patch, type: Standard, age_h: 48}
               - {name: after-patch, type: Planned, age_h: 24, parent: before-patch}
@@ -125,7 +127,7 @@ def _vm(host: Host, v: dict[str, Any], now: datetime) -> VM:
             name=a.get("name", "Network Adapter"), mac=str(mac if len(str(mac)) == 12 else f"00155D{mac}"),
             switch_name=a.get("switch", "vSwitch-LAN"), ipv4=list(a.get("ipv4", [])), ipv6=list(a.get("ipv6", [])),
             allow_teaming=check_enum("OnOffState", str(a.get("allow_teaming", "Off"))),
-            adapter_guid=uuid.uuid5(ID_NS, f"{vm_id}/adapter/{i}")))
+            adapter_guid=uuid.uuid5(ID_NS, f"{vm_id}/adapter/{i}"), test_replica_switch=str(a.get("test_switch", ""))))
     by_name: dict[str, uuid.UUID] = {}
     for c in v.get("checkpoints") or []:
         cp = Checkpoint(id=uuid.uuid5(ID_NS, f"{vm_id}/cp/{c['name']}"), name=str(c["name"]),
@@ -158,8 +160,7 @@ def _replicate(fleet: Fleet, host: Host, v: dict[str, Any], now: datetime) -> No
                  generation=primary.generation, version=primary.version, notes=primary.notes,
                  creation_time=primary.creation_time, boot_seconds=primary.boot_seconds,
                  never_heartbeat=primary.never_heartbeat,  # the same guest boots on either side
-                 adapters=[NetAdapter(a.name, a.mac, a.switch_name, list(a.ipv4), list(a.ipv6), a.allow_teaming,
-                                      a.adapter_guid) for a in primary.adapters])
+                 adapters=[a.copy() for a in primary.adapters])
     replica.replication = Replication(
         mode="Replica", state=check_enum("VMReplicationState", str(r.get("replica_state", state))),
         health=check_enum("VMReplicationHealthState", str(r.get("replica_health", health))), **common, **stats)
@@ -194,8 +195,7 @@ def _extend(fleet: Fleet, host: Host, replica: VM, e: dict[str, Any], primary_fr
               generation=replica.generation, version=replica.version, notes=replica.notes,
               creation_time=replica.creation_time, boot_seconds=replica.boot_seconds,
               never_heartbeat=replica.never_heartbeat,
-              adapters=[NetAdapter(a.name, a.mac, a.switch_name, list(a.ipv4), list(a.ipv6), a.allow_teaming,
-                                   a.adapter_guid) for a in replica.adapters])
+              adapters=[a.copy() for a in replica.adapters])
     copy.replication = Replication(mode="ExtendedReplica", state="Replicating", health="Normal", **common)
     target.vms.append(copy)
 

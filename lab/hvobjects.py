@@ -139,6 +139,7 @@ def adapter_values(host: Host, vm: VM, adapter: NetAdapter) -> dict[str, Any]:
         "DeviceNaming": "Off", "FixSpeed10G": "Off", "PortMirroringMode": "None", "IsLegacy": False,
         "IsSynthetic": True, "IsManagementOs": False, "IsExternalAdapter": False, "VMQWeight": 100,
         "ClusterMonitored": True, "ComputerName": host.name, "IsDeleted": False, "MediaType": 0,
+        "TestReplicaSwitchName": adapter.test_replica_switch or None,
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -49,6 +49,11 @@ class NetAdapter:
     ipv6: list[str] = field(default_factory=list)
     allow_teaming: str = "Off"  # OnOffState
     adapter_guid: uuid.UUID = field(default_factory=uuid.uuid4)
+    # Set on a replica VM's adapter: the switch a test-failover VM's adapter connects to ("" = not connected).
+    test_replica_switch: str = ""
+
+    def copy(self) -> NetAdapter:
+        return replace(self, ipv4=list(self.ipv4), ipv6=list(self.ipv6))
 
 
 @dataclass

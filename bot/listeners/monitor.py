@@ -35,6 +35,7 @@ from jobs.monitor.state import AlertEngine
 from jobs.monitor.sweep import load_last, run_host_sweep
 from jobs.ports import ReplyTo
 from jobs.queue import enqueue, new_job_id
+from jobs.recovery.drill_store import DrillStore
 
 log = logging.getLogger("hvbot.monitor")
 
@@ -60,14 +61,23 @@ def _age(seconds: float) -> str:
     return f"{int(seconds)} s" if seconds < 120 else f"{int(seconds // 60)} min"
 
 
-def _line(entry: dict[str, Any], vm: dict[str, Any]) -> str:
+def _drill_text(drill: dict[str, Any] | None) -> str:
+    if drill is None:
+        return "no successful drill"
+    return f"drilled {datetime.fromtimestamp(drill['at'], UTC):%Y-%m-%d}"
+
+
+def _line(entry: dict[str, Any], vm: dict[str, Any], drills: dict[str, dict[str, Any]] | None = None) -> str:
     notes = [n for n, on in (("backup window", vm["in_backup_window"]), ("failover", vm["under_failover"])) if on]
     extra = f" ({', '.join(notes)})" if notes else ""
+    drilled = f" · {_drill_text(drills.get(vm['vm'].lower()))}" if drills is not None else ""
     return (f"`{vm['vm']}` on {entry['host']} · {vm['mode']} · {vm['state']} · health {vm['health']} · "
-            f"lag {alert_views.lag_text(vm['lag_s'])}{extra}")
+            f"lag {alert_views.lag_text(vm['lag_s'])}{drilled}{extra}")
 
 
-def replication_text(entries: list[dict[str, Any]], target: str | None, now: float) -> str:
+def replication_text(entries: list[dict[str, Any]], target: str | None, now: float,
+                     drills: dict[str, dict[str, Any]] | None = None) -> str:
+    """``drills``: VM name (lower case) -> its last successful drill; None leaves the drill column out."""
     if not entries:
         return "No sweep has run yet: start `hvbot monitor`, or use `--fresh`."
     hosts = {short_host(e["host"]) for e in entries}
@@ -82,7 +92,7 @@ def replication_text(entries: list[dict[str, Any]], target: str | None, now: flo
             lines.append(f":x: {e['error']}")  # host errors already start with the host name
         if vms or host_pick or e["error"]:
             oldest = min(oldest, e["at"])
-        lines += [_line(e, v) for v in vms]
+        lines += [_line(e, v, drills) for v in vms]
     if not lines:
         return f"Nothing named `{target}` in the last sweep."
     more = f"\n…and {len(lines) - MAX_LINES} more lines" if len(lines) > MAX_LINES else ""
@@ -94,7 +104,9 @@ def _replication(runtime: Runtime, command: Command, user: str, channel: str) ->
     target = command.args[0] if command.args else None
     now = datetime.now(UTC)
     entries = load_last(runtime.redis)
-    text = replication_text(entries, target, now.timestamp())
+    names = sorted({v["vm"] for e in entries for v in e["vms"]})
+    drills = {k.lower(): v for k, v in DrillStore(runtime.redis).last_successes("vm", names).items()}
+    text = replication_text(entries, target, now.timestamp(), drills)
     text += f"\n_{heartbeat.status_line(runtime.redis, now.timestamp())[1]}_"  # is anyone still sweeping?
     if command.extra.get("fresh"):
         hosts = _hosts(runtime, entries)

@@ -26,44 +26,13 @@ from jobs.keys import RECOVERY_PREVIEW_KEY
 from jobs.queue import enqueue, new_job_id
 from jobs.recovery.model import ResolvedPlan, Scope, ScopeKind
 from jobs.recovery.plans import PlanError, load_plans
-from jobs.recovery.resolve import ReplicaPair, ScopeError, resolve
+from jobs.recovery.live import live_pairs
+from jobs.recovery.resolve import ScopeError, resolve
 from jobs.recovery.preview import binding, preview_plan
 from jobs.recovery.tasks import run_recovery
 
 log = logging.getLogger("hvbot.recovery")
 PREVIEW_TTL_S = 900
-
-
-def live_pairs(fleet: Fleet) -> list[ReplicaPair]:
-    """Every replicated VM as the answering hosts report it now (the primary side may be dark: its replica host
-    still names it). Live rather than the last sweep: a preview must not act on a picture minutes old."""
-    out = fleet.fan_out(lambda call: _relationships(fleet, call))
-    pairs: dict[str, ReplicaPair] = {}
-    for host, found in sorted(out.results.items()):
-        for vm, primary, replica in found:
-            known = pairs.get(vm.lower())
-            if replica and (known is None or (known.primary_host is None and primary)):
-                pairs[vm.lower()] = ReplicaPair(vm, primary, replica, seen_on=host)
-    return list(pairs.values())
-
-
-def _relationships(fleet: Fleet, call: HostCall) -> list[tuple[str, str | None, str | None]]:
-    out: list[tuple[str, str | None, str | None]] = []
-    for obj in call.run(single("Get-VMReplication", ReplicationRelationshipType="Simple")):
-        if enum_name(prop(obj, "ReplicationMode")) in ("TestReplica", "ExtendedReplica"):
-            continue  # a test copy, or the far end of an extended chain: the VM is counted by its own pair
-        out.append((as_str(prop(obj, "VMName")) or "", _short(fleet, as_str(prop(obj, "PrimaryServerName"))),
-                    _short(fleet, as_str(prop(obj, "ReplicaServerName")))))
-    return out
-
-
-def _short(fleet: Fleet, server: str | None) -> str | None:
-    for name in (server, (server or "").split(".")[0]):
-        try:
-            return fleet.inventory.host(name).name if name else None
-        except KeyError:
-            continue
-    return None
 
 
 def resolve_scope(fleet: Fleet, scope: Scope) -> ResolvedPlan:
