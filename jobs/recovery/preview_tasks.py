@@ -18,17 +18,15 @@ from rq.serializers import JSONSerializer
 
 from jobs import ports as reporting
 from jobs.hyperv import process_fleet
-from jobs.hyperv.commands import single
 from jobs.hyperv.errors import HyperVError
-from jobs.hyperv.fleet import Fleet, HostCall
-from jobs.hyperv.records import as_str, enum_name, prop
+from jobs.hyperv.fleet import Fleet
 from jobs.keys import RECOVERY_PREVIEW_KEY
 from jobs.queue import enqueue, new_job_id
+from jobs.recovery.live import live_pairs
 from jobs.recovery.model import ResolvedPlan, Scope, ScopeKind
 from jobs.recovery.plans import PlanError, load_plans
-from jobs.recovery.live import live_pairs
-from jobs.recovery.resolve import ScopeError, resolve
 from jobs.recovery.preview import binding, preview_plan
+from jobs.recovery.resolve import ScopeError, resolve
 from jobs.recovery.tasks import run_recovery
 
 log = logging.getLogger("hvbot.recovery")
