@@ -19,9 +19,10 @@ from bot.runtime import Runtime
 from bot.views import common as views
 from bot.views import recovery as recovery_views
 from jobs.hyperv.hosts import Inventory, InventoryError, load_inventory
+from jobs.monitor.sweep import load_last
 from jobs.recovery.model import Scope, ScopeKind
 from jobs.recovery.plans import PlanError, find_plan, load_plans
-from jobs.recovery.resolve import ReplicaPair, fleet_pairs, resolve
+from jobs.recovery.resolve import ReplicaPair, pairs_from_sweep, resolve
 
 NO_INVENTORY = ("The recovery plan views need the inventory (its hosts' sites): set HVBOT_INVENTORY to the "
                 "inventory file.")
@@ -50,7 +51,7 @@ def plans(runtime: Runtime, command: Command, who: Requester, body: dict[str, An
         inventory = _inventory(runtime)
     except (PlanError, InventoryError) as exc:
         return _problem(runtime, command, who, f"Recovery plans cannot be shown:\n{exc}")
-    pairs = fleet_pairs(runtime.redis, inventory)
+    pairs = pairs_from_sweep(load_last(runtime.redis), inventory)
     resolved = [(p, resolve(Scope(ScopeKind.PLAN, p.name), loaded, pairs, inventory)) for p in loaded]
     runtime.record(who.user, who.channel, command.canonical(), "done")
     return recovery_views.plans_view(resolved, _health(pairs, time.time()))
@@ -63,7 +64,7 @@ def plan(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any
         inventory = _inventory(runtime)
     except (PlanError, InventoryError) as exc:
         return _problem(runtime, command, who, str(exc))
-    pairs = fleet_pairs(runtime.redis, inventory)
+    pairs = pairs_from_sweep(load_last(runtime.redis), inventory)
     resolved = resolve(Scope(ScopeKind.PLAN, chosen.name), loaded, pairs, inventory)
     runtime.record(who.user, who.channel, command.canonical(), "done")
     return recovery_views.plan_view(chosen, resolved, _health(pairs, time.time()))

@@ -17,10 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from jobs.hyperv.hosts import Inventory
-from jobs.monitor.sweep import load_last
 from jobs.recovery.model import Member, PlanGroup, RecoveryPlan, ResolvedGroup, ResolvedPlan, Scope, ScopeKind
 from jobs.recovery.plans import PlanError, find_plan
 
@@ -88,11 +85,6 @@ def pairs_from_sweep(entries: Iterable[Mapping[str, Any]], inventory: Inventory)
         further = extended.get((key[0], pair.replica_host))
         out.append(ReplicaPair(**{**pair.__dict__, "extended_to": further}) if further else pair)
     return out
-
-
-def fleet_pairs(client: redis.Redis, inventory: Inventory) -> list[ReplicaPair]:
-    """The replicated VMs as the last sweep of every host saw them."""
-    return pairs_from_sweep(load_last(client), inventory)
 
 
 # ---- resolving a scope ---------------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from jobs.monitor.state import AlertEngine
 from jobs.monitor.sweep import sweep_host
 from jobs.recovery.model import Scope, ScopeKind
 from jobs.recovery.plans import load_plans
-from jobs.recovery.resolve import NOT_IN_ANY_PLAN, fleet_pairs, resolve
+from jobs.monitor.sweep import load_last
+from jobs.recovery.resolve import NOT_IN_ANY_PLAN, pairs_from_sweep, resolve
 from lab.fleet_file import default_fleet
 from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, signed_headers, slash_body
 
@@ -94,7 +95,7 @@ def test_after_site_a_loses_power_the_plan_still_knows_its_vms_from_the_replica_
     world["lab"].control(None, "power_loss", {"site": "site-a"})
     _sweep(world)
     inventory = load_inventory(world["inventory"])
-    site = resolve(Scope(ScopeKind.SITE, "site-a"), load_plans(), fleet_pairs(world["r"], inventory), inventory)
+    site = resolve(Scope(ScopeKind.SITE, "site-a"), load_plans(), pairs_from_sweep(load_last(world["r"]), inventory), inventory)
     assert [g.name for g in site.groups] == ["site-a-core/infrastructure", "site-a-core/databases",
                                              "site-a-core/applications", NOT_IN_ANY_PLAN]
     assert [m.vm for m in site.groups[0].vms] == ["fw01", "dc01", "dc02"]
