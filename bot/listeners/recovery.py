@@ -20,6 +20,7 @@ from bot.views import common as views
 from bot.views import recovery as recovery_views
 from jobs.hyperv.hosts import Inventory, InventoryError, load_inventory
 from jobs.monitor.sweep import load_last
+from jobs.recovery.drill_store import DrillStore
 from jobs.recovery.model import Scope, ScopeKind
 from jobs.recovery.plans import PlanError, find_plan, load_plans
 from jobs.recovery.resolve import ReplicaPair, pairs_from_sweep, resolve
@@ -54,7 +55,8 @@ def plans(runtime: Runtime, command: Command, who: Requester, body: dict[str, An
     pairs = pairs_from_sweep(load_last(runtime.redis), inventory)
     resolved = [(p, resolve(Scope(ScopeKind.PLAN, p.name), loaded, pairs, inventory)) for p in loaded]
     runtime.record(who.user, who.channel, command.canonical(), "done")
-    return recovery_views.plans_view(resolved, _health(pairs, time.time()))
+    last = DrillStore(runtime.redis).last_successes("plan", [p.name for p in loaded])
+    return recovery_views.plans_view(resolved, _health(pairs, time.time()), last)
 
 
 def plan(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:
@@ -67,7 +69,8 @@ def plan(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any
     pairs = pairs_from_sweep(load_last(runtime.redis), inventory)
     resolved = resolve(Scope(ScopeKind.PLAN, chosen.name), loaded, pairs, inventory)
     runtime.record(who.user, who.channel, command.canonical(), "done")
-    return recovery_views.plan_view(chosen, resolved, _health(pairs, time.time()))
+    last = DrillStore(runtime.redis).last_success("plan", chosen.name)
+    return recovery_views.plan_view(chosen, resolved, _health(pairs, time.time()), last)
 
 
 def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:

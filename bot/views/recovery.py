@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
@@ -71,12 +73,15 @@ def settings_line(g: PlanGroup) -> str:
     return " · ".join(parts)
 
 
-def drill_line(plan: RecoveryPlan) -> str:
+def drill_line(plan: RecoveryPlan, last: Mapping[str, Any] | None = None) -> str:
+    """The schedule and the last successful drill: a plan never tried is a guess, so that is said plainly."""
+    done = "never drilled" if not last else \
+        f"last successful drill {datetime.fromtimestamp(float(last['at']), UTC):%Y-%m-%d %H:%M} UTC"
     if plan.drill is None:
-        return "no scheduled drill"
+        return f"no scheduled drill · {done}"
     at = f" at {plan.drill.at} UTC" if plan.drill.at else ""
     approval = ", without a second approval" if plan.drill.without_approval else ""
-    return f"drill every {span(plan.drill.every_s)}{at}{approval}"
+    return f"drill every {span(plan.drill.every_s)}{at}{approval} · {done}"
 
 
 def _vm_line(m: Member, health: Health) -> str:
@@ -95,7 +100,8 @@ def _health_counts(vms: Sequence[Member], health: Health) -> str:
     return ", ".join(f"{n} {h}" for h, n in sorted(counts.items(), key=lambda kv: (kv[0] != HEALTHY, kv[0])))
 
 
-def plans_view(plans: Sequence[tuple[RecoveryPlan, ResolvedPlan]], health: Health) -> View:
+def plans_view(plans: Sequence[tuple[RecoveryPlan, ResolvedPlan]], health: Health,
+               last_drills: Mapping[str, Mapping[str, Any]] | None = None) -> View:
     """Every plan: groups, VMs, health counts and the VMs that are not healthy."""
     if not plans:
         return View("No recovery plans", [_md("No recovery plans are defined: add plan files to the directory "
@@ -105,7 +111,8 @@ def plans_view(plans: Sequence[tuple[RecoveryPlan, ResolvedPlan]], health: Healt
         vms = resolved.vms()
         head = f"*{_escape(plan.name)}*" + (f" — {_escape(plan.description)}" if plan.description else "")
         groups = " → ".join(f"{_escape(g.name)} ({len(g.vms)})" for g in resolved.groups)
-        lines = [head, f"{len(vms)} VMs in {len(resolved.groups)} groups: {groups}", f"{drill_line(plan)}"]
+        last = (last_drills or {}).get(plan.name)
+        lines = [head, f"{len(vms)} VMs in {len(resolved.groups)} groups: {groups}", drill_line(plan, last)]
         if vms:
             lines.append(f"health: {_health_counts(vms, health)}")
         sick = [m for m in vms if (p := health.of(m)) is None or p.health != HEALTHY]
@@ -134,11 +141,12 @@ def _group_blocks(index: int, name: str, settings: PlanGroup, vms: Sequence[Memb
     return blocks
 
 
-def plan_view(plan: RecoveryPlan, resolved: ResolvedPlan, health: Health) -> View:
+def plan_view(plan: RecoveryPlan, resolved: ResolvedPlan, health: Health,
+              last_drill: Mapping[str, Any] | None = None) -> View:
     """One plan: its groups in boot order, each VM's replica host, state and health, and the group's settings."""
     vms = resolved.vms()
     head = f"*Recovery plan {_escape(plan.name)}*" + (f" — {_escape(plan.description)}" if plan.description else "")
-    summary = f"{len(vms)} VMs in {len(resolved.groups)} groups · {drill_line(plan)}"
+    summary = f"{len(vms)} VMs in {len(resolved.groups)} groups · {drill_line(plan, last_drill)}"
     if vms:
         summary += f" · health: {_health_counts(vms, health)}"
     blocks: list[Block] = [_md(f"{head}\n{summary}")]

@@ -8,7 +8,7 @@ import json
 from bot.views import common
 from bot.views import recovery as views
 from jobs.hyperv.hosts import parse_inventory
-from jobs.recovery.model import Scope, ScopeKind
+from jobs.recovery.model import DrillSchedule, PlanGroup, RecoveryPlan, Scope, ScopeKind
 from jobs.recovery.plans import load_plans
 from jobs.recovery.resolve import ReplicaPair, resolve
 from jobs.recovery.settings import SHIPPED_PLANS
@@ -67,3 +67,10 @@ def test_the_plan_list_names_the_unhealthy_vms_and_counts_the_rest():
 def test_durations_read_as_plan_files_write_them():
     assert [views.span(s) for s in (45, 600, 5400, 7200, 30 * 86400, 90)] == [
         "45 s", "10 min", "90 min", "2 h", "30 d", "90 s"]
+
+
+def test_a_plan_says_when_it_was_last_drilled_or_that_it_never_was() -> None:
+    plan = RecoveryPlan("core", (PlanGroup("dcs", ("dc*",)),), drill=DrillSchedule(every_s=30 * 86400))
+    assert "never drilled" in views.drill_line(plan)
+    line = views.drill_line(plan, {"at": 1796558400.0})
+    assert line.startswith("drill every") and "last successful drill 2026-12-06 12:00 UTC" in line
