@@ -17,6 +17,7 @@ import redis
 from jobs import liveness
 from jobs.backup import operations as backup
 from jobs.failover import tasks as failover
+from jobs.recovery import tasks as recovery
 
 log = logging.getLogger("hvbot.housekeeping")
 
@@ -27,6 +28,7 @@ CHORES: dict[str, Chore] = {
     "abandoned_jobs": liveness.abandoned_jobs_chore,  # report jobs whose worker died
     "backup_windows": backup.housekeeping_chore,  # resume overdue backup windows
     "failover_runs": failover.sweep_dead_failovers,  # report failovers of dead workers, free their VM locks
+    "recovery_runs": recovery.sweep_dead_recoveries,  # show plans of dead workers (states, Resume), free locks
     "approval_expiry": failover.expire_approvals,  # expire overdue failover approvals, mark their cards
 }
 

@@ -11,17 +11,19 @@ from jobs import ports as reporting
 
 
 def install_reporters(runtime: Runtime) -> None:
-    """Results and progress (SlackReporter), failover and approval cards (CardReporter), replica alerts
+    """Results and progress (SlackReporter), failover and approval cards (CardReporter), recovery plan
+    cards (RecoveryCardReporter), replica alerts
     (SlackAlertPoster). Install them before running housekeeping: its chores tell users through them."""
     reporting.install(runtime.reporter)
     reporting.install_steps(runtime.card_reporter())
+    reporting.install_recovery(runtime.recovery_reporter())
     reporting.install_poster(alert_poster(runtime.settings, runtime.redis))
 
 
 @contextmanager
 def reporters_installed(runtime: Runtime) -> Iterator[None]:
     """The same, restoring the previous ones afterwards (the demo and tests run in one process)."""
-    previous = reporting.current(), reporting.current_steps(), reporting.current_poster()
+    previous = reporting.current(), reporting.current_steps(), reporting.current_poster(), reporting.current_recovery()
     install_reporters(runtime)
     try:
         yield
@@ -29,3 +31,4 @@ def reporters_installed(runtime: Runtime) -> Iterator[None]:
         reporting.install(previous[0])
         reporting.install_steps(previous[1])
         reporting.install_poster(previous[2])
+        reporting.install_recovery(previous[3])
