@@ -97,24 +97,21 @@ def _skip(rec: Recovery, group: ResolvedGroup, why: str) -> GroupResult:
 def _run_group(rec: Recovery, group: ResolvedGroup) -> GroupResult:
     started = rec.clock()
     deadline = started + group.settings.timeout_s
+    await_beats = group.settings.wait_heartbeat and rec.kind in START_KINDS
     hosts = sorted({m.replica_host for m in group.vms})
     limits = {h: threading.BoundedSemaphore(rec.per_host) for h in hosts}
     width = max(1, min(len(group.vms), rec.per_host * len(hosts)))
     with ThreadPoolExecutor(max_workers=width, thread_name_prefix="hvbot-recovery") as pool:
-        errors = list(pool.map(lambda m: _run_member(rec, m, limits[m.replica_host], deadline), group.vms))
+        errors = list(pool.map(lambda m: _run_member(rec, m, limits[m.replica_host], deadline, await_beats),
+                               group.vms))
     failed = {m: e for m, e in zip(group.vms, errors, strict=True) if e}
     booted = [m for m in group.vms if m not in failed]
-    if booted and group.settings.wait_heartbeat and rec.kind in START_KINDS:
-        for m in booted:
-            rec.progress.update(m, state=VmState.HEARTBEAT, step="waiting for heartbeat")
+    if booted and await_beats:
         silent = wait_heartbeats(rec.fleet, booted, test=rec.kind is Kind.TEST, deadline=deadline,
                                  poll_s=rec.heartbeat_poll_s, seen=lambda m: _done(rec, m), stop=rec.stop)
         for m, why in silent.items():
             failed[m] = f"no healthy heartbeat within the group's {group.settings.timeout_s:g} s ({why})"
             rec.progress.finish(m, failed[m])
-    else:
-        for m in booted:
-            _done(rec, m)
     for m in group.vms:
         rec.locks.release(m.vm)
     return GroupResult(group.name, round(rec.clock() - started, 1), [m.vm for m in group.vms if m not in failed],
@@ -126,8 +123,10 @@ def _done(rec: Recovery, member: Member) -> None:
     rec.locks.release(member.vm)
 
 
-def _run_member(rec: Recovery, member: Member, limit: threading.BoundedSemaphore, deadline: float) -> str:
-    """The VM's checked failover steps; returns "" on success, else the error (already recorded)."""
+def _run_member(rec: Recovery, member: Member, limit: threading.BoundedSemaphore, deadline: float,
+                await_beat: bool) -> str:
+    """The VM's checked failover steps; returns "" on success, else the error (already recorded). A VM whose
+    group waits for heartbeats is done when its heartbeat is seen, otherwise when its steps are."""
     with limit:
         if rec.clock() >= deadline:
             return _fail(rec, member, "not started: the group's time limit passed first", start=True)
@@ -143,6 +142,10 @@ def _run_member(rec: Recovery, member: Member, limit: threading.BoundedSemaphore
         if not outcome["ok"]:
             step = f"step {outcome['failed_step']}: " if outcome.get("failed_step") else ""
             return _fail(rec, member, step + outcome["error"])
+        if await_beat:
+            rec.progress.update(member, state=VmState.HEARTBEAT, step="waiting for heartbeat")
+        else:
+            _done(rec, member)
         return ""
 
 

@@ -86,7 +86,7 @@ def _refreshing(progress: RunProgress, card: dict[str, Any], reporter: ports.Rec
 
     def loop() -> None:
         shown = 0
-        while not stop.wait(interval_s):
+        while True:  # the first round draws at once: the card turns into the table as soon as the run starts
             try:
                 version = progress.version()
                 if version != shown:
@@ -94,6 +94,8 @@ def _refreshing(progress: RunProgress, card: dict[str, Any], reporter: ports.Rec
                     shown = version
             except Exception:  # noqa: BLE001 - a Slack or Redis hiccup must not stop the plan; next round redraws
                 log.warning("recovery card refresh failed", exc_info=True)
+            if stop.wait(interval_s):
+                return
 
     thread = threading.Thread(target=loop, name="hvbot-recovery-card", daemon=True)
     thread.start()
