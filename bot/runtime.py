@@ -17,7 +17,7 @@ from rq.serializers import JSONSerializer
 from slack_sdk import WebClient
 
 from bot.delivery.cards import CardReporter
-from bot.delivery.recovery_card import RecoveryCardReporter
+from bot.delivery.recovery_run import RecoveryRunReporter
 from bot.delivery.slack import SlackReporter, web_client
 from bot.grammar import Command
 from bot.intake import Intake
@@ -98,9 +98,9 @@ class Runtime:
         """Failover cards (the worker side of jobs.ports.StepReporter) through this process's Slack client."""
         return CardReporter(self.settings, self.redis, self.client, self.audit)
 
-    def recovery_reporter(self) -> RecoveryCardReporter:
+    def recovery_reporter(self) -> RecoveryRunReporter:
         """The live card of site/host/plan failovers (the worker side of jobs.ports.RecoveryReporter)."""
-        return RecoveryCardReporter(self.settings, self.redis, self.client, self.audit)
+        return RecoveryRunReporter(self.settings, self.redis, self.client, self.audit)
 
     def sweep_abandoned(self) -> int:
         found = tasks.sweep_abandoned(

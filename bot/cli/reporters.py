@@ -12,7 +12,7 @@ from jobs import ports as reporting
 
 def install_reporters(runtime: Runtime) -> None:
     """Results and progress (SlackReporter), failover and approval cards (CardReporter), recovery plan
-    cards (RecoveryCardReporter), replica alerts
+    cards (RecoveryRunReporter), replica alerts
     (SlackAlertPoster). Install them before running housekeeping: its chores tell users through them."""
     reporting.install(runtime.reporter)
     reporting.install_steps(runtime.card_reporter())

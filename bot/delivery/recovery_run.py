@@ -14,11 +14,11 @@ from slack_sdk import WebClient
 from bot.delivery.cards import approval_store
 from bot.delivery.pacing import Pacer
 from bot.settings import Settings
-from bot.views import recovery as rv
+from bot.views import recovery_run as rv
 from jobs.audit import AuditEntry, AuditLog
 
 
-class RecoveryCardReporter:
+class RecoveryRunReporter:
     def __init__(self, settings: Settings, connection: redis.Redis, client: WebClient, audit: AuditLog) -> None:
         self.settings, self.redis, self.client, self.audit = settings, connection, client, audit
         interval = settings.channel_post_interval_seconds
