@@ -155,7 +155,7 @@ class AbandonedJobWatcher:
                 found = self._runtime.sweep_abandoned()
                 if found:
                     log.warning("reported %d abandoned job(s)", found)
-            except Exception:  # noqa: BLE001 - keep watching through Redis or Slack outages
+            except Exception:
                 log.exception("abandoned-job sweep failed")
 
 

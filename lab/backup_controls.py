@@ -30,8 +30,9 @@ true, advance_s, real: true} swaps the fleet clock for deterministic remote test
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from lab import replication, timeline
 from lab.clock import ManualClock, utc_now

@@ -5,7 +5,8 @@ Hyper-V error records. ``-WhatIf`` changes nothing; output only with ``-Passthru
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lab import replication as rp
 from lab.binding import Bound

@@ -36,7 +36,12 @@ def wait_heartbeats(fleet: Fleet, members: Sequence[Member], *, test: bool, dead
     last: dict[Member, str] = {m: "no heartbeat reported yet" for m in members}
     stop = stop or threading.Event()
     while pending:
-        out = fleet.fan_out(lambda call: _read(call, list(pending[call.host])), hosts=list(pending))
+        asked = pending
+
+        def read(call: HostCall) -> dict[str, str | None]:
+            return _read(call, list(asked[call.host]))
+
+        out = fleet.fan_out(read, hosts=list(pending))
         for host, records in out.results.items():
             for name, member in list(pending[host].items()):
                 status = records.get(name.lower())

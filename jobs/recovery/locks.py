@@ -4,6 +4,7 @@ renewed together by one thread, released when the VM's part is over."""
 from __future__ import annotations
 
 import threading
+from typing import Self
 
 import redis
 
@@ -21,7 +22,7 @@ class RunLocks:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew_loop, name="hvbot-recovery-locks", daemon=True)
 
-    def __enter__(self) -> RunLocks:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

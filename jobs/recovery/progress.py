@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -84,7 +84,7 @@ class RunProgress:
                 fields[vm_field(m)] = json.dumps(VmProgress(m.vm, m.replica_host, group.name).to_dict())
         with self.redis.pipeline() as pipe:
             pipe.delete(self.key)
-            pipe.hset(self.key, mapping=fields)
+            pipe.hset(self.key, mapping=cast(Any, fields))  # redis-py's Mapping key type is invariant
             pipe.expire(self.key, RUN_TTL_S)
             pipe.execute()
 

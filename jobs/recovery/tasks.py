@@ -92,7 +92,7 @@ def _refreshing(progress: RunProgress, card: dict[str, Any], reporter: ports.Rec
                 if version != shown:
                     reporter.progress(card, progress.snapshot())
                     shown = version
-            except Exception:  # noqa: BLE001 - a Slack or Redis hiccup must not stop the plan; next round redraws
+            except Exception:
                 log.warning("recovery card refresh failed", exc_info=True)
             if stop.wait(interval_s):
                 return

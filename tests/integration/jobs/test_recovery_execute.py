@@ -21,7 +21,7 @@ from jobs.locks import VmLock
 from jobs.recovery.execute import Recovery, run_plan
 from jobs.recovery.locks import RunLocks
 from jobs.recovery.model import Member, OnFailure, PlanGroup, ResolvedGroup, ResolvedPlan, Scope, ScopeKind
-from jobs.recovery.progress import RunProgress, VmState
+from jobs.recovery.progress import RunProgress
 from lab.fleet import Lab
 
 REPLICA = {"hv-a1": "hv-b1", "hv-a2": "hv-b2"}
@@ -136,7 +136,7 @@ def test_a_vm_whose_heartbeat_never_comes_fails_at_the_group_limit(site_down: tu
     lab.fleet.vm("hv-b1", "dc01").broken = True
     plan = site_plan(group("core", [("fw01", "hv-a1"), ("dc01", "hv-a1")], timeout_s=3),
                      group("apps", [("web01", "hv-a1")]))
-    summary, progress = run(fleet, redis_conn, plan)
+    _summary, progress = run(fleet, redis_conn, plan)
     states = {v["vm"]: v for v in progress.snapshot()["vms"]}
     assert states["fw01"]["state"] == "done"
     assert states["dc01"]["state"] == "failed" and "LostCommunication" in states["dc01"]["error"]
@@ -148,7 +148,7 @@ def test_a_locked_vm_is_refused_and_left_alone(site_down: tuple[Lab, Fleet], red
     lab, fleet = site_down
     other = VmLock(redis_conn, "dc01")
     assert other.acquire("someone-else")
-    summary, progress = run(fleet, redis_conn, site_plan(group("core", [("fw01", "hv-a1"), ("dc01", "hv-a1")])))
+    _summary, progress = run(fleet, redis_conn, site_plan(group("core", [("fw01", "hv-a1"), ("dc01", "hv-a1")])))
     states = {v["vm"]: v for v in progress.snapshot()["vms"]}
     assert states["dc01"]["state"] == "failed" and "someone-else" in states["dc01"]["error"]
     assert not log_index(lab, "Start-VMFailover", {"dc01"})
