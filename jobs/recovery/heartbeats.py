@@ -36,12 +36,7 @@ def wait_heartbeats(fleet: Fleet, members: Sequence[Member], *, test: bool, dead
     last: dict[Member, str] = {m: "no heartbeat reported yet" for m in members}
     stop = stop or threading.Event()
     while pending:
-        asked = pending
-
-        def read(call: HostCall) -> dict[str, str | None]:
-            return _read(call, list(asked[call.host]))
-
-        out = fleet.fan_out(read, hosts=list(pending))
+        out = fleet.fan_out(_reader({h: list(names) for h, names in pending.items()}), hosts=list(pending))
         for host, records in out.results.items():
             for name, member in list(pending[host].items()):
                 status = records.get(name.lower())
@@ -60,6 +55,10 @@ def wait_heartbeats(fleet: Fleet, members: Sequence[Member], *, test: bool, dead
             break
         stop.wait(min(poll_s, left))  # polling the hosts at the configured pace, bounded by the deadline
     return last
+
+
+def _reader(names: dict[str, list[str]]) -> Callable[[HostCall], dict[str, str | None]]:
+    return lambda call: _read(call, names[call.host])
 
 
 def _read(call: HostCall, names: list[str]) -> dict[str, str | None]:
