@@ -143,7 +143,7 @@ def _run_member(rec: Recovery, member: Member, limit: threading.BoundedSemaphore
             step = f"step {outcome['failed_step']}: " if outcome.get("failed_step") else ""
             return _fail(rec, member, step + outcome["error"])
         if await_beat:
-            rec.progress.update(member, state=VmState.HEARTBEAT, step="waiting for heartbeat")
+            rec.progress.update(member, state=VmState.HEARTBEAT, step="waiting for heartbeat", booted=time.time())
         else:
             _done(rec, member)
         return ""

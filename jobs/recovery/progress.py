@@ -43,6 +43,7 @@ class VmProgress:
     state: VmState = VmState.WAITING
     started: float | None = None  # epoch seconds (shared by every process reading the run)
     ended: float | None = None
+    booted: float | None = None  # when its steps ended (the guest boots from then until its heartbeat)
     step: str = ""  # the step running or last done
     error: str = ""
     state_now: str = ""  # the hosts' view, read after a worker died

@@ -59,7 +59,7 @@ def run_recovery(approval_id: str, plan: dict[str, Any], kind: str, reply: dict[
     try:
         with (heartbeat(conn, job.id, settings.heartbeat_seconds),
               RunLocks(conn, approval_id, settings.lock_ttl_ms) as locks,
-              _refreshing(progress, card, reporter, settings.card_interval_s)):
+              refreshing_card(progress, card, reporter, settings.card_interval_s)):
             rec = Recovery(process_fleet.fleet(), resolved, Kind(kind), progress, locks,
                            per_host=settings.per_host_parallel, heartbeat_poll_s=settings.heartbeat_poll_s)
             summary = run_plan(rec)
@@ -79,7 +79,7 @@ def run_recovery(approval_id: str, plan: dict[str, Any], kind: str, reply: dict[
 
 
 @contextmanager
-def _refreshing(progress: RunProgress, card: dict[str, Any], reporter: ports.RecoveryReporter,
+def refreshing_card(progress: RunProgress, card: dict[str, Any], reporter: ports.RecoveryReporter,
                 interval_s: float) -> Iterator[None]:
     """Redraw the card when the progress moved, at most every ``interval_s`` (one writer: no write storms)."""
     stop = threading.Event()
