@@ -1,9 +1,9 @@
 """Executing an approved recovery plan: groups in order, VMs of a group in parallel (bounded per replica host).
 
 Every VM goes through the same checked steps as a single failover (``jobs.failover.run.execute``: facts read
-before each step, preconditions checked, the command sent once, its result awaited), under its VM lock. After a
-group's steps, when the group says so, the run waits for every failed-over VM's heartbeat (bounded by the group's
-time limit), then the group's delay. A VM that fails never stops its group; ``on_failure: stop`` stops the plan
+before each step, preconditions checked, the command sent once, its result awaited), under its VM lock. When the
+group says so, each failed-over VM's heartbeat is awaited from the moment its steps end (bounded by the group's
+time limit); the next group starts after the group's last heartbeat and its delay. A VM that fails never stops its group; ``on_failure: stop`` stops the plan
 after the group. Every change is written to the run's progress record (``jobs.recovery.progress``), which the
 live card and the dead-run sweep read.
 """
@@ -22,7 +22,7 @@ from jobs.failover.plan import Kind
 from jobs.failover.run import Run, execute
 from jobs.hyperv.errors import HyperVError
 from jobs.hyperv.fleet import Fleet
-from jobs.recovery.heartbeats import wait_heartbeats
+from jobs.recovery.heartbeats import HeartbeatWatch
 from jobs.recovery.locks import RunLocks
 from jobs.recovery.model import Member, OnFailure, ResolvedGroup, ResolvedPlan
 from jobs.recovery.progress import RunProgress, VmState
@@ -97,21 +97,22 @@ def _skip(rec: Recovery, group: ResolvedGroup, why: str) -> GroupResult:
 def _run_group(rec: Recovery, group: ResolvedGroup) -> GroupResult:
     started = rec.clock()
     deadline = started + group.settings.timeout_s
-    await_beats = group.settings.wait_heartbeat and rec.kind in START_KINDS
+    watch = (HeartbeatWatch(rec.fleet, test=rec.kind is Kind.TEST, deadline=deadline, poll_s=rec.heartbeat_poll_s,
+                            seen=lambda m: _done(rec, m), stop=rec.stop)
+             if group.settings.wait_heartbeat and rec.kind in START_KINDS else None)
     hosts = sorted({m.replica_host for m in group.vms})
     limits = {h: threading.BoundedSemaphore(rec.per_host) for h in hosts}
     width = max(1, min(len(group.vms), rec.per_host * len(hosts)))
-    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="hvbot-recovery") as pool:
-        errors = list(pool.map(lambda m: _run_member(rec, m, limits[m.replica_host], deadline, await_beats),
-                               group.vms))
+    with ThreadPoolExecutor(max_workers=width + 1, thread_name_prefix="hvbot-recovery") as pool:
+        beats = pool.submit(watch.run) if watch is not None else None
+        errors = list(pool.map(lambda m: _run_member(rec, m, limits[m.replica_host], deadline, watch), group.vms))
+        if watch is not None:
+            watch.close()
+        silent = beats.result() if beats is not None else {}
     failed = {m: e for m, e in zip(group.vms, errors, strict=True) if e}
-    booted = [m for m in group.vms if m not in failed]
-    if booted and await_beats:
-        silent = wait_heartbeats(rec.fleet, booted, test=rec.kind is Kind.TEST, deadline=deadline,
-                                 poll_s=rec.heartbeat_poll_s, seen=lambda m: _done(rec, m), stop=rec.stop)
-        for m, why in silent.items():
-            failed[m] = f"no healthy heartbeat within the group's {group.settings.timeout_s:g} s ({why})"
-            rec.progress.finish(m, failed[m])
+    for m, why in silent.items():
+        failed[m] = f"no healthy heartbeat within the group's {group.settings.timeout_s:g} s ({why})"
+        rec.progress.finish(m, failed[m])
     for m in group.vms:
         rec.locks.release(m.vm)
     return GroupResult(group.name, round(rec.clock() - started, 1), [m.vm for m in group.vms if m not in failed],
@@ -124,7 +125,7 @@ def _done(rec: Recovery, member: Member) -> None:
 
 
 def _run_member(rec: Recovery, member: Member, limit: threading.BoundedSemaphore, deadline: float,
-                await_beat: bool) -> str:
+                watch: HeartbeatWatch | None) -> str:
     """The VM's checked failover steps; returns "" on success, else the error (already recorded). A VM whose
     group waits for heartbeats is done when its heartbeat is seen, otherwise when its steps are."""
     with limit:
@@ -142,8 +143,9 @@ def _run_member(rec: Recovery, member: Member, limit: threading.BoundedSemaphore
         if not outcome["ok"]:
             step = f"step {outcome['failed_step']}: " if outcome.get("failed_step") else ""
             return _fail(rec, member, step + outcome["error"])
-        if await_beat:
+        if watch is not None:
             rec.progress.update(member, state=VmState.HEARTBEAT, step="waiting for heartbeat", booted=time.time())
+            watch.add(member)
         else:
             _done(rec, member)
         return ""
