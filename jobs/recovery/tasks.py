@@ -109,6 +109,9 @@ def refreshing_card(progress: RunProgress, card: dict[str, Any], reporter: ports
 def sweep_dead_recoveries(connection: redis.Redis, now: datetime, grace_seconds: float = 10.0,
                           reporter: ports.RecoveryReporter | None = None) -> int:
     """Housekeeping chore: a run whose heartbeat stopped is shown once, with every VM's state, and can be resumed."""
+    reporter = reporter or ports.current_recovery()
+    if isinstance(reporter, ports.NoRecoveryReporter):
+        return 0  # nobody to tell: leave the run to a process that can show it (claiming would silence it)
     reported = 0
     for raw_id, raw in connection.hgetall(RECOVERY_RUNS_KEY).items():
         run_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
@@ -120,7 +123,7 @@ def sweep_dead_recoveries(connection: redis.Redis, now: datetime, grace_seconds:
             _mark_interrupted(progress)
             progress.set_meta(status="abandoned", error=DEAD_MESSAGE, ended=now.timestamp())
             snapshot = progress.snapshot()
-            (reporter or ports.current_recovery()).finished(snapshot["card"], snapshot)
+            reporter.finished(snapshot["card"], snapshot)
             reported += 1
         if progress.exists():
             for member in progress.plan().vms():
