@@ -15,7 +15,7 @@ import structlog
 from slack_bolt import Ack, App, BoltContext
 
 from bot.grammar import VERBS
-from bot.listeners import backup, failover, jobs, lookups, monitor, teaming
+from bot.listeners import backup, drill, failover, jobs, lookups, monitor, recovery, site_failover, teaming
 from bot.listeners.recovery_run import register_follow_ups
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, slash_text
@@ -26,7 +26,8 @@ from bot.views import common as views
 log = logging.getLogger("hvbot.app")
 COMMAND = "/hyperv"
 LISTENER_THREADS = 8  # Bolt's default is 5; a few more so post-ack work (CSV uploads) cannot hold up acks
-FEATURES = (jobs, lookups, teaming, failover, backup, monitor)
+# site_failover after failover: it takes over the `failover` verb and routes the single-VM forms back to failover
+FEATURES = (jobs, lookups, teaming, failover, site_failover, backup, monitor, recovery, drill)
 INTERNAL_ERROR = "hvbot hit an internal error; nothing was started. The admins can find it in the log."
 
 
@@ -42,7 +43,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
         process_before_response=True,
     )
     app.runtime = runtime  # type: ignore[attr-defined]  # the console and tests reach the same parts
-    gate = Gate(runtime.authz, runtime.record)
+    gate = Gate(runtime.authz, runtime.record, runtime.redis)
     verbs: Verbs = {}
 
     # Registered first: Bolt tries listeners in order, and /hyperv is most of the traffic and must ack fastest.

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from jobs.backup.export_progress import ExportPathError, validate_export_path
+from jobs.durations import parse_duration
 
 MAX_TEXT = 1000
 MAX_TARGETS = 20
@@ -18,7 +19,6 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_*](?:[A-Za-z0-9._:/* -]{0,98}[A-Za-z0-9._:/*-]
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SLACK_LINK = re.compile(r"<(?:mailto:|https?://)?[^|>]*\|([^>]*)>")
-_DURATION = re.compile(r"^(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,5})m(?:in)?)?(?:(\d{1,6})s)?$", re.IGNORECASE)
 _CLOCK_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u00a0": " "})
 
@@ -46,6 +46,11 @@ class Verb:
         return " ".join(p for p in parts if p)
 
 
+# Recovery plans: the list (bot/listeners/recovery.py); `plan NAME [failover ...]` is in RECOVERY_GRAMMAR below.
+RECOVERY_PLAN_VERBS: tuple[Verb, ...] = (
+    Verb("plans", "", "recovery plans and their VMs' replication health", VIEWER, "none"),
+)
+
 GRAMMAR: tuple[Verb, ...] = (
     Verb("help", "[COMMAND]", "show this help, or one command's usage", VIEWER, "optional"),
     Verb("ips", "[VM|IP|PREFIX ...]", "IP addresses of VMs; find a VM by IP or prefix", VIEWER, "many", ("host",), True),
@@ -57,8 +62,10 @@ GRAMMAR: tuple[Verb, ...] = (
     Verb("jobs", "", "running and recent jobs", VIEWER, "none"),
     Verb("cancel", "JOB", "cancel a queued or running job (your own, or any as operator)", VIEWER, "one"),
     Verb("audit", "[N]", "the last N audit entries (default 20, max 100)", APPROVER, "optional"),
-    Verb("failover", "VM [planned|unplanned|test|cancel|complete]", "preview a Replica failover, then request "
-         "approval (default: planned)", OPERATOR, "many", ("point", "host")),
+    Verb("failover",
+         "VM [planned|unplanned|test|cancel|complete] | --site SITE|--host HOST [planned|unplanned|test]",
+         "preview a Replica failover of a VM, or of every replicated VM of a site or host, then request one approval "
+         "(default: planned)", OPERATOR, "many", ("point", "host", "site")),
     Verb("reverse", "VM", "preview reverse replication after a failover, then request approval", OPERATOR, "one",
          ("host",)),
     Verb("points", "VM", "recovery points of a replicated VM", VIEWER, "one", ("host",), True),
@@ -72,7 +79,23 @@ GRAMMAR: tuple[Verb, ...] = (
          "optional"),
     Verb("silence", "VM|HOST DURATION", "mute replica alerts of a VM or host for DURATION (30m, 2h, 1d)", OPERATOR,
          "many"),
+    *RECOVERY_PLAN_VERBS,
+    # failover drills (test failover, heartbeat, cleanup, report); --every schedules instead of running now
+    Verb("drill", "PLAN|VM", "failover drill: test failover, heartbeat check, cleanup and a report; "
+         "--every 30d [--at \"Sun 03:00\"] schedules it, --every off stops the schedule", OPERATOR, "one",
+         ("every", "at", "host")),
 )
+
+# --- site, host and plan failover (recovery): `failover --site|--host` and `plan NAME failover` -----------------
+SCOPE_FAILOVER_KINDS = ("planned", "unplanned", "test")
+RECOVERY_GRAMMAR: tuple[Verb, ...] = (
+    Verb("plan", "NAME [failover [planned|unplanned|test]]", "one recovery plan: groups in boot order, VMs, replica "
+         "hosts, health; `failover` previews failing over all its VMs in group order, then requests one approval "
+         "(operator)", VIEWER, "many"),
+)
+GRAMMAR = GRAMMAR + RECOVERY_GRAMMAR
+# --- end of recovery grammar --------------------------------------------------------------------------------------
+
 VERBS: dict[str, Verb] = {v.name: v for v in GRAMMAR}
 
 
@@ -105,6 +128,8 @@ class Command:
         """The role this exact command needs: changing teaming is an operator's, looking at it a viewer's."""
         if self.verb == "teaming" and len(self.args) == 2:
             return OPERATOR
+        if self.verb == "plan" and len(self.args) >= 2:  # `plan NAME failover ...` acts; `plan NAME` only shows
+            return OPERATOR
         return self.spec.role
 
     def canonical(self) -> str:
@@ -112,6 +137,8 @@ class Command:
         parts = [self.verb, *(_quote(a) for a in self.args)]
         if self.host:
             parts += ["--host", _quote(self.host)]
+        if "site" in self.extra:
+            parts += ["--site", _quote(self.extra["site"])]
         if self.here:
             parts.append("--here")
         return " ".join(parts)
@@ -157,7 +184,9 @@ def parse(text: str) -> Command:
     host = options.pop("host", None)
     if host is not None and not _HOST.match(host):
         raise CommandError(f"`{host[:30]}` is not a host name (letters, digits, . - _).", verb.usage())
-    return Command(verb.name, tuple(args), host=host, here=here, extra=options)
+    command = Command(verb.name, tuple(args), host=host, here=here, extra=options)
+    _check_recovery(command)
+    return command
 
 
 def _split_options(verb: Verb, words: list[str]) -> tuple[list[str], dict[str, str], bool]:
@@ -220,10 +249,14 @@ def _check_arg(verb: Verb, arg: str) -> None:
     elif verb.name == "audit":
         if not arg.isdigit() or not 1 <= int(arg) <= 100:
             raise CommandError("N must be a number from 1 to 100.", verb.usage())
+    elif verb.name == "plan":
+        _check_plan_arg(verb, arg)
     elif verb.name == "failover" and arg.lower() in FAILOVER_KINDS:
         return  # the kind word; its position and count are checked by bot.listeners.failover
-    elif verb.name in ("failover", "reverse", "points") and "*" in arg:
-        raise CommandError("A failover names one VM exactly (no * wildcards).", verb.usage())
+    elif verb.name in ("failover", "reverse", "points"):
+        exact_name(arg, "VM", verb.usage())
+    elif verb.name == "drill" and "*" in arg:
+        raise CommandError("A drill names one recovery plan or one VM exactly (no * wildcards).", verb.usage())
     elif verb.name == "teaming" and arg.lower() in ("on", "off"):
         return  # the switch word; its position is checked in _check_positionals
     elif verb.name == "cancel":
@@ -242,6 +275,32 @@ def _check_token(verb: Verb, token: str, what: str) -> None:
         )
 
 
+def exact_name(name: str, what: str = "VM", usage: str = "") -> str:
+    """One VM (or checkpoint) named exactly, as commands that change something need it: the argument rule of typed
+    commands, without * wildcards. Buttons use it too, so a crafted value can name no more than typed text."""
+    shown = name if len(name) <= 30 else name[:30] + "…"
+    if "*" in name:
+        raise CommandError(f"`{shown}` must name one {what} exactly (no * wildcards).", usage)
+    if not _TOKEN.match(name):
+        raise CommandError(f"`{shown}` is not a valid {what}: use letters, digits and . - _ : / (at most 100 "
+                           "characters).", usage)
+    return name
+
+
+def host_name(name: str) -> str:
+    """A host name as `--host` accepts it (whether the inventory has it is the caller's check)."""
+    if not _HOST.match(name):
+        raise CommandError(f"`{name[:30]}` is not a host name (letters, digits, . - _).")
+    return name
+
+
+def job_id(text: str) -> str:
+    """A job or message key as `cancel JOB` accepts it."""
+    if not _JOB_ID.match(text):
+        raise CommandError("That is not a job id (letters, digits, - and _ only).")
+    return text
+
+
 def help_text(topic: str | None = None) -> str:
     """Help generated from GRAMMAR; role names say who may run each command."""
     if topic:
@@ -251,29 +310,6 @@ def help_text(topic: str | None = None) -> str:
     lines += [f"• `{v.usage()}` — {v.summary}" + ("" if v.role == VIEWER else f" ({v.role})") for v in GRAMMAR]
     lines.append("Lookups answer only you; add `--here` to post the answer in the channel.")
     return "\n".join(lines)
-
-
-def parse_duration(text: str, maximum: timedelta | None = None, what: str = "") -> timedelta:
-    """``45s``, ``30m``, ``2h``, ``1h30m``, ``1d`` -> timedelta; ValueError with a clear sentence otherwise.
-
-    The one duration syntax of hvbot (backup windows, silences, the backup CLI); `maximum` is the caller's
-    limit and `what` names it in the refusal ("a backup window").
-    """
-    match = _DURATION.match(text.strip())
-    if not match or not any(match.groups()):
-        raise ValueError(f"`{text[:30]}` is not a duration such as 30m, 2h, 1h30m or 1d")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    length = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    if length <= timedelta(0):
-        raise ValueError(f"`{text[:30]}` is no time at all; give a duration such as 30m or 2h")
-    if maximum is not None and length > maximum:
-        raise ValueError(f"{what or 'it'} lasts at most {_span(maximum)}, so `{text[:30]}` is too long")
-    return length
-
-
-def _span(length: timedelta) -> str:
-    seconds = int(length.total_seconds())
-    return f"{seconds // 86400} days" if seconds % 86400 == 0 else f"{seconds // 3600} h"
 
 
 def parse_at(text: str, now: datetime) -> datetime:
@@ -327,3 +363,67 @@ def _backup_arg_counts(name: str, args: list[str]) -> None:
             validate_export_path(args[2])
         except ExportPathError as err:
             raise ValueError(f"Export path: {err}") from None
+
+
+# --- site, host and plan failover (recovery) ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecoveryScope:
+    """What a site, host or plan failover covers: ``kind`` site|host|plan, its ``value``, the failover kind."""
+
+    kind: str
+    value: str
+    failover: str
+
+
+def recovery_scope(command: Command) -> RecoveryScope | None:
+    """The scope of `failover --site SITE|--host HOST [KIND]` or `plan NAME failover [KIND]`; None for a single-VM
+    failover (`failover VM ... [--host HOST]`) and for `plan NAME` on its own."""
+    args = [a.lower() for a in command.args]
+    if command.verb == "plan" and len(args) >= 2:
+        return RecoveryScope("plan", command.args[0], args[2] if len(args) == 3 else "planned")
+    if command.verb != "failover":
+        return None
+    kind = args[0] if args else "planned"
+    if "site" in command.extra:
+        return RecoveryScope("site", command.extra["site"], kind)
+    if command.host and (not args or args[0] in FAILOVER_KINDS):
+        return RecoveryScope("host", command.host, kind)
+    return None
+
+
+def _check_plan_arg(verb: Verb, arg: str) -> None:
+    if arg.lower() in ("failover", *SCOPE_FAILOVER_KINDS):
+        return  # positions checked by _check_recovery
+    if "*" in arg:
+        raise CommandError("A plan is named exactly (no * wildcards).", verb.usage())
+    _check_token(verb, arg, "plan name")
+
+
+def _check_recovery(command: Command) -> None:
+    """Shapes of the scope forms: one optional kind word, and a site or host but not both (nor with --point)."""
+    usage = VERBS[command.verb].usage()
+    args = [a.lower() for a in command.args]
+    if command.verb == "plan":
+        if not args or len(args) > 3 or (len(args) >= 2 and args[1] != "failover"):
+            raise CommandError("`plan` takes a plan NAME, optionally followed by `failover` and a kind.", usage)
+        if len(args) == 3 and args[2] not in SCOPE_FAILOVER_KINDS:
+            raise CommandError(f"A plan fails over as {', '.join(SCOPE_FAILOVER_KINDS)}; not `{command.args[2][:30]}`.",
+                               usage)
+        return
+    scope = recovery_scope(command)
+    if scope is None:
+        return
+    site = command.extra.get("site")
+    if site is not None and not _HOST.match(site):
+        raise CommandError(f"`{site[:30]}` is not a site name (letters, digits, . - _).", usage)
+    if site is not None and command.host:
+        raise CommandError("Give either `--site SITE` or `--host HOST`, not both.", usage)
+    if "point" in command.extra:
+        raise CommandError("`--point` chooses a recovery point of one VM; a site or host failover uses each VM's "
+                           "latest point.", usage)
+    if site is not None and args and args[0] not in FAILOVER_KINDS:
+        raise CommandError(f"`failover --site {site}` takes no VM name; to fail over one VM, drop `--site`.", usage)
+    if len(args) > 1 or scope.failover not in SCOPE_FAILOVER_KINDS:
+        raise CommandError(f"A {scope.kind} failover is {', '.join(SCOPE_FAILOVER_KINDS)}; cancel, complete and "
+                           "reverse follow a run from its summary buttons.", usage)

@@ -78,8 +78,9 @@ class Authorizer:
     def channel_allowed(self, channel_id: str) -> bool:
         return not self._channels or channel_id in self._channels
 
-    def check(self, user_id: str, channel_id: str, role: str, verb: str) -> Decision:
-        if not self.channel_allowed(channel_id):
+    def check(self, user_id: str, channel_id: str, role: str, verb: str, also_in: Iterable[str] = ()) -> Decision:
+        """`also_in`: channels allowed for this check besides the allowed list (the approval channel)."""
+        if channel_id not in also_in and not self.channel_allowed(channel_id):
             return Decision(False, "hvbot is not enabled in this channel; ask an admin to add it to HVBOT_ALLOWED_CHANNELS.")
         if self.has_role(user_id, role):
             return Decision(True)

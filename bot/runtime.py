@@ -17,6 +17,7 @@ from rq.serializers import JSONSerializer
 from slack_sdk import WebClient
 
 from bot.delivery.cards import CardReporter
+from bot.delivery.drills import SlackDrillReporter
 from bot.delivery.recovery_run import RecoveryRunReporter
 from bot.delivery.slack import SlackReporter, web_client
 from bot.grammar import Command
@@ -27,9 +28,10 @@ from jobs import liveness as tasks
 from jobs.audit import AuditEntry, AuditLog
 from jobs.failover.tasks import sweep_dead_failovers
 from jobs.inventory.tasks import run_lookup
-from jobs.keys import FAILOVER_RUNS_KEY, RECOVERY_RUNS_KEY
+from jobs.keys import DRILL_RUNS_KEY, FAILOVER_RUNS_KEY, RECOVERY_RUNS_KEY
 from jobs.ports import ReplyTo
 from jobs.queue import enqueue, new_job_id
+from jobs.recovery.drill_tasks import sweep_dead_drills
 from jobs.recovery.tasks import sweep_dead_recoveries
 
 log = logging.getLogger("hvbot.runtime")
@@ -107,7 +109,7 @@ class Runtime:
             self.redis, self.settings.queue, grace_seconds=2 * self.settings.abandoned_check_seconds,
             reporter=self.reporter,
         )
-        return found + self.sweep_dead_failovers() + self.sweep_dead_recoveries()
+        return found + self.sweep_dead_failovers() + self.sweep_dead_drills() + self.sweep_dead_recoveries()
 
     def sweep_dead_recoveries(self) -> int:
         """Recovery plans of dead workers: the card shows every VM's state and Resume; their VM locks are freed."""
@@ -122,6 +124,13 @@ class Runtime:
             return 0
         return sweep_dead_failovers(self.redis, datetime.now(UTC), 2 * self.settings.abandoned_check_seconds,
                                     steps=self.card_reporter())
+
+    def sweep_dead_drills(self) -> int:
+        """Drills of dead workers: their test VMs are removed (or on-call alerted) and the drill reported."""
+        if not self.redis.exists(DRILL_RUNS_KEY):
+            return 0
+        return sweep_dead_drills(self.redis, datetime.now(UTC), 2 * self.settings.abandoned_check_seconds,
+                                 reporter=SlackDrillReporter(self.settings, self.redis, self.client))
 
 
 def build_runtime(settings: Settings, connection: redis.Redis | None = None, client: WebClient | None = None) -> Runtime:

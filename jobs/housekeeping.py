@@ -17,6 +17,7 @@ import redis
 from jobs import liveness
 from jobs.backup import operations as backup
 from jobs.failover import tasks as failover
+from jobs.recovery import drill_chores, drill_tasks
 from jobs.recovery import tasks as recovery
 
 log = logging.getLogger("hvbot.housekeeping")
@@ -30,6 +31,9 @@ CHORES: dict[str, Chore] = {
     "failover_runs": failover.sweep_dead_failovers,  # report failovers of dead workers, free their VM locks
     "recovery_runs": recovery.sweep_dead_recoveries,  # show plans of dead workers (states, Resume), free locks
     "approval_expiry": failover.expire_approvals,  # expire overdue failover approvals, mark their cards
+    "dead_drills": drill_tasks.sweep_dead_drills,  # remove test VMs of drills whose worker died, report them
+    "scheduled_drills": drill_chores.start_due_drills,  # start (or announce) scheduled drills that are due
+    "untested_plans": drill_chores.untested_plans,  # notice plans not drilled within their period
 }
 
 

@@ -13,6 +13,9 @@ AUDIT_STREAM = "hvbot:audit"  # jobs.audit.AuditEntry fields; approvals add appr
 ALIVE_KEY = "hvbot:alive:{}"  # job id -> pid, refreshed while the job runs (jobs.liveness.heartbeat)
 FINAL_KEY = "hvbot:final:{}"  # job id: set once, when the request's final message has been claimed
 
+# -- requests from Slack ---------------------------------------------------------------------------------------
+REPLAY_KEY = "hvbot:replay:{}"  # request signature (hex) -> set once (SET NX) for the 5-minute signature window
+
 # -- answers to requests (written by the chat side's reporter) ------------------------------------------------
 MESSAGE_KEY = "hvbot:msg:{}"  # job id -> {"channel", "ts"} of its channel message
 RESULT_KEY = "hvbot:result:{}"  # job id -> {"command", "reply", "report"} for paging and CSV
@@ -41,6 +44,8 @@ def vm_lock_key(vm: str, prefix: str = PREFIX) -> str:
     return f"{prefix}lock:vm:{vm}"
 
 
+BUTTON_USED_KEY = "hvbot:button:used:{}"  # one-use button token -> who spent it (until the token expires)
+
 FAILOVER_RUNS_KEY = "hvbot:failover:running"  # hash approval id -> JSON {job_id, vm, primary, replica, card, started}
 FAILOVER_PREVIEW_KEY = "hvbot:failover:preview:{}"  # preview id (or "a:<approval id>") -> the preview's JSON
 FAILOVER_PROGRESS_KEY = "hvbot:failover:progress:{}"  # approval id -> list of the steps done (JSON)
@@ -63,3 +68,15 @@ REPLICATION_LAST_KEY = "hvbot:replication:last"  # hash host -> {"at", "site", "
 SWEEP_PENDING_KEY = "hvbot:sweep:pending:{}"  # host: set while its sweep is queued or running (no pile-up)
 ALERTS_PREFIX = "hvbot:alerts"  # jobs.monitor.state.AlertEngine: its layout is in that module's docstring
 PACE_PREFIX = "hvbot:pace"  # per-channel Slack write slots: <prefix>:<channel>
+
+# -- site, host and plan failover (recovery) -------------------------------------------------------------------
+RECOVERY_PREVIEW_KEY = "hvbot:recovery:preview:{}"  # preview id (or "a:<approval id>") -> the recovery preview's JSON
+# -- failover drills (jobs.recovery.drill_store) ---------------------------------------------------------------
+DRILL_RUNS_KEY = "hvbot:drill:running"  # hash drill id -> JSON {job_id, target, plan, vms, reply, trigger, started}
+DRILL_VMS_KEY = "hvbot:drill:vms:{}"  # drill id -> hash vm -> JSON {state, replica, ...}: what cleanup must undo
+DRILL_CLEANUP_LEASE_KEY = "hvbot:drill:cleanup:{}"  # drill id: held while one process cleans up a dead drill
+DRILL_LAST_KEY = "hvbot:drill:last"  # hash "vm:<name>" | "plan:<name>" -> JSON of the last successful drill
+DRILL_LAST_INDEX_KEY = "hvbot:drill:last:index"  # sorted set of DRILL_LAST_KEY fields by time (keeps it bounded)
+DRILL_SCHEDULES_KEY = "hvbot:drill:schedules"  # hash plan -> JSON schedule set from chat (every_s, at, by, ...)
+DRILL_DUE_KEY = "hvbot:drill:due:{}:{}"  # plan, due epoch: claimed once by whoever starts that scheduled drill
+DRILL_NOTICE_KEY = "hvbot:drill:notice:{}"  # notice id: set once per period (untested plan, failed cleanup)

@@ -1,9 +1,9 @@
 """How jobs reach users without knowing about Slack: the chat side installs the implementations at start-up.
 
-Four ports, each with a do-nothing default so a process with nothing installed (e.g. `rq worker` run by hand)
+Ports, each with a do-nothing default so a process with nothing installed (e.g. `rq worker` run by hand)
 still runs every job and chore: `Reporter` (one message per request), `StepReporter` (the card of a
-multi-step operation and its approval), `RecoveryReporter` (the live card of a site/host/plan failover) and
-`AlertPoster` (replica-health notifications).
+multi-step operation and its approval), `RecoveryReporter` (the live card of a site/host/plan failover),
+`AlertPoster` (replica-health notifications) and `DrillReporter` (failover drills).
 """
 
 from __future__ import annotations
@@ -199,3 +199,74 @@ def install_poster(poster: AlertPoster) -> None:
 
 def current_poster() -> AlertPoster:
     return _poster.value
+
+
+class RecoveryPreviewer(Protocol):
+    """The preview of a site, host or plan failover: one message (groups in order, totals, a Request button) with
+    the details in its thread. ``data`` is ``jobs.recovery.preview.preview_plan``'s dict, or {"error": ...}."""
+
+    def preview(self, reply: ReplyTo, preview_id: str, data: dict[str, Any]) -> None: ...
+
+    def changed(self, card: dict[str, Any], approval_id: str, reply: ReplyTo, preview_id: str, data: dict[str, Any],
+                vms: list[str]) -> None:
+        """The approved plan no longer matches the fleet (``vms`` changed): end the approval as changed, say so on
+        its card (``card``: channel, ts) and post ``data`` as a fresh preview to request again."""
+        ...
+
+
+class NoRecoveryPreviewer:
+    def preview(self, reply: ReplyTo, preview_id: str, data: dict[str, Any]) -> None:
+        return None
+
+    def changed(self, card: dict[str, Any], approval_id: str, reply: ReplyTo, preview_id: str, data: dict[str, Any],
+                vms: list[str]) -> None:
+        return None
+
+
+_recovery_previewer: _Installed[RecoveryPreviewer] = _Installed(NoRecoveryPreviewer())
+
+
+def install_recovery_previewer(previewer: RecoveryPreviewer) -> None:
+    """Set the process-wide recovery previewer (worker start-up, before forking horses)."""
+    _recovery_previewer.value = previewer
+
+
+def current_recovery_previewer() -> RecoveryPreviewer:
+    return _recovery_previewer.value
+class DrillReporter(Protocol):
+    """Failover drills: progress and the report to the requester's channel, and notices to the alert channels.
+
+    ``report`` is the JSON-able drill report (``jobs.recovery.drill_report``); the chat side posts its summary and
+    attaches the whole report as a file (audit evidence)."""
+
+    def progress(self, drill_id: str, reply: ReplyTo, text: str) -> None: ...
+
+    def report(self, drill_id: str, reply: ReplyTo, report: dict[str, Any]) -> None: ...
+
+    def notice(self, notice_id: str, text: str, urgent: bool) -> None:
+        """A drill problem nobody asked about: ``urgent`` (a test VM left behind) goes to on-call, else the
+        low-priority channel (a plan not drilled within its period, a scheduled drill waiting for an operator)."""
+        ...
+
+
+class NoDrillReporter:
+    def progress(self, drill_id: str, reply: ReplyTo, text: str) -> None:
+        return None
+
+    def report(self, drill_id: str, reply: ReplyTo, report: dict[str, Any]) -> None:
+        return None
+
+    def notice(self, notice_id: str, text: str, urgent: bool) -> None:
+        return None
+
+
+_drills: _Installed[DrillReporter] = _Installed(NoDrillReporter())
+
+
+def install_drills(reporter: DrillReporter) -> None:
+    """Set the process-wide drill reporter (worker and monitor start-up, before forking horses)."""
+    _drills.value = reporter
+
+
+def current_drills() -> DrillReporter:
+    return _drills.value

@@ -11,13 +11,20 @@ import click
 from lab import fleet_file as ff
 from lab.fleet import Lab
 from lab.model import Fleet
+from lab.site_fleet import site_fleet
 
 
-def _load_fleet(fleet_file: Path | None, hosts: int | None, vms_per_host: int | None, first_host: int = 0) -> Fleet:
-    if fleet_file is not None and hosts is not None:
-        raise click.UsageError("use --fleet or --hosts/--vms-per-host, not both")
+def _load_fleet(fleet_file: Path | None, hosts: int | None, vms_per_host: int | None, first_host: int = 0,
+                sites: bool = False) -> Fleet:
+    if fleet_file is not None and (hosts is not None or sites):
+        raise click.UsageError("use --fleet or --hosts/--vms-per-host/--site-fleet, not both")
     if fleet_file is not None:
         return ff.load_fleet(fleet_file)
+    if sites:
+        try:
+            return site_fleet(hosts or 10, vms_per_host or 24)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     if hosts is not None or vms_per_host is not None:
         return ff.generated_fleet(hosts or 4, vms_per_host or 10, first=first_host)
     return ff.default_fleet()
@@ -27,6 +34,8 @@ def _load_fleet(fleet_file: Path | None, hosts: int | None, vms_per_host: int | 
 @click.option("--fleet", "fleet_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="YAML fleet file")
 @click.option("--hosts", type=click.IntRange(min=1), help="generate a fleet of N hosts")
 @click.option("--vms-per-host", type=click.IntRange(min=0), help="VMs per generated host")
+@click.option("--site-fleet", "sites", is_flag=True,
+              help="two sites, every VM replicated to the other, realistic boot times (default 10 hosts x 24 VMs)")
 @click.option("--first-host", type=click.IntRange(min=0), default=0, show_default=True,
               help="number generated hosts from N (one shard of a fleet served by several lab processes)")
 @click.option("--https", is_flag=True, help="serve HTTPS with a lab CA (its path is in the inventory)")
@@ -37,6 +46,7 @@ def lab_command(
     fleet_file: Path | None,
     hosts: int | None,
     vms_per_host: int | None,
+    sites: bool,
     first_host: int,
     https: bool,
     jea_hosts: tuple[str, ...],
@@ -44,7 +54,7 @@ def lab_command(
     control_port: int,
 ) -> None:
     """Run simulated Hyper-V hosts that speak WS-Management + PSRP on 127.0.0.1."""
-    fleet = _load_fleet(fleet_file, hosts, vms_per_host, first_host)
+    fleet = _load_fleet(fleet_file, hosts, vms_per_host, first_host, sites)
     unknown = set(jea_hosts) - set(fleet.hosts)
     if unknown:
         raise click.UsageError(f"--jea-host names unknown hosts: {', '.join(sorted(unknown))}")

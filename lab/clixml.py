@@ -30,9 +30,9 @@ from xml.etree.ElementTree import _escape_attrib, _escape_cdata  # type: ignore[
 from psrpcore import ServerPipeline
 from psrpcore._payload import PSRPMessage, StreamType, create_message
 from psrpcore.types import PSInt, PSInvocationState, PSObject, PSRPMessageType
+from psrpcore.types import _serializer as psrp_serializer
 from psrpcore.types._serializer import (
     _serialize_datetime,
-    _serialize_duration,
     _serialize_enum_to_string,
     _serialize_string,
 )
@@ -126,13 +126,34 @@ def emit_datetime(msg: Message, attr: str, value: Any) -> None:
     msg.parts.append(_text_element("DT", attr, _escape_cdata(_serialize_datetime(round_trip(value)))))
 
 
+def serialize_duration(value: datetime.timedelta) -> str:
+    """A TimeSpan as xs:duration, as .NET's XmlConvert writes it (``PT10S``, ``PT1M30.5S``, ``P1DT2H``).
+
+    psrpcore's own writer strips trailing zeros with ``rstrip(".0")``, so 10 s goes out as ``PT1S`` and 30 s as
+    ``PT3S``; the lab uses this one on both of its paths (installed into psrpcore below)."""
+    ticks = (value.days * 86400 + value.seconds) * 10_000_000 + value.microseconds * 10
+    sign = "-" if ticks < 0 else ""
+    days, rest = divmod(abs(ticks), 864_000_000_000)
+    hours, rest = divmod(rest, 36_000_000_000)
+    minutes, rest = divmod(rest, 600_000_000)
+    whole, fraction = divmod(rest, 10_000_000)
+    seconds = f"{whole}.{fraction:07d}".rstrip("0").rstrip(".") if fraction else str(whole)
+    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M")) if n)
+    if rest or not (days or time):
+        time += f"{seconds}S"
+    return f"{sign}P{f'{days}D' if days else ''}{'T' + time if time else ''}"
+
+
+psrp_serializer._serialize_duration = serialize_duration  # the same text from psrpcore's serializer path
+
+
 def emit_timespan(msg: Message, attr: str, value: Any) -> None:
     if value is None:
         _nil(msg, attr)
         return
     if not isinstance(value, datetime.timedelta):
         value = datetime.timedelta(seconds=float(value))
-    msg.parts.append(_text_element("TS", attr, _serialize_duration(value)))
+    msg.parts.append(_text_element("TS", attr, serialize_duration(value)))
 
 
 def emit_version(msg: Message, attr: str, value: Any) -> None:

@@ -67,7 +67,7 @@ def _stop_vm(ctx: Context, bound: Bound, vm: VM) -> None:
         ctx.warning(f"The virtual machine '{vm.name}' is already in the specified state.")
         return
     answered = bound.get("Force") or bound.get("AsJob") or bound.get("TurnOff") or bound.get("Save")
-    if target == "Off" and vm.running and not answered and vm.shutdown_status() != "Ok":
+    if target == "Off" and vm.running and not answered and vm.shutdown_status(ctx.fleet.clock()) != "Ok":
         # Stop-VM asks (ShouldContinue, which -Confirm:$false does not answer) whether to turn the VM off when
         # the guest cannot shut down; a remote session has no one to answer (hyperv.md §1 Stop-VM).
         raise Terminate(prompt_failed(ctx.cmdlet))

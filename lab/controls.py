@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from lab import backup_controls, replication, timeline
-from lab.model import Fleet, check_enum
+from lab.model import Fleet, Host, check_enum
 
 
 def _require(args: dict[str, Any], *names: str) -> None:
@@ -65,14 +65,48 @@ def _replication(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
     return {"host": args["host"], "vm": vm.name, "mode": rep.mode, "state": rep.state, "health": rep.health}
 
 
+def _hosts(fleet: Fleet, args: dict[str, Any]) -> list[Host]:
+    """The host named by ``host``, or every host of ``site``: a site loses power all at once."""
+    if ("host" in args) == ("site" in args):
+        raise ValueError("give either host or site")
+    if "host" in args:
+        return [fleet.host(args["host"])]
+    hosts = [h for h in fleet.hosts.values() if h.site.lower() == str(args["site"]).lower()]
+    if not hosts:
+        sites = sorted({h.site for h in fleet.hosts.values()})
+        raise ValueError(f"no site named {args['site']!r} (sites: {', '.join(sites)})")
+    return hosts
+
+
+def _per_site(args: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    return results[0] if "host" in args else {"site": args["site"], "hosts": results}
+
+
 def _power_loss(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
-    _require(args, "host")
-    return replication.power_loss(fleet, fleet.host(args["host"]))
+    return _per_site(args, [replication.power_loss(fleet, h) for h in _hosts(fleet, args)])
 
 
 def _recover(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
-    _require(args, "host")
-    return replication.recover(fleet, fleet.host(args["host"]), broken=list(args.get("broken", [])))
+    broken = list(args.get("broken", []))
+    return _per_site(args, [replication.recover(fleet, h, broken=broken) for h in _hosts(fleet, args)])
+
+
+def _heartbeat(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
+    """A guest that never answers (``never: true``), or one that takes ``boot_seconds`` to boot from its start."""
+    _require(args, "host", "vm")
+    vm = fleet.vm(args["host"], args["vm"])
+    unknown = sorted(set(args) - {"host", "vm", "never", "boot_seconds"})
+    if unknown:
+        raise ValueError(f"unknown heartbeat field(s): {', '.join(unknown)} (known: never, boot_seconds)")
+    if "never" in args:
+        vm.never_heartbeat = bool(args["never"])
+    if "boot_seconds" in args:
+        seconds = float(args["boot_seconds"])
+        if seconds < 0:
+            raise ValueError("boot_seconds must be 0 or more")
+        vm.boot_seconds = seconds
+    return {"host": args["host"], "vm": vm.name, "never": vm.never_heartbeat, "boot_seconds": vm.boot_seconds,
+            "heartbeat": vm.heartbeat(fleet.clock())}
 
 
 def _broken(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +152,7 @@ ACTIONS: dict[str, Callable[[Fleet, dict[str, Any]], dict[str, Any]]] = {
     "replication": _replication,
     "power_loss": _power_loss,
     "recover": _recover,
+    "heartbeat": _heartbeat,
     "broken": _broken,
     "replica_server": _replica_server,
     "remove_replication": _remove_replication,

@@ -2,6 +2,8 @@
 
 Format (every key but ``hosts[].name``, ``site`` and ``vms[].name`` is optional)::
 
+    boot_seconds: realistic           # optional: how long a started VM's guest takes to answer its heartbeat:
+                                      # a number, or `realistic` (20-60 s, from each VM's name); default 0: at once
     hosts:
       - name: hv-a1                   # short name; fqdn defaults to <name>.lab.local
         fqdn: hv-a1.lab.local
@@ -15,12 +17,16 @@ Format (every key but ``hosts[].name``, ``site`` and ``vms[].name`` is optional)
             id: 5d0c...               # default: uuid5 of "<host>/<name>"
             state: Running            # VMState member name
             cpus: 2
+            boot_seconds: 40          # heartbeat NoContact for this long after a start (default 0: at once)
             generation: 2
             notes: edge firewall
+            boot_seconds: 45          # overrides the fleet's boot_seconds for this VM
+            never_heartbeat: false    # true: starts, but its guest never answers (heartbeat NoContact)
             memory: {dynamic: true, startup_mb: 2048, minimum_mb: 512, maximum_mb: 8192, buffer: 20, priority: 50}
             adapters:
               - {name: Network Adapter, switch: vSwitch-LAN, mac: 00155D010101,
-                 ipv4: [10.0.1.1], ipv6: ["fd00:1::1"], allow_teaming: On}
+                 ipv4: [10.0.1.1], ipv6: ["fd00:1::1"], allow_teaming: On,
+                 test_switch: vSwitch-Test}  # TestReplicaSwitchName of the replica's adapter ("" = none)
             checkpoints:              # in creation order; parent names an earlier checkpoint
               - {name: before-patch, type: Standard, age_h: 48}
               - {name: after-patch, type: Planned, age_h: 24, parent: before-patch}
@@ -45,6 +51,7 @@ control actions of ``lab.controls`` (``Fleet.apply_control``).
 from __future__ import annotations
 
 import uuid
+import zlib
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,16 +74,27 @@ def load_fleet(path: str | Path, now: datetime | None = None) -> Fleet:
     return fleet_from_dict(data, now)
 
 
+def boot_seconds(value: Any, vm_name: str) -> float:
+    """A VM's boot time: a number of seconds, or ``realistic``: 20 to 60 s, the same for a name on every run."""
+    if value == "realistic":
+        return float(20 + zlib.crc32(vm_name.encode()) % 41)
+    seconds = float(value)
+    if seconds < 0:
+        raise ValueError(f"{vm_name}: boot_seconds must be 0 or more, or 'realistic'")
+    return seconds
+
+
 def fleet_from_dict(data: dict[str, Any], now: datetime | None = None) -> Fleet:
     now = now or utc_now()
     hosts: dict[str, Host] = {}
+    boot = data.get("boot_seconds", 0)
     for h in data["hosts"]:
         host = Host(name=h["name"], fqdn=h.get("fqdn") or f"{h['name']}.lab.local", site=h["site"],
                     allow_script=bool(h.get("allow_script", False)),
                     jea_configuration=h.get("jea_configuration"),
                     replica_server_enabled=bool(h.get("replica_server", True)),
                     utc_offset_minutes=int(h.get("utc_offset_minutes", 0)))
-        host.vms = [_vm(host, v, now) for v in h.get("vms") or []]
+        host.vms = [_vm(host, {"boot_seconds": boot, **v}, now) for v in h.get("vms") or []]
         hosts[host.name] = host
     fleet = Fleet(hosts, controls=controls.apply)
     for h in data["hosts"]:
@@ -97,7 +115,9 @@ def _vm(host: Host, v: dict[str, Any], now: datetime) -> VM:
     state = check_enum("VMState", str(v.get("state", "Running")))
     vm = VM(id=vm_id, name=str(v["name"]), memory=memory, state=state, cpu_count=int(v.get("cpus", 2)),
             generation=int(v.get("generation", 2)), version=str(v.get("version", "10.0")),
-            notes=str(v.get("notes", "")), creation_time=now - timedelta(days=int(v.get("age_days", 200))))
+            notes=str(v.get("notes", "")), creation_time=now - timedelta(days=int(v.get("age_days", 200))),
+            boot_seconds=boot_seconds(v.get("boot_seconds", 0), str(v["name"])),
+            never_heartbeat=bool(v.get("never_heartbeat", False)))
     if vm.running:
         vm.started_at = now - timedelta(hours=float(v.get("uptime_h", 72)))
         vm.cpu_usage = int(v.get("cpu_usage", 3))
@@ -107,7 +127,7 @@ def _vm(host: Host, v: dict[str, Any], now: datetime) -> VM:
             name=a.get("name", "Network Adapter"), mac=str(mac if len(str(mac)) == 12 else f"00155D{mac}"),
             switch_name=a.get("switch", "vSwitch-LAN"), ipv4=list(a.get("ipv4", [])), ipv6=list(a.get("ipv6", [])),
             allow_teaming=check_enum("OnOffState", str(a.get("allow_teaming", "Off"))),
-            adapter_guid=uuid.uuid5(ID_NS, f"{vm_id}/adapter/{i}")))
+            adapter_guid=uuid.uuid5(ID_NS, f"{vm_id}/adapter/{i}"), test_replica_switch=str(a.get("test_switch", ""))))
     by_name: dict[str, uuid.UUID] = {}
     for c in v.get("checkpoints") or []:
         cp = Checkpoint(id=uuid.uuid5(ID_NS, f"{vm_id}/cp/{c['name']}"), name=str(c["name"]),
@@ -138,9 +158,9 @@ def _replicate(fleet: Fleet, host: Host, v: dict[str, Any], now: datetime) -> No
     primary.replication = Replication(mode="Primary", state=state, health=health, **common, **stats)
     replica = VM(id=primary.id, name=primary.name, memory=primary.memory, state="Off", cpu_count=primary.cpu_count,
                  generation=primary.generation, version=primary.version, notes=primary.notes,
-                 creation_time=primary.creation_time,
-                 adapters=[NetAdapter(a.name, a.mac, a.switch_name, list(a.ipv4), list(a.ipv6), a.allow_teaming,
-                                      a.adapter_guid) for a in primary.adapters])
+                 creation_time=primary.creation_time, boot_seconds=primary.boot_seconds,
+                 never_heartbeat=primary.never_heartbeat,  # the same guest boots on either side
+                 adapters=[a.copy() for a in primary.adapters])
     replica.replication = Replication(
         mode="Replica", state=check_enum("VMReplicationState", str(r.get("replica_state", state))),
         health=check_enum("VMReplicationHealthState", str(r.get("replica_health", health))), **common, **stats)
@@ -173,9 +193,9 @@ def _extend(fleet: Fleet, host: Host, replica: VM, e: dict[str, Any], primary_fr
     # Get-VMReplication output of an extended replica server.
     copy = VM(id=replica.id, name=replica.name, memory=replica.memory, state="Off", cpu_count=replica.cpu_count,
               generation=replica.generation, version=replica.version, notes=replica.notes,
-              creation_time=replica.creation_time,
-              adapters=[NetAdapter(a.name, a.mac, a.switch_name, list(a.ipv4), list(a.ipv6), a.allow_teaming,
-                                   a.adapter_guid) for a in replica.adapters])
+              creation_time=replica.creation_time, boot_seconds=replica.boot_seconds,
+              never_heartbeat=replica.never_heartbeat,
+              adapters=[a.copy() for a in replica.adapters])
     copy.replication = Replication(mode="ExtendedReplica", state="Replicating", health="Normal", **common)
     target.vms.append(copy)
 

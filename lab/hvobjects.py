@@ -107,7 +107,7 @@ def vm_values(host: Host, vm: VM, now: datetime) -> dict[str, Any]:
         "MemoryDemand": vm.memory_demand(), "MemoryStatus": _memory_status(vm),
         "MemoryStartup": vm.memory.startup, "MemoryMinimum": vm.memory.minimum,
         "MemoryMaximum": vm.memory.maximum, "DynamicMemoryEnabled": vm.memory.dynamic,
-        "ProcessorCount": vm.cpu_count, "Heartbeat": vm.heartbeat(),
+        "ProcessorCount": vm.cpu_count, "Heartbeat": vm.heartbeat(now),
         "IntegrationServicesState": "Up to date", "Generation": vm.generation, "Version": vm.version,
         "Path": HV_PATH, "ConfigurationLocation": HV_PATH, "SnapshotFileLocation": HV_PATH,
         "SmartPagingFilePath": HV_PATH, "CheckpointType": "Production", "AutomaticStartAction": "StartIfRunning",
@@ -139,6 +139,7 @@ def adapter_values(host: Host, vm: VM, adapter: NetAdapter) -> dict[str, Any]:
         "DeviceNaming": "Off", "FixSpeed10G": "Off", "PortMirroringMode": "None", "IsLegacy": False,
         "IsSynthetic": True, "IsManagementOs": False, "IsExternalAdapter": False, "VMQWeight": 100,
         "ClusterMonitored": True, "ComputerName": host.name, "IsDeleted": False, "MediaType": 0,
+        "TestReplicaSwitchName": adapter.test_replica_switch or None,
     }
 
 
@@ -221,15 +222,16 @@ def replication_server_values(host: Host) -> dict[str, Any]:
 INTEGRATION_ID = uuid.UUID("2f1e9ea5-6c3b-4f57-8bb8-11b0c2a1d3c4")
 
 
-def integration_values(host: Host, vm: VM, service: str) -> dict[str, Any]:
+def integration_values(host: Host, vm: VM, service: str, now: datetime) -> dict[str, Any]:
     """Get-VMIntegrationService: one integration component of a VM (every one enabled but Shutdown may not be)."""
     if service == "Shutdown":
-        status = vm.shutdown_status()
+        status = vm.shutdown_status(now)
         enabled = vm.shutdown_service
     else:
-        status = None if not vm.running else ("LostCommunication" if vm.broken else "Ok")
+        status = vm.guest_status(now)
         enabled = True
-    text = {None: "", "Ok": "OK", "Disabled": "Disabled", "LostCommunication": "Lost Communication"}[status]
+    text = {None: "", "Ok": "OK", "Disabled": "Disabled", "LostCommunication": "Lost Communication",
+            "NoContact": "No Contact"}[status]
     return {"Name": service, "VMName": vm.name, "VMId": vm.id, "Enabled": enabled,
             "Id": f"Microsoft:{vm.id}\\{uuid.uuid5(INTEGRATION_ID, service)}",
             "OperationalStatus": [status] if status else [], "PrimaryOperationalStatus": status,
@@ -273,7 +275,7 @@ def _values(live: Live, now: datetime) -> dict[str, Any]:
     if kind == "VMReplicationServer":
         return replication_server_values(host)
     if kind == "VMIntegrationComponent" and vm:
-        return integration_values(host, vm, live.item)
+        return integration_values(host, vm, live.item, now)
     if kind == "VMHost":
         return host_values(host)
     raise ValueError(f"cannot serialize {kind}")

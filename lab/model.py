@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -49,6 +49,11 @@ class NetAdapter:
     ipv6: list[str] = field(default_factory=list)
     allow_teaming: str = "Off"  # OnOffState
     adapter_guid: uuid.UUID = field(default_factory=uuid.uuid4)
+    # Set on a replica VM's adapter: the switch a test-failover VM's adapter connects to ("" = not connected).
+    test_replica_switch: str = ""
+
+    def copy(self) -> NetAdapter:
+        return replace(self, ipv4=list(self.ipv4), ipv6=list(self.ipv6))
 
 
 @dataclass
@@ -159,6 +164,9 @@ class VM:
     failover_point: uuid.UUID | None = None  # recovery point chosen by an unplanned failover
     secondary_status: str | None = None  # VMOperationalStatus while an operation runs (migration, export)
     shutdown_service: bool = True  # the guest's Shutdown integration service is enabled
+    # The guest answers its integration services this long after it started (fleet clock); 0 = at once.
+    boot_seconds: float = 0.0
+    never_heartbeat: bool = False  # the guest never answers: a VM that starts but never boots
 
     @property
     def running(self) -> bool:
@@ -187,14 +195,32 @@ class VM:
         """Guest addresses come from KVP exchange: only while the guest runs and answers (§1.1)."""
         return self.state == "Running" and not self.broken
 
-    def heartbeat(self) -> str | None:
+    def booting(self, now: datetime | None) -> bool:
+        """Started less than ``boot_seconds`` ago, or never to finish booting: the guest does not answer yet."""
+        if not self.running:
+            return False
+        if self.never_heartbeat:
+            return True
+        if now is None or self.started_at is None or self.boot_seconds <= 0:
+            return False
+        return now - self.started_at < timedelta(seconds=self.boot_seconds)
+
+    def guest_status(self, now: datetime | None) -> str | None:
+        """VMIntegrationComponentOperationalStatus of a running guest's services (None when it is off). Before its
+        integration services start, a guest has not made contact (inference: the reference lists NoContact without
+        saying when Hyper-V reports it)."""
         if not self.running:
             return None
         if self.broken:
             return "LostCommunication"
-        return "OkApplicationsHealthy"
+        return "NoContact" if self.booting(now) else "Ok"
 
-    def shutdown_status(self) -> str | None:
+    def heartbeat(self, now: datetime | None = None) -> str | None:
+        """VMHeartbeatStatus (Get-VM's Heartbeat): NoContact while booting, then OK."""
+        status = self.guest_status(now)
+        return {None: None, "Ok": "OkApplicationsHealthy"}.get(status, status)
+
+    def shutdown_status(self, now: datetime | None = None) -> str | None:
         """PrimaryOperationalStatus of the Shutdown integration service (VMIntegrationComponentOperationalStatus).
 
         The reference does not say which statuses make Stop-VM prompt; the lab takes the stricter reading:
@@ -203,7 +229,7 @@ class VM:
             return None
         if not self.shutdown_service:
             return "Disabled"
-        return "LostCommunication" if self.broken else "Ok"
+        return self.guest_status(now)
 
     def current_checkpoint(self) -> Checkpoint | None:
         own = [c for c in self.checkpoints if c.type not in ("Replica", "AppConsistentReplica", "SyncedReplica")]

@@ -209,13 +209,15 @@ def failover(fleet: Fleet, host: Host, vm: VM, point_id: uuid.UUID | None = None
 
 
 def test_failover(fleet: Fleet, host: Host, vm: VM, point_id: uuid.UUID | None = None) -> VM:
-    """Creates '<VM> - Test' (TestReplica, not connected); replication goes on; one test VM at a time."""
+    """Creates '<VM> - Test' (TestReplica); replication goes on; one test VM at a time. Each test adapter connects
+    to its replica adapter's TestReplicaSwitchName, and to nothing when that is empty (hyperv.md §1.5)."""
     rep = _check_replica_failover(vm, test=True)
     recovery_point(vm, point_id)
     if rep.test_vm_id is not None:
         raise ReplicationError(replication_state_text(vm))
     test_vm = replace(vm, id=uuid.uuid4(), name=f"{vm.name} - Test", state="Off", started_at=None,
-                      adapters=[replace(a, switch_name=None) for a in vm.adapters], checkpoints=[],
+                      adapters=[replace(a.copy(), switch_name=a.test_replica_switch or None) for a in vm.adapters],
+                      checkpoints=[],
                       replication=replace(rep, mode="TestReplica", state="Disabled", health="NotApplicable"),
                       extended=None, test_of=vm.id, creation_time=fleet.clock())
     host.vms.append(test_vm)

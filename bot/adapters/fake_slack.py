@@ -21,6 +21,13 @@ BOT_USER = "UHVBOT"
 TEAM = "T0HVBOT"
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver listens with a backlog of 5. Bursts of concurrent clicks (each with a response_url) overflow it;
+    # Linux then drops the SYN and the client retries after 1, 2, 4 ... 32 s: a "hung" call of up to ~63 s.
+    request_queue_size = 1024
+
+
 @dataclass
 class Call:
     method: str  # "chat.postMessage", or "response_url" / "upload" for those endpoints
@@ -43,8 +50,7 @@ class FakeSlack:
         self.files: dict[str, bytes] = {}
         self._host = host
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-slack", daemon=True)
 
     # --- lifecycle ----------------------------------------------------------------------------------------

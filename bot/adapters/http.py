@@ -5,6 +5,8 @@ concurrent clients), 20 request threads that each parse HTTP and then wait for t
 gave a long ack tail (p99 about 4.6 x p50). Here one loop reads and parses requests (aiohttp's C parser) and
 hands them, in arrival order, to a few dispatch threads. Bolt's dispatch stays synchronous: our listeners
 ack first and queue after (bot/app.py, bot/intake.py); a handler that waits on Redis blocks only its thread.
+
+Bolt sees only what bot/adapters/http_checks.py admits: signed, not a retry or a replay, and of a known shape.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
-from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt import App, BoltRequest
+
+from bot.adapters.http_checks import Answer, RequestChecks
 
 EVENTS_PATH = "/slack/events"
 MAX_BODY = 1 << 20  # Slack payloads are small; aiohttp answers 413 to anything larger before reading it
@@ -32,8 +36,12 @@ class BoltHTTPServer:
         port: int = 3000,
         ready: Callable[[], bool] | None = None,
         dispatch_threads: int = DISPATCH_THREADS,
+        checks: RequestChecks | None = None,
     ) -> None:
+        if app is not None and checks is None:
+            raise ValueError("the events route needs RequestChecks (signing secret and replay cache)")
         self._app = app
+        self._checks = checks
         self._ready = ready or (lambda: True)
         self._sock = socket.create_server((host, port), backlog=BACKLOG)  # bound now: a taken port fails here
         self._pool = ThreadPoolExecutor(dispatch_threads, thread_name_prefix="hvbot-dispatch")
@@ -89,13 +97,23 @@ class BoltHTTPServer:
         return web.Response(status=200 if ok else 503, text="ready" if ok else "not ready: Redis unreachable")
 
     async def _events(self, request: web.Request) -> web.Response:
-        body = (await request.read()).decode("utf-8", errors="replace")
-        headers: dict[str, str | Sequence[str]] = {k.lower(): request.headers.getall(k) for k in request.headers}
-        bolt_request = BoltRequest(body=body, query=request.query_string, headers=headers)
-        response = await asyncio.get_running_loop().run_in_executor(self._pool, self._dispatch, bolt_request)
-        sent = {k: v for k, v in response.first_headers().items() if k.lower() != "content-length"}
-        return web.Response(status=response.status, body=response.body.encode("utf-8"), headers=sent)
+        raw = await request.read()
+        headers = {k.lower(): request.headers.getall(k) for k in request.headers}
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(self._pool, self._handle, raw, headers, request.query_string)
+        sent = {"Content-Type": "text/plain; charset=utf-8", **answer.headers}  # Bolt's own type wins when it sets one
+        return web.Response(status=answer.status, body=answer.text.encode("utf-8"), headers=sent)
 
-    def _dispatch(self, request: BoltRequest) -> BoltResponse:
-        assert self._app is not None  # the route exists only with an app
-        return self._app.dispatch(request)
+    def _handle(self, raw: bytes, headers: dict[str, list[str]], query: str) -> Answer:
+        """Checks, then Bolt: in a dispatch thread, since the replay check and the listeners may wait on Redis."""
+        assert self._app is not None and self._checks is not None  # the route exists only with both
+        admitted = self._checks.admit(raw, headers, query)
+        if isinstance(admitted, Answer):
+            return admitted
+        return self._dispatch(admitted)
+
+    def _dispatch(self, request: BoltRequest) -> Answer:
+        assert self._app is not None
+        response = self._app.dispatch(request)
+        sent = {k: v for k, v in response.first_headers().items() if k.lower() != "content-length"}
+        return Answer(response.status, response.body, sent)

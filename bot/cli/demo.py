@@ -31,7 +31,8 @@ from bot.logs import configure_logging
 from bot.runtime import build_runtime
 from bot.settings import Settings
 from lab.fleet import Lab
-from lab.fleet_file import default_fleet
+from lab.fleet_file import default_fleet, load_fleet
+from lab.site_fleet import site_fleet as lab_site_fleet
 
 DEMO_TOKEN = "xoxb-demo-not-a-real-token"
 
@@ -123,11 +124,18 @@ def run_session(settings: Settings, stdin: TextIO, stdout: TextIO, redis_conn: r
 
 @click.command("demo")
 @click.option("--https", is_flag=True, help="run the lab hosts over HTTPS")
-def demo_command(https: bool) -> None:
+@click.option("--fleet", "fleet_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML fleet file instead of the default fleet")
+@click.option("--site-fleet", is_flag=True,
+              help="a two-site fleet of 10 hosts and 240 replicated VMs with realistic boot times")
+def demo_command(https: bool, fleet_file: Path | None, site_fleet: bool) -> None:
     """The bot on the embedded lab fleet, chatting in this terminal (reads stdin when piped)."""
+    if fleet_file is not None and site_fleet:
+        raise click.UsageError("use --fleet or --site-fleet, not both")
+    fleet = load_fleet(fleet_file) if fleet_file else lab_site_fleet() if site_fleet else default_fleet()
     out = sys.stdout
     with ExitStack() as stack:
-        lab = stack.enter_context(Lab(default_fleet(), https=https))
+        lab = stack.enter_context(Lab(fleet, https=https))
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hvbot-demo-")))
         inventory = lab.write_inventory(workdir / "inventory.yml")
         out.write(f"Lab: {len(lab.fleet.hosts)} simulated Hyper-V hosts ({', '.join(lab.fleet.hosts)})\n")

@@ -8,8 +8,11 @@ import click
 import redis
 
 from bot.adapters.http import BoltHTTPServer
+from bot.adapters.http_checks import RequestChecks
+from bot.adapters.socket_mode import CheckedSocketModeHandler
 from bot.app import build_app
 from bot.logs import configure_logging
+from bot.middleware.replay import ReplayCache
 from bot.runtime import AbandonedJobWatcher
 from bot.settings import Settings
 
@@ -42,13 +45,13 @@ def serve_command(port: int, bind: str) -> None:
             return False
 
     if settings.slack_app_token is not None:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
         health = BoltHTTPServer(None, bind, port, ready).start()  # Socket Mode has no HTTP side: health only
         log.info("hvbot serve: Socket Mode (health on port %d)", health.port)
-        SocketModeHandler(app, settings.secret("slack_app_token"), web_client=runtime.client).start()  # type: ignore[no-untyped-call]
+        handler = CheckedSocketModeHandler(app, settings.secret("slack_app_token"), web_client=runtime.client)
+        handler.start()  # type: ignore[no-untyped-call]
         return
-    server = BoltHTTPServer(app, bind, port, ready)
+    checks = RequestChecks(settings.secret("slack_signing_secret"), ReplayCache(runtime.redis))
+    server = BoltHTTPServer(app, bind, port, ready, checks=checks)
     log.info("hvbot serve: HTTP mode on port %d, POST /slack/events", server.port)
     click.echo(f"hvbot serve: listening on {bind}:{server.port} (POST /slack/events, GET /healthz)", err=True)
     server.serve_forever()

@@ -15,10 +15,11 @@ from slack_sdk import WebClient
 from bot.settings import Settings, approval_secret
 from bot.views import common as views
 from bot.views import failover as fv
+from bot.views import site_failover as rv
 from bot.views.common import View
 from jobs.audit import AuditEntry, AuditLog
 from jobs.failover.approvals import ApprovalStore
-from jobs.keys import AUDIT_STREAM, FAILOVER_PREVIEW_KEY, FAILOVER_PROGRESS_KEY
+from jobs.keys import AUDIT_STREAM, FAILOVER_PREVIEW_KEY, FAILOVER_PROGRESS_KEY, RECOVERY_PREVIEW_KEY
 
 
 def approval_store(settings: Settings, connection: redis.Redis) -> ApprovalStore:
@@ -84,7 +85,11 @@ class CardReporter:
                                                  text=f":x: {outcome['error']}")
 
     def expired(self, card: dict[str, Any]) -> None:
-        """The approval expired (housekeeping): the card says so."""
+        """The approval expired (housekeeping): the card says so (a site, host or plan failover's card too)."""
+        text = "Expired: nobody approved it in time. Request it again if still needed."
+        recovery = self.redis.get(RECOVERY_PREVIEW_KEY.format(f"a:{card['approval_id']}"))
+        if recovery:
+            update_card(self.client, card["channel"], card["ts"], rv.decided(json.loads(recovery), text))
+            return
         data = stored_preview(self.redis, card["approval_id"])
-        update_card(self.client, card["channel"], card["ts"],
-                fv.decided(data, "Expired: nobody approved it in time. Request it again if still needed."))
+        update_card(self.client, card["channel"], card["ts"], fv.decided(data, text))

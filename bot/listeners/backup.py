@@ -2,8 +2,9 @@
 
 backup-check (viewer) is enqueued at once. The others change the fleet, so they answer with a confirm card
 (`bot.views.backup.confirm_card`); the request waits in Redis (`BACKUP_PENDING_KEY`, one use, 15 min) until Run is
-clicked, and the clicker's operator role is checked again at click time. Cancel (exports) and the on-call
-alert's Retry / Resynchronize buttons need the operator role too. The jobs live in jobs.backup.tasks and
+clicked, and the clicker's operator role and channel are checked again at click time, for Run and for the card's
+Cancel alike. Cancel (exports) and the on-call alert's Retry / Resynchronize buttons need the operator role too,
+carry one-use tokens, and their values are checked as typed arguments are. The jobs live in jobs.backup.tasks and
 jobs.backup.export_tasks; every request's status is one channel message updated in place.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 
-from bot.grammar import BACKUP_VERBS, MAX_WINDOW, OPERATOR, Command, parse_at, parse_duration
+from bot.grammar import BACKUP_VERBS, MAX_WINDOW, OPERATOR, Command, exact_name, job_id, parse_at, parse_duration
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime
@@ -78,19 +79,32 @@ def describe(request: dict[str, Any]) -> str:
     return f"Export checkpoint '{args[1]}' of {args[0]} to {args[2]} on its host (a long job you can cancel)."
 
 
-def run_needs(runtime: Runtime) -> Callable[[dict[str, Any]], Needs]:
-    """Run needs an operator; the refusal names the pending command it would have started."""
+def run_needs(runtime: Runtime, verb: str = "") -> Callable[[dict[str, Any]], Needs]:
+    """Run and Cancel of a pending request need an operator in an allowed channel; the refusal names the pending
+    command (prefixed with `verb`)."""
 
     def needs(action: dict[str, Any]) -> Needs:
         raw = runtime.redis.get(BACKUP_PENDING_KEY.format(str(action.get("value", ""))))
-        return Needs(OPERATOR, json.loads(raw)["command"] if raw else "backup request", audit=True)
+        what = json.loads(raw)["command"] if raw else "backup request"
+        return Needs(OPERATOR, f"{verb} {what}".strip(), audit=True)
 
     return needs
 
 
+def export_cancel_needs(action: dict[str, Any]) -> Needs:
+    key = job_id(str(action.get("value", "")))  # the export's key, checked as `cancel JOB` checks a job id
+    return Needs(OPERATOR, f"cancel export {key}", audit=True, once=True)
+
+
+def alert_action_needs(action: dict[str, Any]) -> Needs:
+    return Needs(OPERATOR, alert_action_what(action), audit=True, once=True)
+
+
 def alert_action_what(action: dict[str, Any]) -> str:
+    """The on-call alert's value is the VM: one named exactly, as `backup-window VM` takes it."""
     resync = action.get("action_id") == bv.ACTION_ALERT_RESYNC
-    return f"backup-window {action.get('value', '')} {'resynchronize' if resync else 'retry resume'}"
+    vm = exact_name(str(action.get("value", "")))
+    return f"backup-window {vm} {'resynchronize' if resync else 'retry resume'}"
 
 
 def on_run(runtime: Runtime, who: Requester, action: dict[str, Any], respond: Respond) -> None:
@@ -145,8 +159,19 @@ def _start_window(runtime: Runtime, request: dict[str, Any], base: dict[str, Any
             f"{at.astimezone(UTC):%Y-%m-%d %H:%M UTC} for {request['args'][1]} (requested by <@{user}>)."))
 
 
-def on_export_cancel(runtime: Runtime, who: Requester, action: dict[str, Any], respond: Respond) -> None:
-    key = str(action.get("value", ""))
+def on_dismiss(runtime: Runtime, who: Requester, request_id: str, respond: Respond) -> None:
+    """Cancel of a confirm card: the pending request is deleted once; a second Cancel (or one after Run) says so."""
+    raw = runtime.redis.getdel(BACKUP_PENDING_KEY.format(request_id))
+    if raw is None:
+        respond(text="This request was already run or cancelled (or it expired); nothing to cancel.",
+                response_type="ephemeral", replace_original=False)
+        return
+    runtime.record(who.user, who.channel, json.loads(raw)["command"], "cancelled", "confirm card cancelled",
+                   request_id)
+    respond(delete_original=True)
+
+
+def on_export_cancel(runtime: Runtime, who: Requester, key: str, respond: Respond) -> None:
     runtime.redis.set(EXPORT_CANCEL_KEY.format(key), who.user, ex=86400)  # read by the job after each poll
     runtime.record(who.user, who.channel, f"cancel export {key}", "cancelled", "", key)
     respond(text="Cancelling the export; the message says when it stopped.", response_type="ephemeral",
@@ -154,7 +179,8 @@ def on_export_cancel(runtime: Runtime, who: Requester, action: dict[str, Any], r
 
 
 def on_alert_action(runtime: Runtime, who: Requester, body: dict[str, Any], action: dict[str, Any]) -> None:
-    vm, user = str(action.get("value", "")), who.user
+    """Retry / Resynchronize; `action` carries the value without its token (the gate spent it)."""
+    vm, user = exact_name(str(action.get("value", ""))), who.user
     resync = action.get("action_id") == bv.ACTION_ALERT_RESYNC
     what = alert_action_what(action)
     alert = load_alert(runtime.redis, vm)
@@ -174,23 +200,22 @@ def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
         ack()  # first: Slack's 3 s; what follows is a few Redis calls
         on_run(runtime, context["requester"], action, respond)
 
-    def dismiss(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
+    def dismiss(ack: Ack, context: BoltContext, respond: Respond) -> None:
         ack()
-        runtime.redis.delete(BACKUP_PENDING_KEY.format(str(action.get("value", ""))))
-        respond(delete_original=True)
+        on_dismiss(runtime, context["requester"], context["value"], respond)
 
-    def cancel(ack: Ack, context: BoltContext, action: dict[str, Any], respond: Respond) -> None:
+    def cancel(ack: Ack, context: BoltContext, respond: Respond) -> None:
         ack()
-        on_export_cancel(runtime, context["requester"], action, respond)
+        on_export_cancel(runtime, context["requester"], context["value"], respond)
 
     def alert(ack: Ack, context: BoltContext, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
-        on_alert_action(runtime, context["requester"], body, action)
+        on_alert_action(runtime, context["requester"], body, {**action, "value": context["value"]})
 
-    may_cancel = gate.click(lambda action: Needs(OPERATOR, f"cancel export {action.get('value', '')}", audit=True))
-    may_alert = gate.click(lambda action: Needs(OPERATOR, alert_action_what(action), audit=True))
+    may_cancel = gate.click(export_cancel_needs)
+    may_alert = gate.click(alert_action_needs)
     app.action(bv.ACTION_RUN, middleware=[gate.click(run_needs(runtime))])(run)
-    app.action(bv.ACTION_DISMISS)(dismiss)
+    app.action(bv.ACTION_DISMISS, middleware=[gate.click(run_needs(runtime, "cancel"))])(dismiss)
     app.action(bv.ACTION_EXPORT_CANCEL, middleware=[may_cancel])(cancel)
     app.action(bv.ACTION_ALERT_RETRY, middleware=[may_alert])(alert)
     app.action(bv.ACTION_ALERT_RESYNC, middleware=[may_alert])(alert)

@@ -15,9 +15,9 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.delivery.cards import approval_store, stored_preview, update_card
-from bot.grammar import APPROVER, FAILOVER_KINDS, OPERATOR, Command
+from bot.grammar import APPROVER, FAILOVER_KINDS, OPERATOR, VIEWER, Command
 from bot.listeners.verbs import Verbs
-from bot.middleware.authorization import Gate, Needs, Requester, requester
+from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime
 from bot.views import common as views
 from bot.views import failover as fv
@@ -50,11 +50,9 @@ def handle(runtime: Runtime, command: Command, who: Requester, body: dict[str, A
     return views.notice(f"Reading the replication state of {args[0]} on both hosts for a {kind} preview …")
 
 
-def on_request(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], action: dict[str, Any],
-               respond: Respond) -> None:
-    who = requester(body)
+def on_request(runtime: Runtime, store: ApprovalStore, who: Requester, preview_id: str, respond: Respond) -> None:
+    """Request (its one-use token was spent by the gate): one approval card per preview, however often clicked."""
     user, channel = who.user, who.channel
-    preview_id = str(action.get("value", ""))
     raw = runtime.redis.get(FAILOVER_PREVIEW_KEY.format(preview_id))
     data = json.loads(raw) if raw else None
     if data is None or data.get("refused") or data.get("error"):
@@ -77,11 +75,12 @@ def on_request(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], act
         _start(runtime, store, approval.id, user)
 
 
-def on_decision(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], action: dict[str, Any],
+def on_decision(runtime: Runtime, store: ApprovalStore, who: Requester, action: dict[str, Any], value: str,
                 respond: Respond) -> Decision:
-    """Approve or Reject: the approver role is checked now, at click time; the store decides atomically."""
-    user = requester(body).user
-    approval_id, digest = parse_button_value(str(action.get("value", "")))
+    """Approve or Reject: the gate checked the channel; the approver role (or the requester withdrawing) is checked
+    now, at click time, by the store, which decides atomically: one decision per request, however often clicked."""
+    user = who.user
+    approval_id, digest = parse_button_value(value)
     decision = "approve" if action.get("action_id") == fv.ACTION_APPROVE else "reject"
     result = store.decide(approval_id, decision, user, runtime.authz.has_role(user, APPROVER), digest)
     if not result.ok:
@@ -140,17 +139,17 @@ def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
     def ack_only(ack: Ack) -> None:
         ack()
 
-    def request(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        on_request(runtime, store_now(), body, action, respond)
+    def request(context: BoltContext, respond: Respond) -> None:
+        on_request(runtime, store_now(), context["requester"], context["value"], respond)
 
-    def decide(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    def decide(ack: Ack, context: BoltContext, action: dict[str, Any], respond: Respond) -> None:
         ack()  # first: Slack's 3 s; the store call is a few ms
-        on_decision(runtime, store_now(), body, action, respond)
+        on_decision(runtime, store_now(), context["requester"], action, context["value"], respond)
 
     def dismiss(respond: Respond) -> None:
         respond(delete_original=True)
 
-    may_request = gate.click(Needs(OPERATOR, "failover", audit=True))
+    may_request = gate.click(Needs(OPERATOR, "failover", audit=True, once=True))
     app.action(fv.ACTION_REQUEST, middleware=[may_request])(ack=ack_only, lazy=[request])
     app.action(fv.ACTION_DISMISS)(ack=ack_only, lazy=[dismiss])
 
@@ -160,6 +159,9 @@ def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
     for kind in fv.NEXT_LABELS:
         app.action(f"{fv.ACTION_NEXT}_{kind}", middleware=[gate.command(next_action_text)])(
             ack=ack_only, lazy=[next_action])
-    app.action(fv.ACTION_APPROVE)(decide)
-    app.action(fv.ACTION_REJECT)(decide)
+    # The approval channel is the one explicit exception to the allowed-channel list (README, "Approvals").
+    approval_channels = (runtime.settings.approval_channel,) if runtime.settings.approval_channel else ()
+    may_decide = gate.click(Needs(VIEWER, "approve or reject a failover", audit=True, also_in=approval_channels))
+    app.action(fv.ACTION_APPROVE, middleware=[may_decide])(decide)
+    app.action(fv.ACTION_REJECT, middleware=[may_decide])(decide)
     return {"failover": handle, "reverse": handle}

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.delivery.alert_routing import alert_rules
-from bot.grammar import MAX_SILENCE, OPERATOR, VIEWER, Command, parse_duration
+from bot.grammar import MAX_SILENCE, OPERATOR, VIEWER, Command, CommandError, exact_name, host_name, parse_duration
 from bot.listeners import failover
 from bot.listeners.verbs import Verbs
-from bot.middleware.authorization import Gate, Needs, Requester, requester
+from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime
 from bot.views import alerts as alert_views
 from bot.views import common as views
@@ -33,6 +35,7 @@ from jobs.monitor.state import AlertEngine
 from jobs.monitor.sweep import load_last, run_host_sweep
 from jobs.ports import ReplyTo
 from jobs.queue import enqueue, new_job_id
+from jobs.recovery.drill_store import DrillStore
 
 log = logging.getLogger("hvbot.monitor")
 
@@ -58,14 +61,23 @@ def _age(seconds: float) -> str:
     return f"{int(seconds)} s" if seconds < 120 else f"{int(seconds // 60)} min"
 
 
-def _line(entry: dict[str, Any], vm: dict[str, Any]) -> str:
+def _drill_text(drill: dict[str, Any] | None) -> str:
+    if drill is None:
+        return "no successful drill"
+    return f"drilled {datetime.fromtimestamp(drill['at'], UTC):%Y-%m-%d}"
+
+
+def _line(entry: dict[str, Any], vm: dict[str, Any], drills: dict[str, dict[str, Any]] | None = None) -> str:
     notes = [n for n, on in (("backup window", vm["in_backup_window"]), ("failover", vm["under_failover"])) if on]
     extra = f" ({', '.join(notes)})" if notes else ""
+    drilled = f" · {_drill_text(drills.get(vm['vm'].lower()))}" if drills is not None else ""
     return (f"`{vm['vm']}` on {entry['host']} · {vm['mode']} · {vm['state']} · health {vm['health']} · "
-            f"lag {alert_views.lag_text(vm['lag_s'])}{extra}")
+            f"lag {alert_views.lag_text(vm['lag_s'])}{drilled}{extra}")
 
 
-def replication_text(entries: list[dict[str, Any]], target: str | None, now: float) -> str:
+def replication_text(entries: list[dict[str, Any]], target: str | None, now: float,
+                     drills: dict[str, dict[str, Any]] | None = None) -> str:
+    """``drills``: VM name (lower case) -> its last successful drill; None leaves the drill column out."""
     if not entries:
         return "No sweep has run yet: start `hvbot monitor`, or use `--fresh`."
     hosts = {short_host(e["host"]) for e in entries}
@@ -80,7 +92,7 @@ def replication_text(entries: list[dict[str, Any]], target: str | None, now: flo
             lines.append(f":x: {e['error']}")  # host errors already start with the host name
         if vms or host_pick or e["error"]:
             oldest = min(oldest, e["at"])
-        lines += [_line(e, v) for v in vms]
+        lines += [_line(e, v, drills) for v in vms]
     if not lines:
         return f"Nothing named `{target}` in the last sweep."
     more = f"\n…and {len(lines) - MAX_LINES} more lines" if len(lines) > MAX_LINES else ""
@@ -92,7 +104,9 @@ def _replication(runtime: Runtime, command: Command, user: str, channel: str) ->
     target = command.args[0] if command.args else None
     now = datetime.now(UTC)
     entries = load_last(runtime.redis)
-    text = replication_text(entries, target, now.timestamp())
+    names = sorted({v["vm"] for e in entries for v in e["vms"]})
+    drills = {k.lower(): v for k, v in DrillStore(runtime.redis).last_successes("vm", names).items()}
+    text = replication_text(entries, target, now.timestamp(), drills)
     text += f"\n_{heartbeat.status_line(runtime.redis, now.timestamp())[1]}_"  # is anyone still sweeping?
     if command.extra.get("fresh"):
         hosts = _hosts(runtime, entries)
@@ -141,62 +155,106 @@ def _silence(runtime: Runtime, command: Command, user: str, channel: str) -> vie
 
 
 # ---- buttons ---------------------------------------------------------------------------------------------
+# Values are validated here with the grammar's own checks (the gate calls the policies below before any listener
+# runs), and the buttons that change something carry one-use tokens (bot.views.alerts seals them).
+
+MENU_VERBS = ("details", "resume", "resync", "failover")
 
 
-def on_ack(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-    who = requester(body)
+@dataclass(frozen=True)
+class MenuChoice:
+    verb: str
+    host: str
+    vm: str
+
+
+def menu_choice(runtime: Runtime, value: str) -> MenuChoice:
+    """The VM menu's value `verb|host|vm`, checked as typed text is: a known verb, a host of the inventory, one VM
+    named exactly (and, to act on it, one the last sweep saw on that host). Raises CommandError."""
+    verb, host, vm = (value.split("|") + ["", ""])[:3]
+    if verb not in MENU_VERBS or value.count("|") != 2:
+        raise CommandError("This menu choice is not one hvbot offers; use the menu of the latest alert message.")
+    known = {short_host(h) for h in _hosts(runtime, load_last(runtime.redis))}
+    if short_host(host_name(host)) not in known:
+        raise CommandError(f"`{host[:30]}` is not a host of hvbot's inventory.")
+    choice = MenuChoice(verb, host, exact_name(vm))
+    # The menu is only offered on VMs a sweep found; a value naming any other VM was not offered.
+    seen = {v["vm"].lower() for e in load_last(runtime.redis, [host]) for v in e["vms"]}
+    if verb != "details" and vm.lower() not in seen:
+        raise CommandError(f"`{vm[:30]}` was not seen on {host} in the last sweep; use the latest alert's menu.")
+    return choice
+
+
+def snooze_choice(value: str) -> tuple[int, str]:
+    """The Snooze value `seconds|message key`: capped like `/hyperv silence` (the same duration parser)."""
+    seconds, _, key = value.partition("|")
+    try:
+        length = parse_duration(f"{seconds}s", MAX_SILENCE, "a snooze")
+    except ValueError as err:
+        raise CommandError(f"{err}.") from None
+    return int(length.total_seconds()), key
+
+
+def vm_menu_needs(runtime: Runtime) -> Callable[[dict[str, Any]], Needs]:
+    """Details need a viewer; failover, resume and resync an operator (checked at click time); resume and resync
+    change replication, so their options are one-use."""
+
+    def needs(action: dict[str, Any]) -> Needs:
+        choice = menu_choice(runtime, str(action.get("value", "")))
+        what = f"{choice.verb} {choice.vm} --host {choice.host}"
+        if choice.verb in ("resume", "resync"):
+            return Needs(OPERATOR, what, audit=True, once=True)
+        if choice.verb == "failover":
+            return Needs(OPERATOR, what)
+        return Needs(VIEWER, "replication")
+
+    return needs
+
+
+def snooze_needs(action: dict[str, Any]) -> Needs:
+    seconds, key = snooze_choice(str(action.get("value", "")))
+    return Needs(OPERATOR, f"alert snooze {key} {seconds}s", audit=True, once=True)
+
+
+def on_ack(runtime: Runtime, who: Requester, key: str, body: dict[str, Any], respond: Respond) -> None:
     user, channel = who.user, who.channel
-    key = str(action.get("value", ""))
     done = engine(runtime).ack(key, user, datetime.now(UTC))
     runtime.record(user, channel, f"alert ack {key}", "done" if done else "gone")
     text = f"<@{user}> acknowledged this alert: no repeats until it resolves." if done else "This alert has resolved."
     respond(text=text, response_type="in_channel", replace_original=False, thread_ts=_thread(body))
 
 
-def on_snooze(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-    who = requester(body)
+def on_snooze(runtime: Runtime, who: Requester, value: str, body: dict[str, Any], respond: Respond) -> None:
     user, channel = who.user, who.channel
-    seconds, _, key = str(action.get("value", "")).partition("|")
-    ids = engine(runtime).snooze(key, float(seconds), user, datetime.now(UTC)) if seconds.isdigit() else []
+    seconds, key = snooze_choice(value)
+    ids = engine(runtime).snooze(key, float(seconds), user, datetime.now(UTC))
     runtime.record(user, channel, f"alert snooze {key} {seconds}s", "done" if ids else "gone")
     text = (f"<@{user}> snoozed this alert for {_age(float(seconds))}." if ids else "This alert has resolved.")
     respond(text=text, response_type="in_channel", replace_original=False, thread_ts=_thread(body))
 
 
 def _thread(body: dict[str, Any]) -> str | None:
-    return body.get("container", {}).get("message_ts")
+    container = body.get("container")
+    return container.get("message_ts") if isinstance(container, dict) else None
 
 
-def _menu_choice(action: dict[str, Any]) -> list[str]:
-    """The VM menu's value: `verb|host|vm`."""
-    return (str((action.get("selected_option") or {}).get("value", "")).split("|") + ["", ""])[:3]
-
-
-def vm_menu_needs(action: dict[str, Any]) -> Needs:
-    """Details need a viewer; failover, resume and resync an operator (checked at click time)."""
-    verb = _menu_choice(action)[0]
-    if verb in ("failover", "resume", "resync"):
-        return Needs(OPERATOR, verb)
-    return Needs(VIEWER, "replication")
-
-
-def on_vm_action(runtime: Runtime, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-    verb, host, vm = _menu_choice(action)
-    who = requester(body)
-    user, channel = who.user, who.channel
+def on_vm_action(runtime: Runtime, who: Requester, value: str, body: dict[str, Any], respond: Respond) -> None:
+    choice = menu_choice(runtime, value)
+    verb, host, vm = choice.verb, choice.host, choice.vm
     if verb == "details":
         text = replication_text(load_last(runtime.redis, [host]), vm, datetime.now(UTC).timestamp())
         respond(text=text, response_type="ephemeral", replace_original=False)
     elif verb == "failover":
         view = failover.handle(runtime, Command("failover", (vm,), host=host), who, body)
         respond(text=view.text, blocks=view.blocks, response_type="ephemeral", replace_original=False)
-    elif verb in ("resume", "resync"):
-        _queue_resume(runtime, verb, host, vm, user, channel, str(body.get("response_url", "")))
+    else:
+        _queue_resume(runtime, verb, host, vm, who, str(body.get("response_url", "")))
         respond(text=f"Queued {verb} of replication for `{vm}` on {host}; the result follows here.",
                 response_type="ephemeral", replace_original=False)
 
 
-def _queue_resume(runtime: Runtime, verb: str, host: str, vm: str, user: str, channel: str, url: str) -> None:
+def _queue_resume(runtime: Runtime, verb: str, host: str, vm: str, who: Requester, url: str) -> None:
+    user, channel = who.user, who.channel
     command = f"{verb} {vm} --host {host}"
     reply = ReplyTo(channel=channel, user=user, command=command, response_url=url)
     job_id = new_job_id()
@@ -211,18 +269,19 @@ def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
     def ack_only(ack: Ack) -> None:
         ack()
 
-    def ack_click(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        on_ack(runtime, body, action, respond)
+    def ack_click(body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        on_ack(runtime, context["requester"], context["value"], body, respond)
 
-    def snooze_click(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        on_snooze(runtime, body, action, respond)
+    def snooze_click(body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        on_snooze(runtime, context["requester"], context["value"], body, respond)
 
-    def vm_click(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        on_vm_action(runtime, body, action, respond)
+    def vm_click(body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        on_vm_action(runtime, context["requester"], context["value"], body, respond)
 
-    app.action(alert_views.ACTION_ACK, middleware=[gate.click(Needs(OPERATOR, "ack"))])(ack=ack_only, lazy=[ack_click])
-    may_snooze = [gate.click(Needs(OPERATOR, "snooze"))]
+    may_ack = [gate.click(Needs(OPERATOR, "ack", once=True))]
+    app.action(alert_views.ACTION_ACK, middleware=may_ack)(ack=ack_only, lazy=[ack_click])
+    may_snooze = [gate.click(snooze_needs)]
     for seconds, _ in alert_views.SNOOZE_CHOICES:
         app.action(f"{alert_views.ACTION_SNOOZE}_{seconds}", middleware=may_snooze)(ack=ack_only, lazy=[snooze_click])
-    app.action(alert_views.ACTION_VM, middleware=[gate.click(vm_menu_needs)])(ack=ack_only, lazy=[vm_click])
+    app.action(alert_views.ACTION_VM, middleware=[gate.click(vm_menu_needs(runtime))])(ack=ack_only, lazy=[vm_click])
     return {"replication": replication, "silence": silence}

@@ -2,7 +2,8 @@
 
 The warning is the one that matters (hyperv.md §1.11): with AllowTeaming on, the VM's adapter is
 disconnected when the host's physical NIC fails, which only helps when the guest runs its own NIC team.
-The click's value is parsed and authorized by the gate like typed text (Slack sends it back).
+The click's value is parsed and authorized by the gate like typed text (Slack sends it back); it carries a
+one-use token, so a double click or a replayed click sets the adapter once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Requester, button_text
 from bot.runtime import Runtime
 from bot.views import common as views
+from bot.views.tokens import CARD_LIFETIME, seal
 from jobs.ports import ReplyTo
 from jobs.queue import enqueue, new_job_id
 from jobs.teaming import run_set_teaming
@@ -48,7 +50,8 @@ def card(vm: str, state: str, host: str | None) -> views.View:
                                                   f"`Get-VMNetworkAdapter`.")),
         SectionBlock(text=MarkdownTextObject(text=f":warning: {WARNING}")),
         ActionsBlock(elements=[
-            ButtonElement(text=f"Set {state}", action_id=ACTION_RUN, value=_text(vm, state, host), style="danger",
+            ButtonElement(text=f"Set {state}", action_id=ACTION_RUN, value=seal(_text(vm, state, host), CARD_LIFETIME),
+                          style="danger",
                           confirm=confirm),
             ButtonElement(text="Cancel", action_id=ACTION_DISMISS, value="dismiss"),
         ]),
@@ -101,6 +104,6 @@ def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
     def dismiss(respond: Respond) -> None:
         respond(delete_original=True)
 
-    app.action(ACTION_RUN, middleware=[gate.command(button_text)])(ack=ack_only, lazy=[run])
+    app.action(ACTION_RUN, middleware=[gate.command(button_text, once=True)])(ack=ack_only, lazy=[run])
     app.action(ACTION_DISMISS)(ack=ack_only, lazy=[dismiss])
     return {"teaming": handle}

@@ -2,24 +2,38 @@
 
 Slash commands and buttons that carry a command (teaming Run, a failover's next action) are parsed by the
 `/hyperv` grammar and authorized with the command's role, exactly as typed text is. Other buttons declare what
-they need (`Needs`). A refused request is answered (the ack for a command, an ephemeral reply for a click) and
-never reaches its listener; the listener finds the checked `Requester` (and `Command`) in Bolt's context.
+they need (`Needs`), and their policy validates the value with the grammar's own checks (a `CommandError` refuses
+the click). A button that changes something must carry an unspent one-use token (`bot.views.tokens`); the gate
+spends it after the role check, so a refused click does not use up the operator's button. A refused request is
+answered (the ack for a command, an ephemeral reply for a click) and never reaches its listener; the listener
+finds the checked `Requester`, the button's value without its token (`value`) and any parsed `Command` in Bolt's
+context.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from slack_bolt import Ack, BoltContext, BoltResponse, Respond
 
-from bot.grammar import Command, CommandError, parse
+from bot.grammar import VIEWER, Command, CommandError, parse
 from bot.roles import Authorizer
 from bot.views import common as views
+from bot.views.tokens import MAX_LIFETIME, Sealed, unseal
+from jobs.keys import BUTTON_USED_KEY
 
 Record = Callable[..., None]  # Runtime.record(user, channel, command, outcome, detail="", job_id="")
 Middleware = Callable[..., BoltResponse | None]
+
+ALREADY_USED = ("This button was already used, so nothing ran again. To do it again, run the command again (or use "
+                "the buttons of the latest message).")
+NOT_OFFERED = "This button was not offered by hvbot, or it was altered; nothing was run. Run the command again."
+EXPIRED = "This button has expired; nothing was run. Run the command again (or use the latest message's buttons)."
+NO_REDIS = "hvbot cannot reach its database right now; nothing was run. Try again in a minute."
 
 
 @dataclass(frozen=True)
@@ -42,63 +56,91 @@ def requester(body: dict[str, Any]) -> Requester:
     )
 
 
+def action_value(action: dict[str, Any]) -> str:
+    """A button's value, or the value of the option picked in an overflow menu."""
+    if "value" in action:
+        return str(action.get("value") or "")
+    option = action.get("selected_option")
+    return str(option.get("value", "")) if isinstance(option, dict) else ""
+
+
 @dataclass(frozen=True)
 class Needs:
-    """What a button needs: a role (channel included), the words the refusal and the audit use, and whether a
-    refusal is audited (clicks that would change something are)."""
+    """What a button needs: a role (channel included), the words the refusal and the audit use, whether a
+    refusal is audited (clicks that would change something are), whether the value must carry an unspent
+    one-use token (the click changes something), and channels allowed for it besides the allowed list."""
 
     role: str
     what: str
     audit: bool = False
+    once: bool = False
+    also_in: tuple[str, ...] = ()
 
 
-Policy = Needs | Callable[[dict[str, Any]], Needs]  # static, or from the clicked action's payload
+# Static, or from the clicked action (its "value" already without the token); may raise CommandError.
+Policy = Needs | Callable[[dict[str, Any]], Needs]
 
 
 class Gate:
-    """Builds the Bolt listener middleware of one process (its Authorizer and audit)."""
+    """Builds the Bolt listener middleware of one process (its Authorizer, audit and Redis for spent tokens)."""
 
-    def __init__(self, authz: Authorizer, record: Record) -> None:
+    def __init__(self, authz: Authorizer, record: Record, connection: redis.Redis) -> None:
         self.authz = authz
         self.record = record
+        self.redis = connection
 
     def click(self, policy: Policy) -> Middleware:
-        """Listener middleware for a button: role and channel are checked at click time."""
+        """Listener middleware for a button: value, role and channel are checked at click time, then its token
+        is spent when the button changes something."""
 
         def authorize_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond,
                             context: BoltContext, next: Callable[[], None]) -> BoltResponse | None:
             who = requester(body)
-            needs = policy(action or {}) if callable(policy) else policy
-            decision = self.authz.check(who.user, who.channel, needs.role, needs.what)
-            if not decision.allowed:
-                if needs.audit:
-                    self.record(who.user, who.channel, needs.what, "refused", decision.reason)
-                return _refuse_click(ack, respond, decision.reason)
-            context["requester"] = who
+            sealed, clicked = _unsealed(action or {})
+            try:
+                needs = policy(clicked) if callable(policy) else policy
+            except CommandError as exc:
+                self.record(who.user, who.channel, f"button {clicked.get('action_id', '')}", "invalid", exc.message)
+                return _refuse_click(ack, respond, exc.message)
+            decision = self.authz.check(who.user, who.channel, needs.role, needs.what, needs.also_in)
+            refusal = decision.reason if not decision.allowed else self._spend(sealed, who) if needs.once else None
+            if refusal is not None:
+                if needs.audit or needs.once:
+                    self.record(who.user, who.channel, needs.what, "refused", refusal)
+                return _refuse_click(ack, respond, refusal)
+            context["requester"], context["value"] = who, clicked["value"]
             next()
             return None
 
         return authorize_click
 
-    def command(self, text_of: Callable[[dict[str, Any], dict[str, Any]], str]) -> Middleware:
-        """Listener middleware for `/hyperv` and for buttons whose value is a command: the text goes through the
-        grammar, then the command's role and the channel are checked; the parsed command is put in the context."""
+    def command(self, text_of: Callable[[dict[str, Any], dict[str, Any]], str], once: bool = False) -> Middleware:
+        """Listener middleware for `/hyperv` and for buttons whose value is a command: the channel is checked, the
+        text goes through the grammar, then the command's role is checked (and a button's token spent, `once`);
+        the parsed command is put in the context."""
 
         def authorize_command(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext,
                               next: Callable[[], None], action: dict[str, Any] | None = None) -> BoltResponse | None:
             who = requester(body)
             slash = action is None
-            text = text_of(body, action or {})
+            sealed, clicked = _unsealed(action or {})
+            text = text_of(body, clicked)
+            if not self.authz.channel_allowed(who.channel):  # before the grammar: not even help or usage there
+                decision = self.authz.check(who.user, who.channel, VIEWER, "")
+                self.record(who.user, who.channel, text[:100], "refused", decision.reason)
+                return _refuse(ack, respond, decision.reason, slash)
             try:
                 command = parse(text)
             except CommandError as exc:
                 self.record(who.user, who.channel, text, "invalid", exc.message)
                 return _refuse(ack, respond, exc.text() if slash else exc.message, slash)
             refusal = self._refusal(command, who)
+            if refusal is None and once and not slash:
+                refusal = self._spend(sealed, who)
             if refusal is not None:
                 self.record(who.user, who.channel, command.canonical(), "refused", refusal)
                 return _refuse(ack, respond, refusal, slash)
-            context["requester"], context["command"] = who, command
+            context["requester"], context["command"], context["value"] = who, command, clicked.get("value", "")
             next()
             return None
 
@@ -106,9 +148,30 @@ class Gate:
 
     def _refusal(self, command: Command, who: Requester) -> str | None:
         if command.verb == "help":
-            return None  # help shows only the grammar, to anyone who can reach the bot
+            return None  # help shows only the grammar: anyone in an allowed channel (checked before) may read it
         decision = self.authz.check(who.user, who.channel, command.role, command.verb)
         return None if decision.allowed else decision.reason
+
+    def _spend(self, sealed: Sealed | None, who: Requester) -> str | None:
+        """Spend the button's one-use token; the refusal when it is missing, expired or already spent."""
+        now = time.time()
+        if sealed is None or sealed.expires_at > now + MAX_LIFETIME.total_seconds():
+            return NOT_OFFERED
+        if sealed.expires_at <= now:
+            return EXPIRED
+        try:
+            spent = self.redis.set(BUTTON_USED_KEY.format(sealed.token), who.user, nx=True,
+                                   ex=max(1, int(sealed.expires_at - now) + 1))
+        except redis.RedisError:
+            return NO_REDIS  # fail closed: without the record of spent tokens a click could run twice
+        return None if spent else ALREADY_USED
+
+
+def _unsealed(action: dict[str, Any]) -> tuple[Sealed | None, dict[str, Any]]:
+    """The action's token (if any) and the action as listeners and policies see it: its value without the token."""
+    raw = action_value(action)
+    sealed = unseal(raw)
+    return sealed, {**action, "value": sealed.value if sealed else raw}
 
 
 def _refuse(ack: Ack, respond: Respond, text: str, slash: bool) -> BoltResponse:

@@ -2,7 +2,7 @@
 
 One section per VM (host, state, health, last replication, lag) with a menu: Details, Resume, Resync,
 Failover… (Resume/Resync change replication, so the menu asks for confirmation; the handlers check the
-operator role). Ack / Snooze buttons act on the whole message. Rows beyond the notification's inline rows
+operator role). Ack / Snooze buttons act on the whole message. Values that change something carry one-use tokens. Rows beyond the notification's inline rows
 travel as a CSV file (`csv_text`). Limits: 50 blocks, 3,000 characters per section (reference/slack.md §2).
 """
 
@@ -26,12 +26,14 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.views.common import View
+from bot.views.tokens import MESSAGE_LIFETIME, seal
 from jobs.monitor.notifications import Notification, NotificationKind
 from jobs.monitor.rules import AlertRow
 
 ACTION_VM = "hvbot_alert_vm"  # overflow: "<verb>|<host>|<vm>", verb in details/resume/resync/failover
 ACTION_ACK = "hvbot_alert_ack"  # value: the message key
 ACTION_SNOOZE = "hvbot_alert_snooze"  # value: "<seconds>|<message key>"
+ONE_USE = ("resume", "resync")  # menu choices that change something: sealed (bot.views.tokens), as Ack and Snooze
 SNOOZE_CHOICES = ((3600, "Snooze 1 h"), (4 * 3600, "Snooze 4 h"))
 SECTION_CHARS = 3000
 CSV_COLUMNS = ("host", "site", "vm", "condition", "state", "health", "last_replication", "lag_s", "detail")
@@ -69,7 +71,7 @@ def _vm_menu(row: AlertRow) -> OverflowMenuElement:
     value = f"{row.host}|{row.vm}"
     return OverflowMenuElement(
         action_id=ACTION_VM,
-        options=[Option(text=label, value=f"{verb}|{value}")
+        options=[Option(text=label, value=_sealed(f"{verb}|{value}") if verb in ONE_USE else f"{verb}|{value}")
                  for verb, label in (("details", "Details"), ("resume", "Resume"),
                                      ("resync", "Resync"), ("failover", "Failover…"))],
         confirm=ConfirmObject(
@@ -94,9 +96,13 @@ def _summary(note: Notification) -> str:
     return lead + " · ".join(parts)
 
 
+def _sealed(value: str) -> str:
+    return seal(value, MESSAGE_LIFETIME)
+
+
 def _actions(key: str) -> ActionsBlock:
-    buttons = [ButtonElement(text="Ack", action_id=ACTION_ACK, value=key)]
-    buttons += [ButtonElement(text=label, action_id=f"{ACTION_SNOOZE}_{secs}", value=f"{secs}|{key}")
+    buttons = [ButtonElement(text="Ack", action_id=ACTION_ACK, value=_sealed(key))]
+    buttons += [ButtonElement(text=label, action_id=f"{ACTION_SNOOZE}_{secs}", value=_sealed(f"{secs}|{key}"))
                 for secs, label in SNOOZE_CHOICES]
     return ActionsBlock(elements=buttons)
 

@@ -1,7 +1,9 @@
 """Block Kit for backups and exports: confirm cards, in-place progress messages, the on-call alert.
 
 Destructive requests (backup-window, checkpoint, export) are answered with a card whose Run button carries
-Slack's native confirm dialog; the click is re-authorized (operator) by `bot.listeners.backup`.
+Slack's native confirm dialog; the click is re-authorized (operator) by `bot.listeners.backup`. Run is one-use by
+its pending request (deleted when run); the jobs' buttons (Cancel export, Retry, Resynchronize) carry one-use
+tokens.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ConfirmObject, MarkdownTextObject, SectionBlock
 
 from bot.views.common import View
+from bot.views.tokens import MESSAGE_LIFETIME, seal
 
 ACTION_RUN = "hvbot_bk_run"
 ACTION_DISMISS = "hvbot_bk_dismiss"
@@ -39,6 +42,8 @@ def _button(action_id: str, label: str, value: str, danger: bool = False) -> But
     if action_id in _CONFIRMS:
         title, text = _CONFIRMS[action_id]
         confirm = ConfirmObject(title=title, text=text, confirm="Yes", deny="No", style="danger" if danger else None)
+    if action_id in _CONFIRMS:  # each of these changes something: one use (bot.views.tokens)
+        value = seal(value, MESSAGE_LIFETIME)
     return ButtonElement(text=label, action_id=action_id, value=value[:2000], style="danger" if danger else None,
                          confirm=confirm)
 

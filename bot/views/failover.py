@@ -15,6 +15,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.views.common import View
+from bot.views.tokens import CARD_LIFETIME, seal
 
 ACTION_REQUEST = "hvbot_fo_request"
 ACTION_DISMISS = "hvbot_fo_dismiss"
@@ -77,7 +78,8 @@ def preview(data: dict[str, Any], preview_id: str) -> View:
     confirm = ConfirmObject(title="Request approval?", text=f"Ask an on-call approver to run this {data['kind']} "
                             f"operation on {data['vm']}.", confirm="Request", deny="Back", style="danger")
     blocks.append(ActionsBlock(elements=[
-        ButtonElement(text="Request", action_id=ACTION_REQUEST, value=preview_id, style="danger", confirm=confirm),
+        ButtonElement(text="Request", action_id=ACTION_REQUEST, value=seal(preview_id, CARD_LIFETIME), style="danger",
+                      confirm=confirm),
         ButtonElement(text="Cancel", action_id=ACTION_DISMISS, value=preview_id),
     ]))
     return View(f"Preview: {data['kind']} failover of {data['vm']}", blocks)

@@ -18,8 +18,13 @@ from jobs.liveness import claim_final, clear_message
 from jobs.ports import ReplyTo
 from jobs.report import Report
 
+WILDCARDS = frozenset("*?[]")  # -VMName takes PowerShell wildcards: one of these would resume many VMs
+
 
 def resume_pipeline(vm: str, resynchronize: bool) -> Pipeline:
+    """The one VM's resume; a name with wildcards is refused here too (the chat side already refuses it)."""
+    if not vm or WILDCARDS & set(vm):
+        raise ValueError(f"Resume needs one VM named exactly, not {vm[:40]!r}")
     return single("Resume-VMReplication", VMName=[vm], Resynchronize=resynchronize or None,
                   ReplicationRelationshipType=SIMPLE)
 

@@ -57,6 +57,9 @@ class Member:
     vm: str
     primary_host: str | None  # None when the primary side is unknown (its host does not answer)
     replica_host: str
+    # The replica host extends replication to this third host (hyperv.md §1.7): the failover runs on the Simple
+    # relationship (primary -> replica_host) and the extended relationship follows the replica.
+    extended_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class ResolvedPlan:
     scope: Scope
     plan: str
     groups: tuple[ResolvedGroup, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = ()  # found while resolving: a pattern that matches no VM, a VM two groups match
 
     def vms(self) -> list[Member]:
         return [m for g in self.groups for m in g.vms]
@@ -95,4 +99,4 @@ class ResolvedPlan:
             return ResolvedGroup(g["name"], settings, tuple(Member(**m) for m in g["vms"]))
 
         scope = Scope(ScopeKind(data["scope"]["kind"]), data["scope"]["value"])
-        return cls(scope, data["plan"], tuple(group(g) for g in data["groups"]))
+        return cls(scope, data["plan"], tuple(group(g) for g in data["groups"]), tuple(data.get("warnings", ())))

@@ -1,5 +1,5 @@
 """A Slack-side world for the backup/export tests: the Bolt app (signed requests via app.dispatch), the fake
-Slack Web API over HTTP, real Redis, a real RQ SimpleWorker in this process, and an in-process lab whose clock
+Slack Web API over HTTP, real Redis, a real RQ worker in this process, and an in-process lab whose clock
 is frozen and moved by the test."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from rq import SimpleWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from slack_bolt import App, BoltRequest
@@ -24,6 +23,7 @@ from jobs.hyperv import process_fleet
 from lab.fleet import Lab
 from tests.support.fixtures_redis import TEST_QUEUE
 from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
+from tests.support.workers import work_dry
 
 OPERATOR_ID, VIEWER_ID = "U100", "U200"
 
@@ -80,7 +80,7 @@ class World:
     # -- jobs ----------------------------------------------------------------------------------------------
     def work(self) -> None:
         """Run every queued job now with a real RQ worker (burst)."""
-        SimpleWorker([self.queue], connection=self.redis, serializer=JSONSerializer).work(burst=True)
+        work_dry(self.queue, self.redis)
 
     def scheduled(self) -> list[Job]:
         registry = self.queue.scheduled_job_registry

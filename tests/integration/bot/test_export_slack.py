@@ -5,6 +5,7 @@ tests/integration/jobs/test_export_flow.py, so pacing does not depend on the mac
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from jobs.backup import export_tasks as export_jobs
 from jobs.hyperv import process_fleet
 from lab.fleet import Lab
 from lab.fleet_file import default_fleet
-from tests.support.backup_slack_world import VIEWER_ID, World
+from tests.support.backup_slack_world import OPERATOR_ID, VIEWER_ID, World
 
 UPDATE_S = 3
 PERCENT = re.compile(r"\] +(\d+)%")
@@ -85,11 +86,15 @@ def test_cancel_button_stops_the_export(world: World, monkeypatch: pytest.Monkey
         running = world.fake.wait_for(lambda calls: [
             c for c in calls if c.method == "chat.update" and any(p > 0 for p in progress_percents(
                 [str(c.args.get("text", ""))]))], 60)[0]
-        key = re.search(r"(ex[0-9a-f]{10})", str(running.args["blocks"]))
-        assert key, running.args["blocks"]
-        world.click("hvbot_export_cancel", key.group(1), user=VIEWER_ID, message_ts=running.args["ts"])
-        world.click("hvbot_export_cancel", key.group(1), message_ts=running.args["ts"])
-        clicks.append(key.group(1))
+        blocks = running.args["blocks"]
+        blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+        value = next(e["value"] for b in blocks if b.get("type") == "actions" for e in b["elements"]
+                     if e["action_id"] == "hvbot_export_cancel")  # sealed: a one-use token
+        assert re.search(r"\.ex[0-9a-f]{10}$", value), value
+        world.click("hvbot_export_cancel", value, user=VIEWER_ID, message_ts=running.args["ts"])
+        world.click("hvbot_export_cancel", value, message_ts=running.args["ts"])
+        world.click("hvbot_export_cancel", value, message_ts=running.args["ts"])  # pressed again: already used
+        clicks.append(value)
 
     clicker = threading.Thread(target=press_cancel, daemon=True)
     clicker.start()
@@ -97,6 +102,9 @@ def test_cancel_button_stops_the_export(world: World, monkeypatch: pytest.Monkey
     clicker.join(10)
     assert clicks, "Cancel was not clicked"
     assert any("operator" in t for t in world.responses(f"click-{VIEWER_ID}"))  # a viewer's click is refused
+    answers = world.responses(f"click-{OPERATOR_ID}")
+    assert sum("Cancelling the export" in t for t in answers) == 1, answers
+    assert any("already used" in t for t in answers), answers
     final = world.texts("export web01 / baseline")[-1]
     assert "cancelled by <@U100> after" in final, final
     assert world.lab.fleet.exports[-1].status == "Cancelled" and world.lab.fleet.exports[-1].percent < 100

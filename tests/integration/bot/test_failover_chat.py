@@ -16,7 +16,6 @@ from slack_bolt import App, BoltRequest
 
 from bot.adapters.fake_slack import FakeSlack
 from bot.app import build_app
-from bot.cli.worker import make_worker
 from bot.delivery.cards import approval_store
 from bot.runtime import build_runtime
 from bot.settings import Settings
@@ -31,6 +30,7 @@ from jobs.locks import VmLock
 from lab.fleet import Lab
 from tests.support.fixtures_redis import TEST_QUEUE
 from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
+from tests.support.workers import work_dry
 
 OP, APP1, APP2, VIEWER = "U0OP", "U0AP1", "U0AP2", "U0VIEW"
 
@@ -62,7 +62,7 @@ def _dispatch(app: App, body: str) -> dict[str, Any]:
 
 
 def _work(c: dict[str, Any]) -> None:
-    make_worker(c["settings"], c["conn"], simple=True).work(burst=True)
+    work_dry(c["settings"].queue, c["conn"])
 
 
 def _buttons(call: Any, action_id: str) -> list[str]:

@@ -53,9 +53,13 @@ def _approve_preview(c: dict[str, Any], approver: str) -> None:
     """The latest preview's Request button → approval card → Approve by `approver` → run."""
     fake = c["fake"]
     value = _buttons(fake.calls_to("chat.postEphemeral")[-1], "hvbot_fo_request")[0]
-    cards = len(fake.calls_to("chat.postMessage"))
+    cards, start = len(fake.calls_to("chat.postMessage")), len(fake.calls)
     _dispatch(c["app"], action_body("hvbot_fo_request", value, user=OP, response_url=fake.response_url("rq")))
     fake.wait_for(lambda calls: len([x for x in calls if x.method == "chat.postMessage"]) > cards, 15)
+    # the card's ts is stored right after it is posted, then the requester is told: an Approve before that
+    # would run with no card to update
+    fake.wait_for(lambda calls: any(x.method == "response_url" and "Requested (approval" in json.dumps(x.args)
+                                    for x in calls[start:]), 15)
     card = [x for x in fake.calls_to("chat.postMessage") if _buttons(x, "hvbot_fo_approve")][-1]
     _approve(c, _buttons(card, "hvbot_fo_approve")[0], user=approver)
     _work(c)

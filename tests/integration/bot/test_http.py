@@ -126,11 +126,11 @@ def test_block_actions_page_and_csv(served: Served) -> None:
     update = served.fake.wait_for(lambda calls: _final(calls, "chat.update", job_id), timeout=60)
     total, pages = _paging(update)
     ts, start = update.args["ts"], len(served.fake.calls)
-    body = action_body("hvbot_page_next", f"{job_id}:1", message_ts=ts)
+    body = action_body("hvbot_page_next", f"{job_id}:1", message_ts=ts, response_url=served.fake.response_url("page"))
     assert post(served.port, body, signed_headers(body))[0] == 200
     paged = served.fake.wait_for(lambda calls: [c for c in calls[start:] if c.method == "chat.update"], 30)[0]
     assert paged.args["ts"] == ts and f"page 2 of {pages}" in json.dumps(paged.args["blocks"])
-    body = action_body("hvbot_csv", job_id, message_ts=ts)
+    body = action_body("hvbot_csv", job_id, message_ts=ts, response_url=served.fake.response_url("csv"))
     assert post(served.port, body, signed_headers(body))[0] == 200
     done = served.fake.wait_for(
         lambda calls: [c for c in calls[start:] if c.method == "files.completeUploadExternal"], 30)[0]

@@ -11,11 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import redis
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.adapters.fake_slack import FakeSlack
 from bot.adapters.http import MAX_BODY, BoltHTTPServer
+from bot.adapters.http_checks import RequestChecks
+from bot.middleware.replay import ReplayCache
 from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, post, signed_headers, slash_body
 
 
@@ -60,8 +63,9 @@ def ready_flag() -> dict[str, bool]:
 
 
 @pytest.fixture
-def server(app: App, ready_flag: dict[str, bool]) -> Iterator[BoltHTTPServer]:
-    front = BoltHTTPServer(app, "127.0.0.1", 0, ready=lambda: ready_flag["ready"]).start()
+def server(app: App, ready_flag: dict[str, bool], redis_conn: redis.Redis) -> Iterator[BoltHTTPServer]:
+    checks = RequestChecks(SIGNING_SECRET, ReplayCache(redis_conn))
+    front = BoltHTTPServer(app, "127.0.0.1", 0, ready=lambda: ready_flag["ready"], checks=checks).start()
     yield front
     front.stop()
 

@@ -15,9 +15,11 @@ from bot.app import build_app
 from bot.runtime import build_runtime
 from bot.settings import Settings
 from bot.views import alerts as alert_views
+from bot.views.tokens import plain
 from tests.integration.bot.test_monitor_sweep import World, _text, r, slack, world  # noqa: F401  # fixtures
 from tests.support.fixtures_redis import wait_until
 from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
+from tests.support.workers import work_dry
 
 QUEUE = "hvbot-monitor-chat-test"
 
@@ -98,12 +100,13 @@ def test_ack_button_stops_repeats(world):
     _dispatch(app, action_body(alert_views.ACTION_ACK, ack["value"], user="U200",
                                response_url=w.slack.response_url("viewer")))
     w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/viewer")], 10)
-    assert not json.loads(w.r.hget("hvbot:alerts:msgs", ack["value"]))["acked"]  # a viewer may not ack
+    key = plain(ack["value"])  # the message key, under the button's one-use token
+    assert not json.loads(w.r.hget("hvbot:alerts:msgs", key))["acked"]  # a viewer may not ack
     _dispatch(app, action_body(alert_views.ACTION_ACK, ack["value"], message_ts=post.response["ts"],
                                response_url=w.slack.response_url("ack")))
     reply = w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/ack")], 10)[0]
     assert "acknowledged" in reply.args["text"]
-    wait_until(lambda: json.loads(w.r.hget("hvbot:alerts:msgs", ack["value"]))["acked"], 10, "ack stored")
+    wait_until(lambda: json.loads(w.r.hget("hvbot:alerts:msgs", key))["acked"], 10, "ack stored")
     for t in range(60, 721, 60):
         w.sweep(t)
         w.tick(t + 30)
@@ -137,27 +140,32 @@ def _menu_body(value: str, user: str, response_url: str) -> str:
     return "payload=" + quote(json.dumps(payload))
 
 
-def test_vm_menu_details_and_resume_through_a_worker(world):
-    from rq import SimpleWorker
+def menu_values(post: Any, vm: str) -> dict[str, str]:
+    """The VM menu of `vm`'s row in a posted alert: verb -> the option's value (resume/resync sealed)."""
+    menu = next(b["accessory"] for b in _blocks(post) if b.get("accessory") and f"*{vm}*" in b["text"]["text"])
+    return {plain(o["value"]).split("|")[0]: o["value"] for o in menu["options"]}
 
+
+def test_vm_menu_details_and_resume_through_a_worker(world):
     w = world(2, 2)
     app = _app(w)
-    w.set("hv-000", "vm-000-0001", state="Suspended")
-    w.sweep(0)
-    _dispatch(app, _menu_body("details|hv-000|vm-000-0001", "U200", w.slack.response_url("details")))
+    w.set("hv-000", "vm-000-0000", state="Suspended")
+    post, _ = _posted_alert(w, alert_views.ACTION_ACK)
+    menu = menu_values(post, "vm-000-0000")
+    _dispatch(app, _menu_body(menu["details"], "U200", w.slack.response_url("details")))
     details = w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/details")], 10)[0]
-    assert "`vm-000-0001` on hv-000" in details.args["text"] and "Suspended" in details.args["text"]
-    _dispatch(app, _menu_body("resume|hv-000|vm-000-0001", "U200", w.slack.response_url("refused")))
+    assert "`vm-000-0000` on hv-000" in details.args["text"] and "Suspended" in details.args["text"]
+    _dispatch(app, _menu_body(menu["resume"], "U200", w.slack.response_url("refused")))
     refused = w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/refused")], 10)[0]
     assert "operator" in refused.args["text"]
-    _dispatch(app, _menu_body("resume|hv-000|vm-000-0001", "U100", w.slack.response_url("resume")))
+    _dispatch(app, _menu_body(menu["resume"], "U100", w.slack.response_url("resume")))
     w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/resume")], 10)
     queue = Queue(QUEUE, connection=w.r, serializer=JSONSerializer)
     wait_until(lambda: queue.count == 1, 10, "resume job queued")
-    SimpleWorker([queue], connection=w.r, serializer=JSONSerializer).work(burst=True)
+    work_dry(queue, w.r)
     assert queue.finished_job_registry.count == 1
-    vm = next(v for v in w.lab.fleet.hosts["hv-000"].vms if v.name == "vm-000-0001")
+    vm = next(v for v in w.lab.fleet.hosts["hv-000"].vms if v.name == "vm-000-0000")
     assert vm.replication.state != "Suspended"
     resumes = [e for e in w.lab.command_log("hv-000") if e.cmdlet == "Resume-VMReplication"]
-    assert len(resumes) == 1 and ("VMName", ["vm-000-0001"]) in [(k, list(v)) for k, v in resumes[0].parameters
+    assert len(resumes) == 1 and ("VMName", ["vm-000-0000"]) in [(k, list(v)) for k, v in resumes[0].parameters
                                                                  if k == "VMName"]

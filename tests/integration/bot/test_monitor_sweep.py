@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 from click.testing import CliRunner
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.serializers import JSONSerializer
 
 import bot.adapters.fake_slack as fake_slack_module
@@ -37,6 +37,7 @@ from jobs.monitor.rules import AlertRouting, AlertRules
 from jobs.monitor.state import AlertEngine
 from lab.fleet_file import generated_fleet
 from tests.support.fixtures_redis import emptied_db, redis_url_on_db
+from tests.support.workers import work_dry
 
 ROUTING = AlertRouting(critical_channel="#oncall", warning_channel="#ops", oncall_mention="<!subteam^S0ONCALL>")
 WRITES = ("chat.postMessage", "chat.update", "files.completeUploadExternal")
@@ -131,8 +132,7 @@ class World:
         """One monitor round at t0+seconds: sweep jobs for every host, run by a real RQ worker."""
         self.monitor.last_sweep = None
         self.monitor.run_once(self.at(seconds))
-        worker = SimpleWorker([self.queue], connection=self.r, serializer=JSONSerializer)
-        worker.work(burst=True)
+        work_dry(self.queue, self.r)
         failed = self.queue.failed_job_registry.get_job_ids()
         assert not failed, f"sweep jobs failed: {failed}"
 

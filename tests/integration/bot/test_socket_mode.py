@@ -10,7 +10,7 @@ from pathlib import Path
 import redis
 
 from bot.adapters.fake_slack import FakeSlack
-from tests.support.fixtures_redis import TEST_QUEUE, test_redis_url
+from tests.support.fixtures_redis import TEST_QUEUE, test_redis_url, wait_until
 from tests.support.fixtures_slack import BOT_TOKEN, HvbotProcess, SocketModeServer, free_port
 
 
@@ -39,3 +39,42 @@ def test_slash_command_over_socket_mode(socket_mode_server: SocketModeServer, fa
     finally:
         server.stop()
         worker.stop()
+
+
+def test_socket_mode_refuses_malformed_envelopes_and_drops_retries(socket_mode_server: SocketModeServer,
+                                                                   fake_slack: FakeSlack, redis_conn: redis.Redis,
+                                                                   lab_inventory_path: Path) -> None:
+    """The same shape check as HTTP, before Bolt builds a request; Slack's retries are acked and run nothing.
+    No worker runs: the queue's length counts what was started."""
+    fake_slack.socket_mode_url = socket_mode_server.url
+    env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": "xapp-test-not-real", "SLACK_API_URL": fake_slack.api_url,
+           "REDIS_URL": test_redis_url(), "HVBOT_INVENTORY": str(lab_inventory_path), "HVBOT_LOG_JSON": "false",
+           "HVBOT_QUEUE": TEST_QUEUE}
+    server = HvbotProcess(["serve", "--port", str(free_port()), "--host", "127.0.0.1"], env)
+    command = {"command": "/hyperv", "text": "vms", "user_id": "U100", "channel_id": "C100", "team_id": "T0HVBOT",
+               "api_app_id": "A0HVBOT", "trigger_id": "1.2.3", "response_url": fake_slack.response_url("sm")}
+    click = {"type": "block_actions", "user": "U100", "actions": [], "channel": {"id": "C100"},
+             "response_url": fake_slack.response_url("sm-click")}
+    try:
+        socket_mode_server.wait_connected(timeout=30)
+        envelopes = {
+            "bad-text": {"type": "slash_commands", "payload": {**command, "text": ["vms"]}},
+            "bad-user": {"type": "slash_commands", "payload": {**command, "user_id": 5}},
+            "bad-click": {"type": "interactive", "payload": click},
+            "nested": {"type": "interactive", "payload": {**click, "authorizations": 5}},
+            "retry": {"type": "slash_commands", "payload": command, "retry_attempt": 1, "retry_reason": "timeout"},
+        }
+        for envelope_id, envelope in envelopes.items():
+            socket_mode_server.deliver({"envelope_id": envelope_id, "accepts_response_payload": True, **envelope})
+        acks = {envelope_id: socket_mode_server.wait_ack(envelope_id) for envelope_id in envelopes}
+        assert "could not read this request" in json.dumps(acks["bad-text"]) and "text" in json.dumps(acks["bad-text"])
+        assert "user_id" in json.dumps(acks["bad-user"])
+        assert not acks["bad-click"].get("payload") and not acks["retry"].get("payload")
+        socket_mode_server.deliver({"envelope_id": "good", "type": "slash_commands", "payload": command,
+                                    "accepts_response_payload": True, "retry_attempt": 0})
+        assert "Working on" in json.dumps(socket_mode_server.wait_ack("good"))  # a first delivery says retry 0
+        wait_until(lambda: redis_conn.llen(f"rq:queue:{TEST_QUEUE}") >= 1, 15, "the good command queued")
+        assert redis_conn.llen(f"rq:queue:{TEST_QUEUE}") == 1  # the retry queued nothing
+    finally:
+        server.stop()
+    assert [line for line in server.lines if "Traceback" in line] == []

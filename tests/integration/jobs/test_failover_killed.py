@@ -86,6 +86,8 @@ def test_worker_killed_mid_failover_reports_real_state_and_frees_the_lock(
         _click(port, fake_slack, "hvbot_fo_request", _buttons(preview, "hvbot_fo_request")[0], OP)
         card = _first(fake_slack, lambda c: c.method == "chat.postMessage" and _buttons(c, "hvbot_fo_approve"))
         card_ts = card.response["ts"]
+        # the card's ts is stored right after it is posted, then the requester is told: Approve only after that
+        _first(fake_slack, lambda c: c.method == "response_url" and "Requested (approval" in _text(c))
         for host in (pair.primary, pair.replica):  # each PSRP round trip now takes 0.4 s: the plan takes seconds
             lab.control(host, "latency", {"seconds": 0.4})
         _click(port, fake_slack, "hvbot_fo_approve", _buttons(card, "hvbot_fo_approve")[0], APPROVER, ONCALL)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.job import Callback, JobStatus
 from rq.serializers import JSONSerializer
 from rq.utils import import_attribute
@@ -25,6 +25,7 @@ from jobs.monitor.sweep import run_host_sweep
 from jobs.ports import ReplyTo
 from jobs.teaming import run_set_teaming
 from tests.support.fixtures_redis import TEST_QUEUE
+from tests.support.workers import work_dry
 
 OLD_PATHS: dict[str, Callable[..., Any]] = {  # every function the previous release enqueued or used as a Callback
     "jobs.tasks.run_lookup": run_lookup,
@@ -72,7 +73,7 @@ def _run_due(queue: Queue) -> None:
         assert job is not None
         queue.scheduled_job_registry.remove(job)
         queue.enqueue_job(job)
-    SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer).work(burst=True)
+    work_dry(queue, queue.connection)
 
 
 def test_a_window_end_scheduled_by_the_old_release_runs(redis_conn: redis.Redis, recorder: Recorder) -> None:

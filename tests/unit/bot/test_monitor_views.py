@@ -13,6 +13,7 @@ from bot.grammar import MAX_SILENCE, parse_duration
 from bot.listeners.monitor import replication_text
 from bot.settings import Settings
 from bot.views import alerts as alert_views
+from bot.views.tokens import plain, unseal
 from jobs.monitor.notifications import Notification, NotificationKind
 from jobs.monitor.rules import AlertRow
 
@@ -47,10 +48,15 @@ def test_a_full_alert_fits_slack_limits_and_offers_every_action() -> None:
     assert view.text.startswith("<!subteam^S1>")
     menus = [b["accessory"] for b in blocks if b.get("accessory")]
     assert len(menus) == inline
-    assert [o["value"].split("|")[0] for o in menus[0]["options"]] == ["details", "resume", "resync", "failover"]
+    values = [o["value"] for o in menus[0]["options"]]
+    assert [plain(v).split("|")[0] for v in values] == ["details", "resume", "resync", "failover"]
+    assert [unseal(v) is not None for v in values] == [False, True, True, False]  # one-use: what changes something
     assert "confirm" in menus[0]
-    buttons = [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == [alert_views.ACTION_ACK, f"{alert_views.ACTION_SNOOZE}_3600", f"{alert_views.ACTION_SNOOZE}_14400"]
+    buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    assert [e["action_id"] for e in buttons] == [alert_views.ACTION_ACK, f"{alert_views.ACTION_SNOOZE}_3600",
+                                                 f"{alert_views.ACTION_SNOOZE}_14400"]
+    assert [plain(e["value"]) for e in buttons] == ["m-1", "3600|m-1", "14400|m-1"]
+    assert all(unseal(e["value"]) is not None for e in buttons)
     assert f"showing {inline} of 500" in json.dumps(blocks) and "3 more muted" in json.dumps(blocks)
 
 

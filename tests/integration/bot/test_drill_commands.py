@@ -1,0 +1,80 @@
+"""`/hyperv drill` through the Bolt app on real Redis: schedules (who may make them run by themselves), bad input,
+a drill without a second approval when test failovers need none, and `/hyperv replication` showing each VM's last
+successful drill. The drills themselves run in test_drill_chat.py (real worker and lab)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from rq import Queue
+from rq.serializers import JSONSerializer
+from slack_bolt import App, BoltRequest
+
+from bot.app import build_app
+from bot.runtime import build_runtime
+from bot.settings import Settings
+from jobs.recovery.drill_store import DrillStore
+from tests.integration.bot.test_monitor_sweep import World, r, slack, world  # noqa: F401  # fixtures
+from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, signed_headers, slash_body
+
+QUEUE = "hvbot-drill-commands-test"
+OP, APPROVER, VIEWER = "U100", "U300", "U200"
+
+
+def _app(w: World, **extra: object) -> App:
+    settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+                        slack_api_url=w.slack.api_url, queue=QUEUE, channel_post_interval_seconds=0,
+                        operators=[OP], approvers=[APPROVER], viewers=[VIEWER], **extra)
+    return build_app(settings, runtime=build_runtime(settings, connection=w.r))
+
+
+def _say(app: App, text: str, user: str = OP) -> str:
+    body = slash_body(text, user=user)
+    response = app.dispatch(BoltRequest(body=body, headers={k.lower(): [v] for k, v in signed_headers(body).items()}))
+    assert response.status == 200
+    return str(json.loads(response.body)["text"])
+
+
+def test_drill_schedules_from_chat(world):
+    w = world(1, 1)
+    app = _app(w)
+    store = DrillStore(w.r)
+    assert "operator" in _say(app, "drill dr-plan --every 30d", user=VIEWER)
+    answer = _say(app, 'drill dr-plan --every 30d --at "Sun 03:00"')
+    assert "scheduled every 30d at Sun 03:00 UTC; first due Sun" in answer
+    assert "announced when due, for an operator to start" in answer
+    [stored] = store.schedules()
+    assert (stored.schedule.every_s, stored.schedule.at, stored.schedule.without_approval) == (30 * 86400, "Sun 03:00",
+                                                                                               False)
+    assert "runs without a further approval" in _say(app, "drill dr-plan --every 7d", user=APPROVER)
+    assert store.schedules()[0].schedule.without_approval
+    assert "between 1 hour and 366 days" in _say(app, "drill dr-plan --every 5m")
+    assert "is not a drill time" in _say(app, 'drill dr-plan --every 7d --at "someday"')
+    assert "is not a duration" in _say(app, "drill dr-plan --every soon")
+    assert "`--at` needs `--every`" in _say(app, 'drill dr-plan --at "03:00"')
+    assert "no * wildcards" in _say(app, "drill dr*")
+    assert "stopped" in _say(app, "drill dr-plan --every off") and store.schedules() == []
+
+
+def test_a_drill_starts_at_once_when_test_failovers_need_no_second_approval(world):
+    w = world(1, 1)
+    app = _app(w, test_failover_needs_approval=False)
+    answer = _say(app, "drill vm-000-0000 --host hv-000")
+    assert "Drill of vm-000-0000 started" in answer
+    [job] = Queue(QUEUE, connection=w.r, serializer=JSONSerializer).jobs
+    assert job.func_name.endswith("run_drill") and job.kwargs["host"] == "hv-000"
+    assert job.kwargs["report_to"]["channel"] == "C100" and "reply" not in job.kwargs
+    audit = [{k.decode(): v.decode() for k, v in f.items()} for _, f in w.r.xrevrange("hvbot:audit", count=5)]
+    assert any(a["outcome"] == "accepted" and "no second approval" in a["detail"] for a in audit)
+
+
+def test_replication_shows_each_vms_last_successful_drill(world):
+    w = world(2, 2)
+    app = _app(w)
+    DrillStore(w.r).record_success("vm", "vm-000-0000", time.time(), {"drill_id": "d1"})
+    w.sweep(0)
+    answer = _say(app, "replication vm-000-000*", user=VIEWER)
+    drilled = [line for line in answer.splitlines() if "`vm-000-0000`" in line]
+    assert drilled and all(time.strftime("drilled %Y-%m-%d", time.gmtime()) in line for line in drilled)
+    assert all("no successful drill" in line for line in answer.splitlines() if "`vm-000-0001`" in line)
