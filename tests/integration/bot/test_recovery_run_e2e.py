@@ -105,3 +105,14 @@ def test_site_a_power_loss_approved_once_runs_every_vm_on_site_b_in_plan_order(c
         assert max(boots) < max(beats) < min(starts)  # the next group began after this group's heartbeats
     approval = approval_store(c["settings"], c["conn"]).get(approve.split(".")[0])
     assert approval is not None and approval.outcome == "succeeded"
+    # "Complete all" on the summary: the command goes through the grammar and opens its own preview (and approval)
+    previews = len([p for p in fake.calls_to("chat.postMessage") if _buttons(p, "hvbot_rc_request")])
+    complete = next(v for v in _buttons(updates[-1], "hvbot_recovery_command") if v.endswith("complete"))
+    _dispatch(c["app"], action_body("hvbot_recovery_command_complete", complete, user=OP, message_ts=ts,
+                                    channel="C0ONCALL", response_url=fake.response_url("complete")))
+    fake.wait_for(lambda calls: [x for x in calls if x.path.endswith("/complete")], 15)
+    _work(c)
+    fresh = [p for p in fake.calls_to("chat.postMessage") if _buttons(p, "hvbot_rc_request")][previews:]
+    shown = json.dumps(fresh[0].args, ensure_ascii=False) if fresh else ""
+    assert len(fresh) == 1 and "omplete" in shown, [x.args for x in fake.calls[-3:]]
+    assert f"{sum(map(len, groups))} ready" in shown, shown[:1500]
