@@ -16,6 +16,7 @@ from slack_bolt import Ack, App, BoltContext
 
 from bot.grammar import VERBS
 from bot.listeners import backup, drill, failover, jobs, lookups, monitor, recovery, site_failover, teaming
+from bot.listeners.recovery_run import register_follow_ups, register_resume
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, slash_text
 from bot.runtime import Runtime, build_runtime
@@ -53,6 +54,8 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
 
     for feature in FEATURES:
         verbs.update(feature.register(app, runtime, gate))
+    register_follow_ups(app, gate, lambda body, context: answer(runtime, verbs, body, context))
+    register_resume(app, runtime, gate)
     missing = sorted(set(VERBS) - set(verbs))
     if missing:  # the grammar and the listeners must agree: fail at start-up, not at the first request
         raise RuntimeError(f"/hyperv verbs without a listener: {', '.join(missing)}")

@@ -63,7 +63,8 @@ GRAMMAR: tuple[Verb, ...] = (
     Verb("cancel", "JOB", "cancel a queued or running job (your own, or any as operator)", VIEWER, "one"),
     Verb("audit", "[N]", "the last N audit entries (default 20, max 100)", APPROVER, "optional"),
     Verb("failover",
-         "VM [planned|unplanned|test|cancel|complete] | --site SITE|--host HOST [planned|unplanned|test]",
+         "VM [planned|unplanned|test|cancel|complete] | --site SITE|--host HOST [planned|unplanned|test|complete|"
+         "cancel|reverse]",
          "preview a Replica failover of a VM, or of every replicated VM of a site or host, then request one approval "
          "(default: planned)", OPERATOR, "many", ("point", "host", "site")),
     Verb("reverse", "VM", "preview reverse replication after a failover, then request approval", OPERATOR, "one",
@@ -88,8 +89,11 @@ GRAMMAR: tuple[Verb, ...] = (
 
 # --- site, host and plan failover (recovery): `failover --site|--host` and `plan NAME failover` -----------------
 SCOPE_FAILOVER_KINDS = ("planned", "unplanned", "test")
+# Follow-ups of a run for its whole scope (the run card's Complete / Cancel / Reverse all buttons send these)
+SCOPE_FOLLOW_UP_KINDS = ("complete", "cancel", "reverse")
+SCOPE_KINDS = SCOPE_FAILOVER_KINDS + SCOPE_FOLLOW_UP_KINDS
 RECOVERY_GRAMMAR: tuple[Verb, ...] = (
-    Verb("plan", "NAME [failover [planned|unplanned|test]]", "one recovery plan: groups in boot order, VMs, replica "
+    Verb("plan", "NAME [failover [planned|unplanned|test|complete|cancel|reverse]]", "one recovery plan: groups in boot order, VMs, replica "
          "hosts, health; `failover` previews failing over all its VMs in group order, then requests one approval "
          "(operator)", VIEWER, "many"),
 )
@@ -387,13 +391,13 @@ def recovery_scope(command: Command) -> RecoveryScope | None:
     kind = args[0] if args else "planned"
     if "site" in command.extra:
         return RecoveryScope("site", command.extra["site"], kind)
-    if command.host and (not args or args[0] in FAILOVER_KINDS):
+    if command.host and (not args or args[0] in (*FAILOVER_KINDS, *SCOPE_FOLLOW_UP_KINDS)):
         return RecoveryScope("host", command.host, kind)
     return None
 
 
 def _check_plan_arg(verb: Verb, arg: str) -> None:
-    if arg.lower() in ("failover", *SCOPE_FAILOVER_KINDS):
+    if arg.lower() in ("failover", *SCOPE_KINDS):
         return  # positions checked by _check_recovery
     if "*" in arg:
         raise CommandError("A plan is named exactly (no * wildcards).", verb.usage())
@@ -407,9 +411,9 @@ def _check_recovery(command: Command) -> None:
     if command.verb == "plan":
         if not args or len(args) > 3 or (len(args) >= 2 and args[1] != "failover"):
             raise CommandError("`plan` takes a plan NAME, optionally followed by `failover` and a kind.", usage)
-        if len(args) == 3 and args[2] not in SCOPE_FAILOVER_KINDS:
-            raise CommandError(f"A plan fails over as {', '.join(SCOPE_FAILOVER_KINDS)}; not `{command.args[2][:30]}`.",
-                               usage)
+        if len(args) == 3 and args[2] not in SCOPE_KINDS:
+            raise CommandError(f"A plan fails over as {', '.join(SCOPE_FAILOVER_KINDS)} (then "
+                               f"{', '.join(SCOPE_FOLLOW_UP_KINDS)}); not `{command.args[2][:30]}`.", usage)
         return
     scope = recovery_scope(command)
     if scope is None:
@@ -422,8 +426,8 @@ def _check_recovery(command: Command) -> None:
     if "point" in command.extra:
         raise CommandError("`--point` chooses a recovery point of one VM; a site or host failover uses each VM's "
                            "latest point.", usage)
-    if site is not None and args and args[0] not in FAILOVER_KINDS:
+    if site is not None and args and args[0] not in (*FAILOVER_KINDS, *SCOPE_FOLLOW_UP_KINDS):
         raise CommandError(f"`failover --site {site}` takes no VM name; to fail over one VM, drop `--site`.", usage)
-    if len(args) > 1 or scope.failover not in SCOPE_FAILOVER_KINDS:
-        raise CommandError(f"A {scope.kind} failover is {', '.join(SCOPE_FAILOVER_KINDS)}; cancel, complete and "
-                           "reverse follow a run from its summary buttons.", usage)
+    if len(args) > 1 or scope.failover not in SCOPE_KINDS:
+        raise CommandError(f"A {scope.kind} failover is {', '.join(SCOPE_FAILOVER_KINDS)}, and after one "
+                           f"{', '.join(SCOPE_FOLLOW_UP_KINDS)}; not `{' '.join(command.args)[:30]}`.", usage)

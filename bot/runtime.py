@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 
 from bot.delivery.cards import CardReporter
 from bot.delivery.drills import SlackDrillReporter
+from bot.delivery.recovery_run import RecoveryRunReporter
 from bot.delivery.slack import SlackReporter, web_client
 from bot.grammar import Command
 from bot.intake import Intake
@@ -27,10 +28,11 @@ from jobs import liveness as tasks
 from jobs.audit import AuditEntry, AuditLog
 from jobs.failover.tasks import sweep_dead_failovers
 from jobs.inventory.tasks import run_lookup
-from jobs.keys import DRILL_RUNS_KEY, FAILOVER_RUNS_KEY
+from jobs.keys import DRILL_RUNS_KEY, FAILOVER_RUNS_KEY, RECOVERY_RUNS_KEY
 from jobs.ports import ReplyTo
 from jobs.queue import enqueue, new_job_id
 from jobs.recovery.drill_tasks import sweep_dead_drills
+from jobs.recovery.tasks import sweep_dead_recoveries
 
 log = logging.getLogger("hvbot.runtime")
 
@@ -98,12 +100,23 @@ class Runtime:
         """Failover cards (the worker side of jobs.ports.StepReporter) through this process's Slack client."""
         return CardReporter(self.settings, self.redis, self.client, self.audit)
 
+    def recovery_reporter(self) -> RecoveryRunReporter:
+        """The live card of site/host/plan failovers (the worker side of jobs.ports.RecoveryReporter)."""
+        return RecoveryRunReporter(self.settings, self.redis, self.client, self.audit)
+
     def sweep_abandoned(self) -> int:
         found = tasks.sweep_abandoned(
             self.redis, self.settings.queue, grace_seconds=2 * self.settings.abandoned_check_seconds,
             reporter=self.reporter,
         )
-        return found + self.sweep_dead_failovers() + self.sweep_dead_drills()
+        return found + self.sweep_dead_failovers() + self.sweep_dead_drills() + self.sweep_dead_recoveries()
+
+    def sweep_dead_recoveries(self) -> int:
+        """Recovery plans of dead workers: the card shows every VM's state and Resume; their VM locks are freed."""
+        if not self.redis.exists(RECOVERY_RUNS_KEY):
+            return 0
+        return sweep_dead_recoveries(self.redis, datetime.now(UTC), 2 * self.settings.abandoned_check_seconds,
+                                     reporter=self.recovery_reporter())
 
     def sweep_dead_failovers(self) -> int:
         """Failovers of dead workers: card shows the failure and the VM's state; the VM lock is freed."""
@@ -111,7 +124,6 @@ class Runtime:
             return 0
         return sweep_dead_failovers(self.redis, datetime.now(UTC), 2 * self.settings.abandoned_check_seconds,
                                     steps=self.card_reporter())
-
 
     def sweep_dead_drills(self) -> int:
         """Drills of dead workers: their test VMs are removed (or on-call alerted) and the drill reported."""
@@ -152,7 +164,7 @@ class AbandonedJobWatcher:
                 found = self._runtime.sweep_abandoned()
                 if found:
                     log.warning("reported %d abandoned job(s)", found)
-            except Exception:  # noqa: BLE001 - keep watching through Redis or Slack outages
+            except Exception:
                 log.exception("abandoned-job sweep failed")
 
 

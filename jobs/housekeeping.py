@@ -18,6 +18,7 @@ from jobs import liveness
 from jobs.backup import operations as backup
 from jobs.failover import tasks as failover
 from jobs.recovery import drill_chores, drill_tasks
+from jobs.recovery import tasks as recovery
 
 log = logging.getLogger("hvbot.housekeeping")
 
@@ -28,6 +29,7 @@ CHORES: dict[str, Chore] = {
     "abandoned_jobs": liveness.abandoned_jobs_chore,  # report jobs whose worker died
     "backup_windows": backup.housekeeping_chore,  # resume overdue backup windows
     "failover_runs": failover.sweep_dead_failovers,  # report failovers of dead workers, free their VM locks
+    "recovery_runs": recovery.sweep_dead_recoveries,  # show plans of dead workers (states, Resume), free locks
     "approval_expiry": failover.expire_approvals,  # expire overdue failover approvals, mark their cards
     "dead_drills": drill_tasks.sweep_dead_drills,  # remove test VMs of drills whose worker died, report them
     "scheduled_drills": drill_chores.start_due_drills,  # start (or announce) scheduled drills that are due

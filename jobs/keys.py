@@ -50,6 +50,10 @@ FAILOVER_RUNS_KEY = "hvbot:failover:running"  # hash approval id -> JSON {job_id
 FAILOVER_PREVIEW_KEY = "hvbot:failover:preview:{}"  # preview id (or "a:<approval id>") -> the preview's JSON
 FAILOVER_PROGRESS_KEY = "hvbot:failover:progress:{}"  # approval id -> list of the steps done (JSON)
 
+# -- recovery plans: site / host / plan failovers (jobs.recovery) --------------------------------------------------
+RECOVERY_RUNS_KEY = "hvbot:recovery:running"  # hash run id (approval id) -> JSON {job_id, started}
+RECOVERY_RUN_KEY = "hvbot:recovery:run:{}"  # hash of one run: "meta" JSON, "v" version, "vm:<replica>/<vm>" JSON
+
 # -- backup and export -----------------------------------------------------------------------------------------
 BACKUP_PREFIX = "hvbot:backup"  # jobs.backup.window.WindowStore: <p>:window:<vm>, <p>:due, <p>:lease:<vm>
 BACKUP_PENDING_KEY = "hvbot:backup:pending:{}"  # request id -> a confirmed-by-click request waiting for Run

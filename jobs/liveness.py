@@ -30,6 +30,9 @@ from jobs.ports import ReplyTo
 log = logging.getLogger("hvbot.jobs")
 
 FINAL_TTL = 7 * 86400
+# job.meta flag of jobs that report their own death (a recovery run shows which VMs were done): the generic
+# "nothing was changed" message and failure callback leave them alone
+OWN_DEATH_META = "reports_own_death"
 ABANDONED_MESSAGE = (
     "The worker running this request stopped unexpectedly (killed or lost), so there is no result. "
     "Nothing was changed by hvbot; please run the command again."
@@ -80,12 +83,16 @@ def reply_of(job: Job) -> ReplyTo | None:
 
 def on_job_failed(job: Job, connection: redis.Redis, exc_type: Any, exc_value: Any, tb: Any) -> None:
     """RQ failure callback: timeouts, horse deaths, abandoned jobs. Re-reads status first (rq ≤ 2.12 bug, B7)."""
-    if job.get_status(refresh=True) == JobStatus.FINISHED:
+    if job.get_status(refresh=True) == JobStatus.FINISHED or _reports_own_death(job):
         return
     target = reply_of(job)
     if target is not None and claim_final(connection, job.id):
         reason = "took too long and was stopped" if "Timeout" in getattr(exc_type, "__name__", "") else "failed"
         reporting.current().failed(job.id, target, f"The request {reason}; please try again.")
+
+
+def _reports_own_death(job: Job) -> bool:
+    return bool((job.get_meta(refresh=True) if job.id else job.meta or {}).get(OWN_DEATH_META))
 
 
 def on_job_stopped(job: Job, connection: redis.Redis) -> None:
@@ -105,6 +112,8 @@ def abandoned_jobs(connection: redis.Redis, queue_name: str, grace_seconds: floa
         job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer) if Job.exists(
             job_id, connection) else None
         if job is None or job.get_status(refresh=True) != JobStatus.STARTED or job.started_at is None:
+            continue
+        if (job.meta or {}).get(OWN_DEATH_META):
             continue
         if now - job.started_at.timestamp() >= grace_seconds:
             found.append(job)

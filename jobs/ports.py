@@ -1,9 +1,9 @@
 """How jobs reach users without knowing about Slack: the chat side installs the implementations at start-up.
 
-Four ports, each with a do-nothing default so a process with nothing installed (e.g. `rq worker` run by hand)
+Ports, each with a do-nothing default so a process with nothing installed (e.g. `rq worker` run by hand)
 still runs every job and chore: `Reporter` (one message per request), `StepReporter` (the card of a
-multi-step operation and its approval), `AlertPoster` (replica-health notifications) and `DrillReporter`
-(failover drills).
+multi-step operation and its approval), `RecoveryReporter` (the live card of a site/host/plan failover),
+`AlertPoster` (replica-health notifications) and `DrillReporter` (failover drills).
 """
 
 from __future__ import annotations
@@ -132,6 +132,41 @@ def install_steps(reporter: StepReporter) -> None:
 
 def current_steps() -> StepReporter:
     return _step_reporter.value
+
+
+class RecoveryReporter(Protocol):
+    """The one live card of a recovery run (site/host/plan failover).
+
+    ``card`` is {"channel", "ts"} of the approval card; ``run`` is ``jobs.recovery.progress.RunProgress.snapshot()``
+    (the plan, kind, status, every VM's state and, once finished, the summary). Each call redraws the whole card;
+    the implementation paces its writes within Slack's limits, and callers call it at most every few seconds.
+    """
+
+    def progress(self, card: dict[str, Any], run: dict[str, Any]) -> None: ...
+
+    def finished(self, card: dict[str, Any], run: dict[str, Any]) -> None:
+        """The run ended (summary, next actions), or its worker died (status "abandoned": states and Resume)."""
+        ...
+
+
+class NoRecoveryReporter:
+    def progress(self, card: dict[str, Any], run: dict[str, Any]) -> None:
+        return None
+
+    def finished(self, card: dict[str, Any], run: dict[str, Any]) -> None:
+        return None
+
+
+_recovery_reporter: _Installed[RecoveryReporter] = _Installed(NoRecoveryReporter())
+
+
+def install_recovery(reporter: RecoveryReporter) -> None:
+    """Set the process-wide recovery card reporter (worker start-up, before forking horses)."""
+    _recovery_reporter.value = reporter
+
+
+def current_recovery() -> RecoveryReporter:
+    return _recovery_reporter.value
 
 
 class AlertPoster(Protocol):

@@ -22,15 +22,17 @@ shows it. Conditions:
 Condition 2 (previous apply cancelled/interrupted) has no public observable (§4), so the lab has none.
 
 ``fail_next`` {host, cmdlet, vm?, count=1, message?, category?, after_steps=0}: the next ``count`` calls of
-Export-VMSnapshot or Resume-VMReplication on that host (and VM) write a Hyper-V error record instead.
+Export-VMSnapshot, Resume-VMReplication or Start-VMFailover on that host (and VM) write a Hyper-V error record
+instead.
 ``export_timing`` {seconds, steps}; ``exports`` lists Export-VMSnapshot runs; ``clock`` {freeze: ISO time or
 true, advance_s, real: true} swaps the fleet clock for deterministic remote tests.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from lab import replication, timeline
 from lab.clock import ManualClock, utc_now
@@ -38,7 +40,7 @@ from lab.model import VM, Fleet, Host, Injection, Replication
 
 MIGRATION = ("MigratingVirtualMachine", "StorageMigrationPhaseOne", "StorageMigrationPhaseTwo", "MigratingPlannedVm")
 FAILOVER = ("RecoveryInProgress", "FailedOverWaitingCompletion", "FiredrillInProgress")
-INJECTABLE = ("Export-VMSnapshot", "Resume-VMReplication")
+INJECTABLE = ("Export-VMSnapshot", "Resume-VMReplication", "Start-VMFailover")
 CRITICAL_TEXT = "Hyper-V cannot replicate changes for virtual machine '{0}': replication is in a critical state."
 APPLY_FAILED_TEXT = "Hyper-V failed to apply the replication log for virtual machine '{0}'."  # UNCONFIRMED
 RESYNC_REQUIRED_TEXT = "Resynchronization is required for virtual machine '{0}'."

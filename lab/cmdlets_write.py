@@ -5,7 +5,8 @@ Hyper-V error records. ``-WhatIf`` changes nothing; output only with ``-Passthru
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lab import replication as rp
 from lab.binding import Bound
@@ -73,7 +74,14 @@ def _stop_vm(ctx: Context, bound: Bound, vm: VM) -> None:
     vm.state, vm.started_at, vm.broken = target, None, False
 
 
+FAILOVER_FAILED = "Hyper-V failed to fail over virtual machine '{0}': the operation failed. (0x80004005)"  # UNCONFIRMED
+
+
 def _start_failover(ctx: Context, bound: Bound, vm: VM) -> list[Any] | None:
+    injection = ctx.fleet.take_injection(ctx.cmdlet, ctx.host.name, vm.name)
+    if injection is not None:  # control action fail_next: a realistic failure, state unchanged
+        raise rp.ReplicationError(injection.message or FAILOVER_FAILED.format(vm.name),
+                                  injection.category or "InvalidOperation")
     point = bound.get("VMRecoverySnapshot")
     point_id = point.item.id if point is not None else None
     if bound.get("Prepare"):

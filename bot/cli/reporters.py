@@ -13,11 +13,12 @@ from jobs import ports as reporting
 
 
 def install_reporters(runtime: Runtime) -> None:
-    """Results and progress (SlackReporter), failover and approval cards (CardReporter), replica alerts
-    (SlackAlertPoster), drills (SlackDrillReporter). Install them before running housekeeping: its chores tell
-    users through them."""
+    """Results and progress (SlackReporter), failover and approval cards (CardReporter), recovery run cards
+    (RecoveryRunReporter), replica alerts (SlackAlertPoster), drills (SlackDrillReporter). Install them before running
+    housekeeping: its chores tell users through them."""
     reporting.install(runtime.reporter)
     reporting.install_steps(runtime.card_reporter())
+    reporting.install_recovery(runtime.recovery_reporter())
     reporting.install_poster(alert_poster(runtime.settings, runtime.redis))
     reporting.install_recovery_previewer(RecoveryCardReporter(runtime.settings, runtime.redis, runtime.client))
     reporting.install_drills(SlackDrillReporter(runtime.settings, runtime.redis, runtime.client))
@@ -27,7 +28,7 @@ def install_reporters(runtime: Runtime) -> None:
 def reporters_installed(runtime: Runtime) -> Iterator[None]:
     """The same, restoring the previous ones afterwards (the demo and tests run in one process)."""
     previous = reporting.current(), reporting.current_steps(), reporting.current_poster(), reporting.current_drills()
-    previewer = reporting.current_recovery_previewer()
+    previewer, recovery = reporting.current_recovery_previewer(), reporting.current_recovery()
     install_reporters(runtime)
     try:
         yield
@@ -37,3 +38,4 @@ def reporters_installed(runtime: Runtime) -> Iterator[None]:
         reporting.install_poster(previous[2])
         reporting.install_recovery_previewer(previewer)
         reporting.install_drills(previous[3])
+        reporting.install_recovery(recovery)

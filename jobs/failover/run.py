@@ -79,14 +79,17 @@ def recovery_points(fleet: Fleet, vm: str, host: str | None = None) -> dict[str,
 
 @dataclass
 class Run:
-    """One execution: what was approved, where progress goes, and a liveness hook (lock renewal)."""
+    """One execution: what was approved, where progress goes, and a liveness hook (lock renewal).
+
+    ``signature`` None: the approval bound a whole recovery plan (jobs.recovery), not this VM's steps, so the
+    steps are built from the facts read now and each is still checked before and after it runs."""
 
     fleet: Fleet
     kind: Kind
     vm: str
     pair: Pair
     point: str | None
-    signature: list[list[Any]]
+    signature: list[list[Any]] | None
     report_step: Callable[[dict[str, Any]], None]
     keepalive: Callable[[], bool] = lambda: True
     expect_wait_s: float = EXPECT_WAIT_S
@@ -99,7 +102,7 @@ def execute(run: Run) -> dict[str, Any]:
         plan = build_plan(run.kind, facts, run.point)
     except PlanRefused as refused:
         return _outcome(run, facts, [], None, "refused now: " + "; ".join(refused.reasons))
-    if plan.signature() != run.signature:
+    if run.signature is not None and plan.signature() != run.signature:
         return _outcome(run, facts, [], None, "the plan changed since it was approved (the VM's state moved); "
                                               "request it again to see the new steps")
     done: list[dict[str, Any]] = []

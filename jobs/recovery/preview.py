@@ -21,6 +21,7 @@ from jobs.recovery.gather import PlanFacts, gather_plan
 from jobs.recovery.model import Member, ResolvedPlan
 
 PLAN_KINDS = (Kind.PLANNED, Kind.UNPLANNED, Kind.TEST)
+FOLLOW_UP_KINDS = (Kind.COMPLETE, Kind.CANCEL, Kind.REVERSE)  # after a run, for its whole scope (its summary buttons)
 
 
 def _point(kind: Kind, facts: ReplicationFacts) -> tuple[str, datetime | None, float | None]:
@@ -43,7 +44,7 @@ def _refusals(m: Member, facts: ReplicationFacts, kind: Kind) -> tuple[list[str]
         return [f"{m.vm} is not replicated, so it has no replica to fail over to"], None
     r = facts.replica
     first: list[str] = []
-    if r.reachable and r.state in FAILED_OVER_STATES:
+    if r.reachable and r.state in FAILED_OVER_STATES and kind in PLAN_KINDS:  # follow-ups act on failed-over VMs
         first.append(f"{m.vm} has already failed over to {r.host} ({r.state})")
     try:
         plan = build_plan(kind, facts)
@@ -105,8 +106,9 @@ def preview_plan(fleet: Fleet, plan: ResolvedPlan, kind: Kind | str, now: dateti
                  deadline_s: float | None = None) -> dict[str, Any]:
     """Everything the preview message and the approval need (JSON-able)."""
     kind = Kind(kind)
-    if kind not in PLAN_KINDS:
-        raise ValueError(f"a site, host or plan failover is planned, unplanned or test, not {kind}")
+    if kind not in PLAN_KINDS + FOLLOW_UP_KINDS:
+        raise ValueError(f"a site, host or plan failover is planned, unplanned or test (then complete, cancel or "
+                         f"reverse), not {kind}")
     now = now or datetime.now(UTC)
     facts = gather_plan(fleet, plan, deadline_s)
     groups: list[dict[str, Any]] = []

@@ -35,15 +35,24 @@ def test_plan_alone_is_a_viewers_command_and_canonical_keeps_the_site() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("failover --site site-a fw01", "takes no VM name"),
     ("failover --site site-a --host hv-a1", "not both"),
-    ("failover --site site-a cancel", "planned, unplanned, test"),
-    ("failover --host hv-a1 complete", "planned, unplanned, test"),
+    ("failover --site site-a cancel now", "planned, unplanned, test, and after one complete, cancel, reverse"),
     ("failover --site site-a unplanned --point p1", "`--point` chooses a recovery point of one VM"),
     ("failover --site 'site a!'", "is not a site name"),
     ("failover --site", "`--site` needs a value"),
     ("plan dr-core reverse", "optionally followed by `failover`"),
-    ("plan dr-core failover cancel", "A plan fails over as planned, unplanned, test"),
+    ("plan dr-core failover prepare", "A plan fails over as planned, unplanned, test"),
     ("plan dr* failover", "no * wildcards"),
 ])
 def test_bad_forms_say_what_to_do(text: str, message: str) -> None:
     with pytest.raises(CommandError, match=message.replace("*", r"\*").replace("`", "`")):
         parse(text)
+
+
+@pytest.mark.parametrize(("text", "scope"), [
+    ("failover --site site-a complete", ("site", "site-a", "complete")),
+    ("failover --host hv-a1 reverse", ("host", "hv-a1", "reverse")),
+    ("plan dr-core failover cancel", ("plan", "dr-core", "cancel")),
+])
+def test_a_runs_follow_ups_for_its_whole_scope_parse(text: str, scope: tuple[str, str, str]) -> None:
+    found = recovery_scope(parse(text))
+    assert found is not None and (found.kind, found.value, found.failover) == scope
