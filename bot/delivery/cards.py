@@ -7,6 +7,7 @@ card's state changes they cause (approved, rejected).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -24,6 +25,18 @@ from jobs.keys import AUDIT_STREAM, FAILOVER_PREVIEW_KEY, FAILOVER_PROGRESS_KEY,
 
 def approval_store(settings: Settings, connection: redis.Redis) -> ApprovalStore:
     return ApprovalStore(connection, secret=approval_secret(settings), audit_stream=AUDIT_STREAM)
+
+
+def lazy_approval_store(settings: Settings, connection: redis.Redis) -> Callable[[], ApprovalStore]:
+    """The store, built at the first click: a missing approval secret refuses clicks, not start-up."""
+    stores: list[ApprovalStore] = []
+
+    def store_now() -> ApprovalStore:
+        if not stores:
+            stores.append(approval_store(settings, connection))
+        return stores[0]
+
+    return store_now
 
 
 def stored_preview(connection: redis.Redis, approval_id: str) -> dict[str, Any]:

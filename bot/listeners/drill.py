@@ -17,10 +17,10 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.delivery.cards import approval_store
-from bot.grammar import APPROVER, Command, parse_duration
+from bot.delivery.cards import approval_store, lazy_approval_store
+from bot.grammar import APPROVER, VIEWER, Command, parse_duration
 from bot.listeners.verbs import Verbs
-from bot.middleware.authorization import Gate, Requester, requester
+from bot.middleware.authorization import Gate, Needs, Requester, requester
 from bot.runtime import Runtime
 from bot.views import common as views
 from bot.views import drills as dv
@@ -128,14 +128,16 @@ def on_decision(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], ac
 
 
 def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
-    stores: list[ApprovalStore] = []  # built at the first click: a missing secret refuses clicks, not startup
+    store_now = lazy_approval_store(runtime.settings, runtime.redis)
 
     def decide(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         ack()
-        if not stores:
-            stores.append(approval_store(runtime.settings, runtime.redis))
-        on_decision(runtime, stores[0], body, action, respond)
+        on_decision(runtime, store_now(), body, action, respond)
 
-    app.action(dv.ACTION_APPROVE)(decide)
-    app.action(dv.ACTION_REJECT)(decide)
+    # One authorization path, as for failover approvals: channel and role at the gate (the approval channel is
+    # the one exception to the allowed-channel list); the approver role and the decision in the store.
+    approval_channels = (runtime.settings.approval_channel,) if runtime.settings.approval_channel else ()
+    may_decide = gate.click(Needs(VIEWER, "approve or reject a drill", audit=True, also_in=approval_channels))
+    app.action(dv.ACTION_APPROVE, middleware=[may_decide])(decide)
+    app.action(dv.ACTION_REJECT, middleware=[may_decide])(decide)
     return {"drill": handle}

@@ -14,7 +14,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 
-from bot.delivery.cards import approval_store, stored_preview, update_card
+from bot.delivery.cards import lazy_approval_store, stored_preview, update_card
 from bot.grammar import APPROVER, FAILOVER_KINDS, OPERATOR, VIEWER, Command
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Needs, Requester
@@ -129,12 +129,7 @@ def _start(runtime: Runtime, store: ApprovalStore, approval_id: str, user: str) 
 
 
 def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
-    stores: list[ApprovalStore] = []  # built at the first click: a missing secret refuses clicks, not startup
-
-    def store_now() -> ApprovalStore:
-        if not stores:
-            stores.append(approval_store(runtime.settings, runtime.redis))
-        return stores[0]
+    store_now = lazy_approval_store(runtime.settings, runtime.redis)
 
     def ack_only(ack: Ack) -> None:
         ack()

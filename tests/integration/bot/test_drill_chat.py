@@ -84,7 +84,8 @@ class World:
         card = _first(self.fake, lambda c: c.method == "chat.postMessage" and _buttons(c, "hvbot_drill_approve"))
         assert card.args["channel"] == ONCALL
         click = action_body("hvbot_drill_approve", _buttons(card, "hvbot_drill_approve")[0], user=APPROVER,
-                            channel=ONCALL, message_ts=card.response["ts"])
+                            channel=ONCALL, message_ts=card.response["ts"],
+                            response_url=self.fake.response_url("approve"))
         assert post(self.port, click, signed_headers(click))[0] == 200
 
     def running_test_vms(self) -> int:
