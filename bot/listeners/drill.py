@@ -19,12 +19,13 @@ from slack_bolt import Ack, App, Respond
 
 from bot.delivery.cards import approval_store, lazy_approval_store
 from bot.grammar import APPROVER, VIEWER, Command, parse_duration
+from bot.listeners import failover
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Needs, Requester, requester
 from bot.runtime import Runtime
 from bot.views import common as views
 from bot.views import drills as dv
-from jobs.failover.approvals import ApprovalStore, parse_button_value
+from jobs.failover.approvals import ApprovalStore
 from jobs.ports import ReplyTo
 from jobs.queue import enqueue, new_job_id
 from jobs.recovery.drill_schedule import ScheduleError, check, next_due
@@ -105,13 +106,11 @@ def on_decision(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], ac
                 respond: Respond) -> None:
     """Approve or Reject a drill: approver role checked at click time; the store decides exactly once."""
     user = requester(body).user
-    approval_id, digest = parse_button_value(str(action.get("value", "")))
-    decision = "approve" if action.get("action_id") == dv.ACTION_APPROVE else "reject"
-    result = store.decide(approval_id, decision, user, runtime.authz.has_role(user, APPROVER), digest)
+    result = failover.decide_approval(runtime, store, user, action.get("action_id") == dv.ACTION_APPROVE,
+                                      str(action.get("value", "")), respond)
     if not result.ok or result.approval is None:
-        respond(text=f"Not {decision}d: {result.reason}.", response_type="ephemeral", replace_original=False)
         return
-    approval = result.approval
+    approval, approval_id = result.approval, result.approval.id
     target = str(approval.params.get("target", ""))
     if result.verdict == "rejected":
         view = dv.decided(target, f"rejected by <@{user}>.")

@@ -75,16 +75,25 @@ def on_request(runtime: Runtime, store: ApprovalStore, who: Requester, preview_i
         _start(runtime, store, approval.id, user)
 
 
+def decide_approval(runtime: Runtime, store: ApprovalStore, user: str, approve: bool, value: str,
+                    respond: Respond) -> Decision:
+    """One click's decision, made atomically by the store (approver role checked now); a refusal is answered to the
+    clicker alone."""
+    approval_id, digest = parse_button_value(value)
+    decision = "approve" if approve else "reject"
+    result = store.decide(approval_id, decision, user, runtime.authz.has_role(user, APPROVER), digest)
+    if not result.ok:
+        respond(text=f"Not {decision}d: {result.reason}.", response_type="ephemeral", replace_original=False)
+    return result
+
+
 def on_decision(runtime: Runtime, store: ApprovalStore, who: Requester, action: dict[str, Any], value: str,
                 respond: Respond) -> Decision:
     """Approve or Reject: the gate checked the channel; the approver role (or the requester withdrawing) is checked
     now, at click time, by the store, which decides atomically: one decision per request, however often clicked."""
     user = who.user
-    approval_id, digest = parse_button_value(value)
-    decision = "approve" if action.get("action_id") == fv.ACTION_APPROVE else "reject"
-    result = store.decide(approval_id, decision, user, runtime.authz.has_role(user, APPROVER), digest)
+    result = decide_approval(runtime, store, user, action.get("action_id") == fv.ACTION_APPROVE, value, respond)
     if not result.ok:
-        respond(text=f"Not {decision}d: {result.reason}.", response_type="ephemeral", replace_original=False)
         return result
     approval = result.approval
     assert approval is not None

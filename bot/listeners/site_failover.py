@@ -18,14 +18,14 @@ from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.delivery.cards import lazy_approval_store, update_card
 from bot.delivery.recovery_cards import stored_recovery_preview
-from bot.grammar import APPROVER, OPERATOR, VIEWER, Command, recovery_scope
+from bot.grammar import OPERATOR, VIEWER, Command, recovery_scope
 from bot.listeners import failover, recovery
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime
 from bot.views import common as views
 from bot.views import site_failover as rv
-from jobs.failover.approvals import ApprovalStore, Decision, parse_button_value
+from jobs.failover.approvals import ApprovalStore, Decision
 from jobs.keys import RECOVERY_PREVIEW_KEY
 from jobs.ports import ReplyTo
 from jobs.recovery.preview import binding, runnable
@@ -95,11 +95,9 @@ def on_decision(runtime: Runtime, store: ApprovalStore, who: Requester, action: 
     """Approve or Reject: the gate checked the channel; the approver role (or the requester withdrawing) is checked
     now, at click time, by the store, which decides atomically: one decision per request, however often clicked."""
     user = who.user
-    approval_id, digest = parse_button_value(value)
-    decision = "approve" if action.get("action_id") == rv.ACTION_APPROVE else "reject"
-    result = store.decide(approval_id, decision, user, runtime.authz.has_role(user, APPROVER), digest)
+    result = failover.decide_approval(runtime, store, user, action.get("action_id") == rv.ACTION_APPROVE, value,
+                                      respond)
     if not result.ok:
-        respond(text=f"Not {decision}d: {result.reason}.", response_type="ephemeral", replace_original=False)
         return result
     approval = result.approval
     assert approval is not None

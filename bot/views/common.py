@@ -242,3 +242,16 @@ def audit_list(entries: list[Any]) -> View:
 
 def _cell_line(line: str, width: int = 200) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def approval_buttons(approve_id: str, reject_id: str, button_value: str, confirm: Any, expires: str,
+                     style: str = "danger", note: str = "") -> list[Block]:
+    """Approve / Reject of a two-person approval card, and the line saying who may approve and until when."""
+    return [
+        ActionsBlock(elements=[
+            ButtonElement(text="Approve", action_id=approve_id, value=button_value, style=style, confirm=confirm),
+            ButtonElement(text="Reject", action_id=reject_id, value=button_value),
+        ]),
+        ContextBlock(elements=[MarkdownTextObject(
+            text=f"Needs an approver other than the requester; expires {expires}.{f' {note}' if note else ''}")]),
+    ]

@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from slack_sdk.models.blocks import (
-    ActionsBlock,
     Block,
-    ButtonElement,
     ConfirmObject,
     ContextBlock,
     MarkdownTextObject,
     SectionBlock,
 )
 
-from bot.views.common import MAX_BLOCKS, SECTION_CHARS, View
+from bot.views.common import MAX_BLOCKS, SECTION_CHARS, View, approval_buttons
 from jobs.recovery import drill_report
 
 ACTION_APPROVE = "hvbot_drill_approve"
@@ -39,13 +37,7 @@ def approval_card(target: str, requester: str, button_value: str, expires: str) 
                             confirm="Approve", deny="Back")
     blocks: list[Block] = [
         _md(f":test_tube: <@{requester}> requests a failover drill of *{_esc(target)}*\n_{WHAT}_"),
-        ActionsBlock(elements=[
-            ButtonElement(text="Approve", action_id=ACTION_APPROVE, value=button_value, style="primary",
-                          confirm=confirm),
-            ButtonElement(text="Reject", action_id=ACTION_REJECT, value=button_value),
-        ]),
-        ContextBlock(elements=[MarkdownTextObject(text=f"Needs an approver other than the requester; expires "
-                                                       f"{expires}.")]),
+        *approval_buttons(ACTION_APPROVE, ACTION_REJECT, button_value, confirm, expires, style="primary"),
     ]
     return View(f"Approval needed: failover drill of {target}", blocks)
 

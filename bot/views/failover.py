@@ -9,12 +9,11 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     ConfirmObject,
-    ContextBlock,
     MarkdownTextObject,
     SectionBlock,
 )
 
-from bot.views.common import View
+from bot.views.common import View, approval_buttons
 from bot.views.tokens import CARD_LIFETIME, seal
 
 ACTION_REQUEST = "hvbot_fo_request"
@@ -92,13 +91,7 @@ def approval_card(data: dict[str, Any], requester: str, button_value: str, expir
         _md(f":rotating_light: <@{requester}> requests: {title(data)}\n_{_esc(data['description'])}_"),
         _md("*Replication at request time*\n" + sides_text(data["sides"])),
         _md("*Steps*\n" + steps_text(data["steps"])),
-        ActionsBlock(elements=[
-            ButtonElement(text="Approve", action_id=ACTION_APPROVE, value=button_value, style="danger",
-                          confirm=confirm),
-            ButtonElement(text="Reject", action_id=ACTION_REJECT, value=button_value),
-        ]),
-        ContextBlock(elements=[MarkdownTextObject(text=f"Needs an approver other than the requester; "
-                                                       f"expires {expires}.")]),
+        *approval_buttons(ACTION_APPROVE, ACTION_REJECT, button_value, confirm, expires, style="danger"),
     ]
     return View(f"Approval needed: {data['kind']} failover of {data['vm']}", blocks)
 

@@ -19,7 +19,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.views.common import View
+from bot.views.common import View, approval_buttons
 from bot.views.tokens import CARD_LIFETIME, seal
 
 ACTION_REQUEST = "hvbot_rc_request"
@@ -160,13 +160,8 @@ def approval_card(data: dict[str, Any], requester: str, button_value: str, expir
     blocks: list[Block] = [
         section(f":rotating_light: <@{requester}> requests one approval for all of it:\n{summary(data)}"),
         *_group_sections(data),
-        ActionsBlock(elements=[
-            ButtonElement(text="Approve", action_id=ACTION_APPROVE, value=button_value, style="danger",
-                          confirm=confirm),
-            ButtonElement(text="Reject", action_id=ACTION_REJECT, value=button_value),
-        ]),
-        ContextBlock(elements=[MarkdownTextObject(text=f"Needs an approver other than the requester; expires "
-                                                       f"{expires}. Per-VM details in the preview's thread.")]),
+        *approval_buttons(ACTION_APPROVE, ACTION_REJECT, button_value, confirm, expires,
+                          note="Per-VM details in the preview's thread."),
     ]
     return View(f"Approval needed: {title(data)}", blocks)
 
