@@ -9,8 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -22,9 +20,11 @@ from bot.delivery.recovery_run import RecoveryRunReporter
 from bot.delivery.slack import SlackReporter, web_client
 from bot.grammar import Command
 from bot.intake import Intake
+from bot.redis_client import CHAT, connect
 from bot.roles import Authorizer, GroupCache, slack_group_fetcher
 from bot.settings import Settings
 from jobs import liveness as tasks
+from jobs.backoff import backoff_s
 from jobs.audit import AuditEntry, AuditLog
 from jobs.failover.tasks import sweep_dead_failovers
 from jobs.inventory.tasks import run_lookup
@@ -35,13 +35,12 @@ from jobs.recovery.drill_tasks import sweep_dead_drills
 from jobs.recovery.tasks import sweep_dead_recoveries
 
 log = logging.getLogger("hvbot.runtime")
+MAX_BACKOFF_S = 60.0  # the slowest the watcher tries while Redis is down
 
 
-def redis_connection(url: str) -> redis.Redis:
+def redis_connection(settings: Settings) -> redis.Redis:
     """Short timeouts and one quick retry: a handler must answer Slack within 3 s even when Redis is down."""
-    return redis.Redis.from_url(
-        url, socket_connect_timeout=1.0, socket_timeout=2.0, retry=Retry(ExponentialBackoff(cap=0.2), 1)
-    )
+    return connect(settings, CHAT)
 
 
 @dataclass
@@ -134,7 +133,7 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, connection: redis.Redis | None = None, client: WebClient | None = None) -> Runtime:
-    connection = connection if connection is not None else redis_connection(settings.redis_url)
+    connection = connection if connection is not None else redis_connection(settings)
     client = client or web_client(settings)
     groups = GroupCache(slack_group_fetcher(client), settings.usergroup_cache_seconds)
     authz = Authorizer(settings.viewers, settings.operators, settings.approvers, settings.allowed_channels, groups)
@@ -159,13 +158,24 @@ class AbandonedJobWatcher:
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._runtime.settings.abandoned_check_seconds):
+        period = self._runtime.settings.abandoned_check_seconds
+        failures = 0
+        while not self._stop.wait(backoff_s(failures, period, max(period, MAX_BACKOFF_S))):
             try:
                 found = self._runtime.sweep_abandoned()
-                if found:
-                    log.warning("reported %d abandoned job(s)", found)
-            except Exception:
-                log.exception("abandoned-job sweep failed")
+            except Exception as exc:
+                failures += 1
+                if isinstance(exc, redis.RedisError):  # one line, no traceback: an outage is not a bug
+                    log.warning("abandoned-job sweep: Redis unreachable (%s), %d failed tries in a row",
+                                type(exc).__name__, failures)
+                else:
+                    log.exception("abandoned-job sweep failed")
+                continue
+            if failures:
+                log.warning("abandoned-job sweep: Redis answers again after %d failed tries", failures)
+            failures = 0
+            if found:
+                log.warning("reported %d abandoned job(s)", found)
 
 
 def job_summary(job: Job) -> dict[str, Any]:

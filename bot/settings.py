@@ -69,6 +69,19 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "redis_url")
     )
+    # Redis Sentinel (HA): when sentinels are set, the master is asked of them and REDIS_URL is not used.
+    redis_sentinels: IdList = Field(default_factory=list)  # HVBOT_REDIS_SENTINELS=host1:26379,host2:26379
+    redis_master_name: str = "hvbot"  # the name the sentinels monitor (`sentinel monitor NAME ...`)
+    redis_db: int = Field(default=0, ge=0)  # with sentinels only; a REDIS_URL carries its own db
+    redis_username: str | None = None
+    redis_password: SecretStr | None = None  # overrides a password in REDIS_URL
+    redis_sentinel_username: str | None = None
+    redis_sentinel_password: SecretStr | None = None  # `requirepass` of the sentinels, if any
+    redis_tls: bool = False  # TLS to Redis and the sentinels (a rediss:// REDIS_URL turns it on too)
+    redis_tls_ca_file: Path | None = None
+    redis_tls_cert_file: Path | None = None  # client certificate, when Redis asks for one (tls-auth-clients)
+    redis_tls_key_file: Path | None = None
+    redis_tls_verify: bool = True  # false: encrypt without checking the server's certificate (tests only)
     inventory: Path | None = None  # HVBOT_INVENTORY: the inventory YAML (hosts, credentials reference)
 
     # Roles: Slack user IDs (U…/W…) and user-group IDs (S…), comma-separated. Hierarchy viewer < operator < approver.
@@ -101,7 +114,7 @@ class Settings(BaseSettings):
     approval_ttl_seconds: int = Field(default=900, ge=60)
     test_failover_needs_approval: bool = True
 
-    @field_validator("viewers", "operators", "approvers", "allowed_channels", mode="before")
+    @field_validator("viewers", "operators", "approvers", "allowed_channels", "redis_sentinels", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -115,6 +128,18 @@ class Settings(BaseSettings):
             if not item.isalnum() or not item[0].isupper():
                 raise ValueError(f"{item!r} is not a Slack ID (expected e.g. U0123ABC, S0456DEF, C0789GHI)")
         return value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: list[str]) -> list[str]:
+        for item in value:
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{item!r} is not host:port (expected e.g. redis-a:26379,redis-b:26379)")
+        return value
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [(item.rpartition(":")[0].strip("[]"), int(item.rpartition(":")[2])) for item in self.redis_sentinels]
 
     @classmethod
     def settings_customise_sources(

@@ -20,6 +20,8 @@ from rq import SimpleWorker, Worker
 from rq import worker_registration as registration
 from rq.worker import BaseWorker
 
+from jobs.backoff import backoff_s
+
 log = logging.getLogger("hvbot.worker")
 
 
@@ -88,8 +90,12 @@ class RegistrationKeeper:
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._period_s):
+        failures = 0
+        while not self._stop.wait(backoff_s(failures, self._period_s, max(self._period_s, 60.0))):
             try:
                 self._worker.ensure_registered()
-            except redis.RedisError as exc:  # Redis still down: try again next period
+            except redis.RedisError as exc:  # Redis still down: try again later, less often
+                failures += 1
                 log.debug("worker registration check failed: %s", exc)
+            else:
+                failures = 0

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import click
 import redis
 
+from bot.cli.connections import cli_redis
 from bot.delivery.slack import web_client
 from bot.grammar import parse_duration
 from bot.logs import configure_logging
@@ -73,7 +74,7 @@ def _report_to_slack(settings: BackupSettings, result: CliResult) -> None:
 
 
 def _connection() -> redis.Redis:
-    return redis.Redis.from_url(Settings().redis_url)
+    return cli_redis(Settings())
 
 
 @click.group("backup")

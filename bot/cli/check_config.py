@@ -80,7 +80,7 @@ def redact(text: str, secrets: list[str]) -> str:
 
 
 def check_redis(settings: Settings) -> str:
-    redis_connection(settings.redis_url).ping()
+    redis_connection(settings).ping()
     return "PING answered"
 
 
@@ -88,7 +88,7 @@ def process_checks(settings: Settings) -> list[Check]:
     """The monitor's heartbeat and the workers registered for the queue. Neither running yet is only a note (a
     first deployment checks its config before starting them); a monitor that stopped sweeping is a failure."""
     try:
-        client = redis_connection(settings.redis_url)
+        client = redis_connection(settings)
         fresh, text = heartbeat.status_line(client, time.time())
         workers = Worker.count(queue=Queue(settings.queue, connection=client))
     except Exception as exc:  # noqa: BLE001 - Redis is reported by its own check; one line here

@@ -28,6 +28,7 @@ from bot.adapters.fake_slack import FakeSlack
 from bot.app import build_app
 from bot.cli.reporters import reporters_installed
 from bot.logs import configure_logging
+from bot.redis_client import CHAT, WORKER, connect, describe
 from bot.runtime import build_runtime
 from bot.settings import Settings
 from lab.fleet import Lab
@@ -68,9 +69,23 @@ def private_redis_server() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def choose_redis(stack: ExitStack, url: str | None) -> tuple[redis.Redis, str]:
-    """A Redis connection and a sentence saying which Redis it is."""
-    if url and _answers(url):
+def _configured_answers(settings: Settings) -> bool:
+    probe = connect(settings, CHAT)
+    try:
+        return bool(probe.ping())
+    except (redis.RedisError, ValueError):
+        return False
+    finally:
+        probe.close()
+
+
+def choose_redis(stack: ExitStack, url: str | None, settings: Settings | None = None) -> tuple[redis.Redis, str]:
+    """A Redis connection and a sentence saying which Redis it is (the configured one first: REDIS_URL or the
+    sentinels' master, with its password and TLS, when `settings` are given)."""
+    if settings is not None and (settings.redis_sentinels or url):
+        if _configured_answers(settings):
+            return connect(settings, WORKER), f"Redis: {describe(settings)} (configured)"
+    elif url and _answers(url):
         return redis.Redis.from_url(url), f"Redis: {_safe(url)} (from REDIS_URL)"
     if shutil.which("redis-server"):
         private = stack.enter_context(private_redis_server())
@@ -99,7 +114,7 @@ def run_session(settings: Settings, stdin: TextIO, stdout: TextIO, redis_conn: r
     configure_logging(json_logs=False, level=logging.ERROR)  # the chat is the output; host warnings are in it
     with ExitStack() as stack:
         if redis_conn is None:
-            redis_conn, which = choose_redis(stack, settings.redis_url)
+            redis_conn, which = choose_redis(stack, settings.redis_url, settings)
             stdout.write(which + "\n")
         fake = stack.enter_context(FakeSlack())
         settings = settings.model_copy(update={

@@ -67,7 +67,7 @@ def acquire_when_redis_answers(lease: MonitorLease, stop: threading.Event, first
 def health_check(settings: Settings) -> None:
     """Exit 0 when the monitor's heartbeat is fresh, 1 otherwise, with one line saying why."""
     try:
-        fresh, text = heartbeat.status_line(monitor_redis(settings.redis_url), time.time())
+        fresh, text = heartbeat.status_line(monitor_redis(settings), time.time())
     except redis.RedisError as exc:
         click.echo(f"unhealthy: cannot read the monitor heartbeat, Redis unreachable ({type(exc).__name__})")
         raise SystemExit(1) from None
@@ -85,7 +85,7 @@ def monitor_command(tick_s: float, health: bool) -> None:
     if health:
         health_check(settings)
     configure_logging(settings.log_json)
-    connection = monitor_redis(settings.redis_url)
+    connection = monitor_redis(settings)
     hosts = inventory_hosts(settings)
     # housekeeping tells users through these (abandoned jobs, dead failovers, expired approvals)
     install_reporters(build_runtime(settings, connection=connection))

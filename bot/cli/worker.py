@@ -46,7 +46,7 @@ def worker_command(burst: bool, simple: bool, name: str | None, warm: bool) -> N
     """Run an RQ worker for hvbot's queue, with the scheduler on."""
     settings = Settings()
     configure_logging(settings.log_json)
-    runtime = build_runtime(settings, connection=worker_redis(settings.redis_url))
+    runtime = build_runtime(settings, connection=worker_redis(settings))
     install_reporters(runtime)  # before forking: work horses inherit them
     _housekeeping_at_start(runtime.redis)
     if simple and warm:

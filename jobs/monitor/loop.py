@@ -24,6 +24,7 @@ from rq import Queue
 from jobs import housekeeping
 from jobs.keys import SWEEP_PENDING_KEY
 from jobs.monitor import heartbeat
+from jobs.backoff import backoff_s
 from jobs.monitor.lease import LeaseState, MonitorAlreadyRunning, MonitorLease
 from jobs.monitor.notifications import Notification
 from jobs.monitor.state import AlertEngine
@@ -37,11 +38,6 @@ __all__ = ["Monitor", "MonitorAlreadyRunning", "MonitorLease", "LeaseLost", "bac
 
 class LeaseLost(RuntimeError):
     """Another monitor holds the lease now: this one stops rather than sweep twice."""
-
-
-def backoff_s(failures: int, first_s: float, cap_s: float) -> float:
-    """Wait before the next try after `failures` failed rounds in a row: doubling from `first_s`, at most `cap_s`."""
-    return min(cap_s, first_s * 2 ** min(max(failures - 1, 0), 16))
 
 
 Deliver = Callable[[Sequence[Notification], AlertEngine], int]

@@ -18,6 +18,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from bot.cli.connections import monitor_redis
+from bot.settings import Settings
 from jobs.keys import MONITOR_LEASE_KEY
 from jobs.monitor import heartbeat
 from jobs.monitor.lease import LeaseState, MonitorLease
@@ -70,7 +71,7 @@ def test_lease_tells_missing_from_taken(server: OwnRedis) -> None:
 
 def test_the_loop_outlives_an_outage_and_a_restart_without_data(server: OwnRedis, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="hvbot.monitor")
-    client = monitor_redis(server.url)
+    client = monitor_redis(Settings(redis_url=server.url))
     lease = MonitorLease(client, ttl_s=30)
     lease.acquire()
     run = Running(client, lease)
@@ -99,7 +100,7 @@ def test_the_loop_outlives_an_outage_and_a_restart_without_data(server: OwnRedis
 
 
 def test_the_loop_stops_when_another_monitor_holds_the_lease(server: OwnRedis) -> None:
-    client = monitor_redis(server.url)
+    client = monitor_redis(Settings(redis_url=server.url))
     lease = MonitorLease(client, ttl_s=30)
     lease.acquire()
     run = Running(client, lease)

@@ -101,7 +101,8 @@ def test_abandoned_detector_reports_dead_jobs_once_and_spares_live_ones(redis_co
 
 
 def test_heartbeat_key_lives_while_running_and_goes_after() -> None:
-    conn = redis_connection(__import__("tests.support.fixtures_redis", fromlist=["x"]).test_redis_url())
+    url = __import__("tests.support.fixtures_redis", fromlist=["x"]).test_redis_url()
+    conn = redis_connection(Settings(redis_url=url))
     with tasks.heartbeat(conn, "hvj3", interval=0.2):
         assert conn.pttl(tasks.ALIVE_KEY.format("hvj3")) > 0
     assert not conn.exists(tasks.ALIVE_KEY.format("hvj3"))

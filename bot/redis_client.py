@@ -1,0 +1,110 @@
+"""The one place hvbot opens Redis: a plain REDIS_URL, or the master that Redis Sentinel names, with TLS.
+
+Every process (serve, worker, monitor, the CLI) and RQ (its queue, worker, work horses and scheduler) use the
+client made here. Each kind of process gets its own `Resilience`, because they differ in how long they may wait:
+- a chat handler must answer Slack within 3 s: short timeouts and one quick retry (CHAT);
+- the worker retries every command for about a minute, because RQ handles a Redis error only around its blocking
+  dequeue and stops the worker on one anywhere else (WORKER);
+- the monitor retries briefly and its loop backs off between rounds, so SIGTERM still stops it promptly (MONITOR);
+- a one-shot command (`hvbot backup`, `check-config`) rides out a master failover, then gives up (CLI).
+With Sentinel, a connection to a master that was demoted fails with "The previous master is now a slave"
+(a ConnectionError in redis-py), and the retry asks the sentinels again: a failover costs seconds, not a restart.
+`health_check_interval` pings a connection idle for longer than that before using it, which finds a connection a
+restart broke before a command is lost on it (it matters most for RQ's pub/sub command channel).
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+from bot.settings import Settings
+
+
+@dataclass(frozen=True)
+class Resilience:
+    """How one kind of process rides out a Redis outage or a master failover."""
+
+    retries: int
+    backoff_cap_s: float
+    backoff_base_s: float
+    connect_timeout_s: float
+    socket_timeout_s: float | None
+    health_check_s: int = 0
+
+    def retry(self) -> Retry:
+        return Retry(ExponentialBackoff(cap=self.backoff_cap_s, base=self.backoff_base_s), self.retries)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {"retry": self.retry(), "socket_connect_timeout": self.connect_timeout_s,
+                "socket_timeout": self.socket_timeout_s, "health_check_interval": self.health_check_s}
+
+
+CHAT = Resilience(retries=1, backoff_cap_s=0.2, backoff_base_s=0.008, connect_timeout_s=1.0, socket_timeout_s=2.0)
+# 0.2 + 0.4 + ... doubling to 5 s, then 5 s: about 65 s of outage before a command gives up
+WORKER = Resilience(retries=17, backoff_cap_s=5.0, backoff_base_s=0.1, connect_timeout_s=5.0, socket_timeout_s=None,
+                    health_check_s=30)
+MONITOR = Resilience(retries=3, backoff_cap_s=1.0, backoff_base_s=0.1, connect_timeout_s=2.0, socket_timeout_s=10.0,
+                     health_check_s=30)
+# 0.2 + 0.4 + 0.8 + 1.6 + 2 s x 8: about 19 s, longer than a Sentinel failover with down-after 5 s
+CLI = Resilience(retries=12, backoff_cap_s=2.0, backoff_base_s=0.1, connect_timeout_s=2.0, socket_timeout_s=10.0)
+
+
+def connect(settings: Settings, resilience: Resilience) -> redis.Redis:
+    """A client of the Redis master: through the sentinels when HVBOT_REDIS_SENTINELS is set, else REDIS_URL."""
+    if settings.redis_sentinels:
+        return _sentinel_master(settings, resilience)
+    url = settings.redis_url
+    tls = tls_kwargs(settings)
+    if tls and urlsplit(url).scheme == "redis":
+        url = urlunsplit(urlsplit(url)._replace(scheme="rediss"))
+    tls.pop("ssl", None)  # the rediss:// scheme selects the TLS connection class
+    auth = _auth(settings.redis_username, settings.secret("redis_password"))
+    return redis.Redis.from_url(url, **resilience.client_kwargs(), **auth, **tls)
+
+
+def _sentinel_master(settings: Settings, resilience: Resilience) -> redis.Redis:
+    tls = tls_kwargs(settings)
+    sentinel_kwargs = {"socket_connect_timeout": resilience.connect_timeout_s, "socket_timeout": 2.0, **tls,
+                       **_auth(settings.redis_sentinel_username, settings.secret("redis_sentinel_password"))}
+    sentinel = Sentinel(settings.sentinel_addresses(), sentinel_kwargs=sentinel_kwargs, **tls)
+    return sentinel.master_for(settings.redis_master_name, redis_class=redis.Redis, db=settings.redis_db,
+                               **resilience.client_kwargs(),
+                               **_auth(settings.redis_username, settings.secret("redis_password")))
+
+
+def _auth(username: str | None, password: str) -> dict[str, str]:
+    found = {"username": username or "", "password": password}
+    return {key: value for key, value in found.items() if value}
+
+
+def tls_kwargs(settings: Settings) -> dict[str, Any]:
+    """redis-py's TLS options, or none when TLS is off (HVBOT_REDIS_TLS unset and REDIS_URL not rediss://)."""
+    if not (settings.redis_tls or urlsplit(settings.redis_url).scheme == "rediss"):
+        return {}
+    verify = ssl.CERT_REQUIRED if settings.redis_tls_verify else ssl.CERT_NONE
+    found: dict[str, Any] = {"ssl": True, "ssl_cert_reqs": verify}
+    if not settings.redis_tls_verify:
+        found["ssl_check_hostname"] = False
+    for key, path in (("ssl_ca_certs", settings.redis_tls_ca_file), ("ssl_certfile", settings.redis_tls_cert_file),
+                      ("ssl_keyfile", settings.redis_tls_key_file)):
+        if path is not None:
+            found[key] = str(path)
+    return found
+
+
+def describe(settings: Settings) -> str:
+    """Where this configuration's Redis is, without any secret: for start-up lines and check-config."""
+    if settings.redis_sentinels:
+        return (f"master {settings.redis_master_name!r} of sentinels {', '.join(settings.redis_sentinels)} "
+                f"(db {settings.redis_db}{', TLS' if tls_kwargs(settings) else ''})")
+    parts = urlsplit(settings.redis_url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}:{parts.port or 6379}{parts.path or '/0'}"
