@@ -13,6 +13,7 @@ from pydantic_settings import SettingsError
 from rq import Queue, Worker
 
 from bot.delivery.slack import web_client
+from bot.redis_client import describe
 from bot.runtime import redis_connection
 from bot.settings import Settings, approval_secret
 from jobs.hyperv.fleet import Fleet
@@ -28,10 +29,11 @@ class Check:
     ok: bool
     detail: str
     note: bool = False  # informational: printed as "info", never fails the run
+    warn: bool = False  # works, but risky: printed as "WARN", never fails the run
 
     @property
     def label(self) -> str:
-        return "info" if self.note else ("ok  " if self.ok else "FAIL")
+        return "info" if self.note else "WARN" if self.warn else ("ok  " if self.ok else "FAIL")
 
 
 def _safe(run: Callable[[], str], name: str) -> Check:
@@ -49,7 +51,8 @@ def _describe(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-SECRET_SETTINGS = ("slack_bot_token", "slack_signing_secret", "slack_app_token", "approval_secret")
+SECRET_SETTINGS = ("slack_bot_token", "slack_signing_secret", "slack_app_token", "approval_secret", "redis_password",
+                   "redis_sentinel_password")
 
 
 def known_secrets(settings: Settings) -> list[str]:
@@ -81,7 +84,28 @@ def redact(text: str, secrets: list[str]) -> str:
 
 def check_redis(settings: Settings) -> str:
     redis_connection(settings).ping()
-    return "PING answered"
+    return f"PING answered: {describe(settings)}"
+
+
+NOT_DURABLE = ("Redis keeps nothing on disk (appendonly no, save empty): a Redis restart loses pending approvals, "
+               "backup windows and their scheduled resumes, alert state and queued jobs. Set `appendonly yes` "
+               "(and `appendfsync everysec`) in redis.conf, or `CONFIG SET appendonly yes` and `CONFIG REWRITE`")
+
+
+def check_durability(settings: Settings) -> Check:
+    """Approvals, backup windows and the queue live in Redis: warn when a restart would lose them all."""
+    try:
+        config = redis_connection(settings).config_get("appendonly", "save")
+    except Exception as exc:  # noqa: BLE001 - managed Redis often refuses CONFIG; that is not a failure
+        return Check("redis persistence", True, f"cannot read CONFIG ({_describe(exc)}): make sure the server "
+                     "persists its data (appendonly yes), since approvals and backup windows live there", note=True)
+    aof, save = str(config.get("appendonly", "")).lower(), str(config.get("save", "")).strip()  # redis-py decodes
+    if aof == "yes":
+        return Check("redis persistence", True, "appendonly yes")
+    if save:
+        return Check("redis persistence", True, f"RDB snapshots only (save {save}): a crash loses the writes "
+                     "since the last snapshot; `appendonly yes` loses at most a second", warn=True)
+    return Check("redis persistence", True, NOT_DURABLE, warn=True)
 
 
 def process_checks(settings: Settings) -> list[Check]:
@@ -142,6 +166,7 @@ def run_checks(settings: Settings) -> list[Check]:
     checks = [Check("settings", True, "valid")]
     checks.append(_safe(lambda: check_redis(settings), "redis"))
     if checks[-1].ok:
+        checks.append(check_durability(settings))
         checks += process_checks(settings)
     checks.append(_safe(lambda: check_slack(settings), "slack"))
     checks.append(_safe(lambda: check_approval_secret(settings), "approval secret"))
