@@ -101,7 +101,9 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     # Replica health monitor (`hvbot monitor`): sweep period and alert routing.
-    sweep_interval_seconds: float = Field(default=60.0, ge=30)  # 30 s is the fastest replication frequency
+    sweep_interval_seconds: float = Field(default=60.0, ge=30)
+    # How long a killed monitor's lease outlives it: a standby (`hvbot monitor --standby`) takes over after it.
+    monitor_lease_seconds: float = Field(default=30.0, ge=2)  # 30 s is the fastest replication frequency
     alert_critical_channel: str = "#hv-oncall"
     alert_warning_channel: str = "#hv-ops"
     oncall_usergroup: str | None = None  # S… id, mentioned on Critical alerts

@@ -48,13 +48,24 @@ def inventory_hosts(settings: Settings) -> list[str]:
     return load_inventory(settings.inventory).names
 
 
-def acquire_when_redis_answers(lease: MonitorLease, stop: threading.Event, first_wait_s: float) -> bool:
-    """Take the lease, waiting out a Redis outage with backoff; False when stopped first."""
-    failures = 0
+def acquire_when_redis_answers(lease: MonitorLease, stop: threading.Event, first_wait_s: float,
+                               standby: bool = False) -> bool:
+    """Take the lease, waiting out a Redis outage with backoff; False when stopped first. A standby waits while
+    another monitor holds the lease, trying every `first_wait_s`, and takes it once that monitor's lease lapses."""
+    failures, announced = 0, False
     while not stop.is_set():
         try:
             lease.acquire()
             return True
+        except MonitorAlreadyRunning:
+            if not standby:
+                raise
+            if not announced:
+                click.echo(f"hvbot monitor (standby): {lease.other_holder()} holds the lease; taking over when it "
+                           "stops renewing it", err=True)
+                announced = True
+            failures = 0
+            stop.wait(first_wait_s)
         except redis.RedisError as exc:
             failures += 1
             delay = backoff_s(failures, first_wait_s, MAX_BACKOFF_S)
@@ -77,9 +88,11 @@ def health_check(settings: Settings) -> None:
 
 @click.command("monitor")
 @click.option("--tick", "tick_s", default=5.0, show_default=True, help="seconds between alert timer runs")
+@click.option("--standby", is_flag=True,
+              help="while another monitor runs, wait and take over when it stops, instead of exiting")
 @click.option("--health", is_flag=True,
               help="do not monitor: exit 0 if the running monitor's heartbeat is fresh, else 1 (a health check)")
-def monitor_command(tick_s: float, health: bool) -> None:
+def monitor_command(tick_s: float, health: bool, standby: bool) -> None:
     """Sweep replica health of every host, post alerts; exactly one monitor runs (a Redis lease)."""
     settings = Settings()
     if health:
@@ -89,11 +102,11 @@ def monitor_command(tick_s: float, health: bool) -> None:
     hosts = inventory_hosts(settings)
     # housekeeping tells users through these (abandoned jobs, dead failovers, expired approvals)
     install_reporters(build_runtime(settings, connection=connection))
-    lease = MonitorLease(connection, ttl_s=max(3 * tick_s, 30.0))
+    lease = MonitorLease(connection, ttl_s=max(3 * tick_s, settings.monitor_lease_seconds))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        if not acquire_when_redis_answers(lease, stop, tick_s):
+        if not acquire_when_redis_answers(lease, stop, tick_s, standby=standby):
             return
     except MonitorAlreadyRunning as exc:
         raise click.ClickException(str(exc)) from None
