@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.support.fixtures_redis import wait_until
@@ -71,3 +73,11 @@ def _answers(client: redis.Redis) -> bool:
         return bool(client.ping())
     except (redis.ConnectionError, redis.BusyLoadingError):
         return False
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A redis-server of the test's own, for tests that kill, restart or reconfigure it."""
+    server = OwnRedis(tmp_path / "redis").start()
+    yield server
+    server.close()

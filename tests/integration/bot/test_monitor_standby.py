@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from bot.adapters.fake_slack import FakeSlack
 from jobs.keys import MONITOR_HEARTBEAT_KEY, MONITOR_LEASE_KEY
@@ -21,13 +19,6 @@ from tests.support.fixtures_slack import HvbotProcess
 from tests.support.redis_server import OwnRedis
 
 LEASE_S = "4"  # HVBOT_MONITOR_LEASE_SECONDS: short, so the test waits seconds, not the default 30
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path / "redis").start()
-    yield server
-    server.close()
 
 
 def _holder(raw: Any) -> str:

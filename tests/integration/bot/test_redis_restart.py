@@ -40,13 +40,6 @@ WORKER = "restart-test-worker"
 MUTATING = ("Suspend-VMReplication", "Resume-VMReplication")
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path / "redis").start()
-    yield server
-    server.close()
-
-
 class World:
     """The lab, our Redis, the fake Slack, and one monitor and one worker process."""
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 import os
 import re
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
 from bot.adapters.fake_slack import FakeSlack
 from tests.support.fixtures_redis import wait_until
@@ -32,13 +30,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of the process so far (/proc/PID/stat fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path / "redis").start()
-    yield server
-    server.close()
 
 
 def _failed_tries(lines: list[str]) -> int:
