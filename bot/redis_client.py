@@ -70,14 +70,18 @@ def connect(settings: Settings, resilience: Resilience) -> redis.Redis:
     return redis.Redis.from_url(url, **resilience.client_kwargs(), **auth, **tls)
 
 
-def _sentinel_master(settings: Settings, resilience: Resilience) -> redis.Redis:
+def sentinel(settings: Settings, resilience: Resilience = CLI) -> Sentinel:
+    """The sentinels of HVBOT_REDIS_SENTINELS (their `.sentinels` are one client each, for checks)."""
     tls = tls_kwargs(settings)
     sentinel_kwargs = {"socket_connect_timeout": resilience.connect_timeout_s, "socket_timeout": 2.0, **tls,
                        **_auth(settings.redis_sentinel_username, settings.secret("redis_sentinel_password"))}
-    sentinel = Sentinel(settings.sentinel_addresses(), sentinel_kwargs=sentinel_kwargs, **tls)
-    return sentinel.master_for(settings.redis_master_name, redis_class=redis.Redis, db=settings.redis_db,
-                               **resilience.client_kwargs(),
-                               **_auth(settings.redis_username, settings.secret("redis_password")))
+    return Sentinel(settings.sentinel_addresses(), sentinel_kwargs=sentinel_kwargs, **tls)
+
+
+def _sentinel_master(settings: Settings, resilience: Resilience) -> redis.Redis:
+    return sentinel(settings, resilience).master_for(
+        settings.redis_master_name, redis_class=redis.Redis, db=settings.redis_db, **resilience.client_kwargs(),
+        **_auth(settings.redis_username, settings.secret("redis_password")))
 
 
 def _auth(username: str | None, password: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from pydantic_settings import SettingsError
 from rq import Queue, Worker
 
 from bot.delivery.slack import web_client
-from bot.redis_client import describe
+from bot.redis_client import describe, sentinel
 from bot.runtime import redis_connection
 from bot.settings import Settings, approval_secret
 from jobs.hyperv.fleet import Fleet
@@ -92,6 +92,22 @@ NOT_DURABLE = ("Redis keeps nothing on disk (appendonly no, save empty): a Redis
                "(and `appendfsync everysec`) in redis.conf, or `CONFIG SET appendonly yes` and `CONFIG REWRITE`")
 
 
+def check_sentinels(settings: Settings) -> Check:
+    """With Sentinel: how many sentinels answer, and whether they can agree on a failover (SENTINEL CKQUORUM)."""
+    clients = sentinel(settings).sentinels
+    answers, problems = 0, []
+    for address, client in zip(settings.redis_sentinels, clients, strict=True):
+        try:
+            client.sentinel_ckquorum(settings.redis_master_name)
+            answers += 1
+        except Exception as exc:  # noqa: BLE001 - one readable line per sentinel
+            problems.append(f"{address}: {_describe(exc)}")
+    text = f"{answers} of {len(clients)} answer and reach the quorum for {settings.redis_master_name!r}"
+    if answers < len(clients) // 2 + 1:
+        return Check("redis sentinels", False, f"{text}: no failover is possible ({'; '.join(problems)})")
+    return Check("redis sentinels", True, text + (f"; {'; '.join(problems)}" if problems else ""), warn=bool(problems))
+
+
 def check_durability(settings: Settings) -> Check:
     """Approvals, backup windows and the queue live in Redis: warn when a restart would lose them all."""
     try:
@@ -164,8 +180,11 @@ def host_checks(settings: Settings) -> list[Check]:
 
 def run_checks(settings: Settings) -> list[Check]:
     checks = [Check("settings", True, "valid")]
-    checks.append(_safe(lambda: check_redis(settings), "redis"))
-    if checks[-1].ok:
+    redis_check = _safe(lambda: check_redis(settings), "redis")
+    checks.append(redis_check)
+    if settings.redis_sentinels:
+        checks.append(check_sentinels(settings))
+    if redis_check.ok:
         checks.append(check_durability(settings))
         checks += process_checks(settings)
     checks.append(_safe(lambda: check_slack(settings), "slack"))

@@ -9,6 +9,9 @@ Hyper-V command exactly once: nothing lost, nothing run twice. No sleeps: every 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -126,3 +129,23 @@ def test_an_approval_and_a_backup_window_survive_a_sentinel_failover_once_each(w
     assert world.mutations(FAILOVER_VM) == TEST_FAILOVER, "run once, whatever the clicks and the failover"
     assert world.worker.proc.poll() is None, "".join(world.worker.lines[-30:])
     assert world.conn.connection_pool.get_master_address()[1] == after  # type: ignore[attr-defined]
+
+
+def test_check_config_reaches_redis_through_the_sentinels(sentinels: SentinelLab, lab_inventory_path: Path,
+                                                          fake_slack: FakeSlack) -> None:
+    env = {"HVBOT_REDIS_SENTINELS": sentinels.sentinels, "HVBOT_REDIS_MASTER_NAME": MASTER_NAME,
+           "REDIS_URL": "redis://127.0.0.1:1/0", "HVBOT_INVENTORY": str(lab_inventory_path),
+           "SLACK_API_URL": fake_slack.api_url, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
+    result = subprocess.run([str(Path(sys.executable).with_name("hvbot")), "check-config"], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, **env})
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    master = f"master '{MASTER_NAME}' of sentinels {sentinels.sentinels.replace(',', ', ')}"
+    assert any(line.startswith("ok   redis: PING answered") and master in line for line in lines), result.stdout
+    assert f"ok   redis sentinels: 3 of 3 answer and reach the quorum for '{MASTER_NAME}'" in lines
+    assert "ok   redis persistence: appendonly yes" in lines
+
+    sentinels.stop_one_sentinel()
+    lines = subprocess.run([str(Path(sys.executable).with_name("hvbot")), "check-config"], capture_output=True,
+                           text=True, timeout=120, env={**os.environ, **env}).stdout.splitlines()
+    assert any(line.startswith("WARN redis sentinels: 2 of 3 answer") for line in lines), lines

@@ -101,6 +101,11 @@ class SentinelLab:
         wait_until(promoted, 60, f"every sentinel names 127.0.0.1:{new} the master")
         return new
 
+    def stop_one_sentinel(self) -> None:
+        """SIGTERM the last sentinel (the procs list holds master, replica, then the sentinels)."""
+        self.procs[-1].terminate()
+        self.procs[-1].wait(15)
+
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
