@@ -1,8 +1,10 @@
-"""Redis Sentinel: a master, a replica and three sentinels on loopback (tests.support.sentinel_lab), a real
-`hvbot worker` process and the Bolt app, both reaching Redis only through the sentinels (HVBOT_REDIS_SENTINELS).
+"""Redis Sentinel: a master, a replica and three sentinels on loopback (tests.support.sentinel_lab), and real
+`hvbot serve`, `hvbot worker` and `hvbot monitor` processes reaching Redis only through the sentinels
+(HVBOT_REDIS_SENTINELS; their REDIS_URL points nowhere).
 
-Across a `SENTINEL FAILOVER`, a failover approval requested before it is approved and run after it, and a backup
-window opened before it is resumed by its scheduled end job after it. The lab's command log shows each mutating
+Across a `SENTINEL FAILOVER`, a failover approval requested before it is approved and run after it, a backup
+window opened before it is resumed after it (by its scheduled end job or the monitor's housekeeping, whichever
+comes first), and the monitor keeps its lease and goes on sweeping. The lab's command log shows each mutating
 Hyper-V command exactly once: nothing lost, nothing run twice. No sleeps: every wait has a condition and a deadline.
 """
 
@@ -12,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,16 +23,24 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from bot.adapters.fake_slack import FakeSlack
-from bot.app import build_app
 from bot.redis_client import WORKER, connect
-from bot.runtime import build_runtime
 from bot.settings import Settings
 from jobs.backup.tasks import enqueue_backup_job, run_window_start
 from jobs.backup.window import WindowStatus, WindowStore
+from jobs.monitor import heartbeat
 from lab.fleet import Lab
-from tests.integration.bot.test_failover_chat import _buttons, _dispatch
+from tests.integration.bot.test_failover_chat import _buttons
 from tests.support.fixtures_redis import wait_until
-from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, HvbotProcess, action_body, slash_body
+from tests.support.fixtures_slack import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    HvbotProcess,
+    action_body,
+    free_port,
+    post,
+    signed_headers,
+    slash_body,
+)
 from tests.support.sentinel_lab import MASTER_NAME, SentinelLab
 
 QUEUE = "hvbot-sentinel-test"
@@ -57,15 +68,24 @@ class World:
                     "SLACK_SIGNING_SECRET": SIGNING_SECRET, "HVBOT_QUEUE": QUEUE, "HVBOT_LOG_JSON": "false",
                     "HVBOT_APPROVAL_SECRET": APPROVAL_SECRET, "HVBOT_APPROVAL_CHANNEL": "C0ONCALL",
                     "HVBOT_OPERATORS": OP, "HVBOT_APPROVERS": APPROVER, "HVBOT_CHANNEL_POST_INTERVAL_SECONDS": "0"}
-        self.settings = Settings(
-            redis_sentinels=sentinels.sentinels.split(","), redis_master_name=MASTER_NAME,
-            slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,
-            queue=QUEUE, channel_post_interval_seconds=0, operators=[OP], approvers=[APPROVER],
-            approval_channel="C0ONCALL", approval_secret=APPROVAL_SECRET, log_json=False)
-        self.conn = connect(self.settings, WORKER)
-        self.runtime = build_runtime(self.settings, connection=self.conn)
-        self.app = build_app(self.settings, runtime=self.runtime)
-        self.worker = HvbotProcess(["worker", "--simple", "--name", "sentinel-test-worker"], self.env)
+        # the test's own client reads state through the sentinels too, so it follows the failover
+        settings = Settings(redis_sentinels=sentinels.sentinels.split(","), redis_master_name=MASTER_NAME)
+        self.conn = connect(settings, WORKER)
+        self.port = free_port()
+        self.processes = [
+            HvbotProcess(["serve", "--port", str(self.port), "--host", "127.0.0.1"], self.env, "listening on"),
+            HvbotProcess(["worker", "--simple", "--name", "sentinel-test-worker"], self.env),
+            HvbotProcess(["monitor", "--tick", "0.5"], self.env, ready_line="hvbot monitor:"),
+        ]
+        self.serve, self.worker, self.monitor = self.processes
+
+    def send(self, body: str) -> None:
+        status, answer = post(self.port, body, signed_headers(body))
+        assert status == 200, answer
+
+    def all_running(self) -> None:
+        for process in self.processes:
+            assert process.proc.poll() is None, "".join(process.lines[-30:])
 
     def mutations(self, vm: str) -> list[str]:
         return [e.cmdlet for e in self.lab.command_log() if e.cmdlet in MUTATING
@@ -73,19 +93,22 @@ class World:
 
     def request_failover(self, text: str) -> str:
         """Slash command -> preview (the worker process) -> Request click; returns the card's Approve value."""
-        _dispatch(self.app, slash_body(text, user=OP))
+        self.send(slash_body(text, user=OP))
         preview = self.slack.wait_for(lambda calls: next(
             (c for c in calls if c.method == "chat.postEphemeral" and _buttons(c, "hvbot_fo_request")), None), 120)
         value = _buttons(preview, "hvbot_fo_request")[0]
-        _dispatch(self.app, action_body("hvbot_fo_request", value, user=OP,
-                                        response_url=self.slack.response_url("req")))
+        self.send(action_body("hvbot_fo_request", value, user=OP, response_url=self.slack.response_url("req")))
         card = self.slack.wait_for(lambda calls: next(
             (c for c in calls if c.method == "chat.postMessage" and _buttons(c, "hvbot_fo_approve")), None), 60)
         return _buttons(card, "hvbot_fo_approve")[0]
 
     def approve(self, value: str) -> None:
-        _dispatch(self.app, action_body("hvbot_fo_approve", value, user=APPROVER, channel="C0ONCALL",
-                                        message_ts="9.9", response_url=self.slack.response_url("approve")))
+        self.send(action_body("hvbot_fo_approve", value, user=APPROVER, channel="C0ONCALL", message_ts="9.9",
+                              response_url=self.slack.response_url("approve")))
+
+    def monitor_beat(self) -> float:
+        beat = heartbeat.read(self.conn)
+        return beat.at if beat is not None else 0.0
 
     def start_window(self, seconds: int) -> None:
         queue = Queue(QUEUE, connection=self.conn, serializer=JSONSerializer)
@@ -101,9 +124,12 @@ def world(make_lab: Callable[..., Lab], sentinels: SentinelLab, tmp_path: Path) 
     with FakeSlack() as slack:
         w = World(lab, sentinels, slack, inventory)
         try:
+            w.serve.wait_ready(120)
+            w.monitor.wait_ready(120)
             yield w
         finally:
-            w.worker.stop()
+            for process in w.processes:
+                process.stop()
 
 
 def test_an_approval_and_a_backup_window_survive_a_sentinel_failover_once_each(world: World) -> None:
@@ -115,6 +141,7 @@ def test_an_approval_and_a_backup_window_survive_a_sentinel_failover_once_each(w
 
     after = world.sentinels.failover()
     assert after != before
+    promoted_at = time.time()
 
     world.approve(approve_value)  # the approval, stored on the old master, is read from the new one
     wait_until(lambda: world.mutations(FAILOVER_VM) == TEST_FAILOVER, 120, "the approved test failover ran")
@@ -127,7 +154,8 @@ def test_an_approval_and_a_backup_window_survive_a_sentinel_failover_once_each(w
     updates = json.dumps([c.args for c in world.slack.calls_to("chat.update")], ensure_ascii=False)
     assert "done" in updates
     assert world.mutations(FAILOVER_VM) == TEST_FAILOVER, "run once, whatever the clicks and the failover"
-    assert world.worker.proc.poll() is None, "".join(world.worker.lines[-30:])
+    wait_until(lambda: world.monitor_beat() > promoted_at, 120, "the monitor completes a round on the new master")
+    world.all_running()
     assert world.conn.connection_pool.get_master_address()[1] == after  # type: ignore[attr-defined]
 
 
