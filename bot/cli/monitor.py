@@ -18,6 +18,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from bot.cli.connections import monitor_redis
+from bot.cli.metrics import process_registry, redis_ready, serve_metrics
 from bot.cli.reporters import install_reporters
 from bot.delivery.alert_routing import alert_rules
 from bot.logs import configure_logging
@@ -28,6 +29,7 @@ from jobs.hyperv.hosts import load_inventory
 from jobs.monitor import heartbeat
 from jobs.monitor.loop import LeaseLost, Monitor, MonitorAlreadyRunning, MonitorLease, backoff_s
 from jobs.monitor.state import AlertEngine
+from jobs.state_metrics import RedisStateCollector
 
 MAX_BACKOFF_S = 30.0
 
@@ -98,6 +100,10 @@ def monitor_command(tick_s: float, health: bool) -> None:
     except MonitorAlreadyRunning as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"hvbot monitor: {len(hosts)} host(s), a sweep every {settings.sweep_interval_seconds:g} s", err=True)
+    metrics = None
+    if settings.metrics_port:  # the fleet's gauges, read from Redis at scrape time, come from this one process
+        registry = process_registry([RedisStateCollector(connection, [settings.queue])])
+        metrics = serve_metrics(settings, registry, redis_ready(connection))
     try:
         build_monitor(settings, connection, hosts).run_forever(lease, stop, tick_s=tick_s, max_backoff_s=MAX_BACKOFF_S)
     except LeaseLost as exc:
@@ -105,6 +111,8 @@ def monitor_command(tick_s: float, health: bool) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        if metrics is not None:
+            metrics.stop()
         try:
             lease.release()
         except redis.RedisError:
