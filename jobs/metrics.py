@@ -3,7 +3,7 @@
 Labels stay bounded: a job's kind is its function's name, a host is an inventory host (the inventory bounds them),
 an outcome is `ok` or a `jobs.hyperv.errors` kind. No VM names, user IDs or job ids ever become labels.
 Only counters and histograms live here: they add up across RQ's forked work horses in prometheus-client's
-multiprocess mode (see bot/cli/metrics.py), which plain gauges would not; gauges are computed at scrape time
+multiprocess mode (the worker sets it up), which plain gauges would not; gauges are computed at scrape time
 by collectors (jobs/state_metrics.py).
 """
 
