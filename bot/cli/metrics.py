@@ -90,7 +90,7 @@ def fold_exited(path: str, alive: Callable[[int], bool]) -> int:
         if prefix in ADDITIVE:
             archive = MmapedDict(os.path.join(path, f"{prefix}_archive.db"))
             try:
-                for key, value, timestamp in MmapedDict.read_all_values_from_file(name):
+                for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(name):  # and its position
                     old, _ = archive.read_value(key)
                     archive.write_value(key, old + value, timestamp)
             finally:

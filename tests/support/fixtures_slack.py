@@ -103,6 +103,16 @@ class SocketModeServer:
             if not self._cond.wait_for(lambda: self._clients, timeout):
                 raise TimeoutError("no Socket Mode client connected")
 
+    def connections(self) -> int:
+        """How many clients have connected so far (a reconnect adds one)."""
+        with self._cond:
+            return len(self._clients)
+
+    def drop(self) -> None:
+        """Close every client's WebSocket from the server side, as Slack does when it drops a connection."""
+        for ws in list(self._clients):
+            asyncio.run_coroutine_threadsafe(ws.close(), self._loop).result(10)
+
     def deliver(self, envelope: dict[str, Any]) -> None:
         ws = self._clients[-1]
         asyncio.run_coroutine_threadsafe(ws.send(json.dumps(envelope)), self._loop).result(10)
