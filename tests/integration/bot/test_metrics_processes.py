@@ -5,6 +5,7 @@ Then Socket Mode readiness: /readyz follows the socket through a dropped connect
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -132,3 +133,41 @@ def test_live_metrics_of_serve_worker_and_monitor_cover_the_dashboard_and_rules(
             process.stop()
     for process in processes:
         assert [line for line in process.lines if "Traceback" in line] == [], "".join(process.lines[-40:])
+
+
+def test_socket_mode_readyz_follows_the_socket_and_reconnects_are_counted(
+        lab_inventory_path: Path, fake_slack: FakeSlack, socket_mode_server: SocketModeServer,
+        redis_conn: redis.Redis) -> None:
+    fake_slack.socket_mode_url = socket_mode_server.url
+    port = free_port()
+    server = HvbotProcess(["serve", "--port", str(port), "--host", "127.0.0.1"],
+                          _env(fake_slack, lab_inventory_path, SLACK_APP_TOKEN="xapp-test-not-real"))
+    try:
+        socket_mode_server.wait_connected(timeout=30)
+        wait_until(lambda: get(port, "/readyz")[0] == 200, DEADLINE_S, "ready once connected")
+
+        socket_mode_server.drop()  # Slack drops the connection: slack_sdk opens a new one at once
+        wait_until(lambda: socket_mode_server.connections() == 2, DEADLINE_S, "a new connection")
+        counted = _scraped_until(port, lambda s: s.value("hvbot_socket_mode_reconnects_total") == 1, "reconnect")
+        assert counted.value("hvbot_socket_mode_connected") == 1
+
+        with socket.socket() as closed:  # a port nothing listens on: the outage
+            closed.bind(("127.0.0.1", 0))
+            fake_slack.socket_mode_url = f"ws://127.0.0.1:{closed.getsockname()[1]}/link"
+            socket_mode_server.drop()
+            wait_until(lambda: get(port, "/readyz")[0] == 503, DEADLINE_S, "not ready while disconnected")
+            status, text = get(port, "/readyz")
+            assert status == 503 and "Socket Mode is not connected" in text
+            assert scrape(port).value("hvbot_socket_mode_connected") == 0
+
+        fake_slack.socket_mode_url = socket_mode_server.url  # Slack is back: slack_sdk's monitor reconnects
+        wait_until(lambda: get(port, "/readyz")[0] == 200, DEADLINE_S, "ready again after reconnecting")
+        _scraped_until(port, lambda s: s.value("hvbot_socket_mode_reconnects_total") == 2, "the second reconnect")
+        assert socket_mode_server.connections() == 3
+        socket_mode_server.deliver({"envelope_id": "after", "type": "slash_commands", "accepts_response_payload": True,
+                                    "payload": {"command": "/hyperv", "text": "help", "user_id": "U100",
+                                                "channel_id": "C100", "team_id": "T0HVBOT", "api_app_id": "A0HVBOT",
+                                                "trigger_id": "1.2.3", "response_url": fake_slack.response_url("sm")}})
+        assert socket_mode_server.wait_ack("after")["payload"]  # the new socket carries requests again
+    finally:
+        server.stop()
