@@ -22,6 +22,10 @@ NAME = re.compile(r"\bhvbot_[a-z0-9_]+")
 
 @dataclass(frozen=True)
 class Scrape:
+    # the sample names a family of each type adds (a family with no sample yet exposes only its name)
+    SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": (), "summary": (),
+                "info": ("_info",), "untyped": (), "unknown": (), "stateset": (), "gaugehistogram": ()}
+
     families: frozenset[str]  # family names, as registered (counters without _total)
     samples: tuple[tuple[str, tuple[tuple[str, str], ...], float], ...]
 
