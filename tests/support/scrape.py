@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.fixtures_slack import get
 from tests.support.paths import ROOT
 
 DEPLOY = ROOT / "deploy" / "prometheus"
@@ -45,16 +44,6 @@ class Scrape:
         """The sum of the samples called `name` whose labels include `labels`; None when there is none."""
         found = [v for n, ls, v in self.samples if n == name and set(labels.items()) <= set(ls)]
         return sum(found) if found else None
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-    except (urllib.error.URLError, ConnectionError):
-        return 0, ""  # not listening (yet)
 
 
 def scrape(port: int) -> Scrape:

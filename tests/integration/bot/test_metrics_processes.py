@@ -22,11 +22,12 @@ from tests.support.fixtures_slack import (
     HvbotProcess,
     SocketModeServer,
     free_port,
+    get,
     post,
     signed_headers,
     slash_body,
 )
-from tests.support.scrape import Scrape, get, missing_names, scrape
+from tests.support.scrape import Scrape, missing_names, scrape
 
 DEADLINE_S = 120  # sweeps and jobs through real processes on a loaded two-core machine
 
