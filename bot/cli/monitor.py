@@ -17,12 +17,13 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from bot.adapters.http import BoltHTTPServer
 from bot.cli.connections import monitor_redis
 from bot.cli.metrics import process_registry, redis_ready, serve_metrics
 from bot.cli.reporters import install_reporters
 from bot.delivery.alert_routing import alert_rules
 from bot.logs import configure_logging
-from bot.runtime import build_runtime
+from bot.runtime import build_runtime, redis_connection
 from bot.settings import Settings
 from jobs import ports as reporting
 from jobs.hyperv.hosts import load_inventory
@@ -77,6 +78,15 @@ def health_check(settings: Settings) -> None:
     raise SystemExit(0 if fresh else 1)
 
 
+def monitor_metrics(settings: Settings) -> BoltHTTPServer:
+    """/metrics of the lease holder: the fleet's gauges, read from Redis at scrape time, come from this one process.
+    They read through the chat handlers' quick-failing client, so a scrape during an outage answers
+    `hvbot_redis_up 0` within a few seconds (inside Prometheus's scrape timeout) instead of riding it out."""
+    scraped = redis_connection(settings.redis_url)
+    registry = process_registry([RedisStateCollector(scraped, [settings.queue])])
+    return serve_metrics(settings, registry, redis_ready(scraped))
+
+
 @click.command("monitor")
 @click.option("--tick", "tick_s", default=5.0, show_default=True, help="seconds between alert timer runs")
 @click.option("--health", is_flag=True,
@@ -100,10 +110,7 @@ def monitor_command(tick_s: float, health: bool) -> None:
     except MonitorAlreadyRunning as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"hvbot monitor: {len(hosts)} host(s), a sweep every {settings.sweep_interval_seconds:g} s", err=True)
-    metrics = None
-    if settings.metrics_port:  # the fleet's gauges, read from Redis at scrape time, come from this one process
-        registry = process_registry([RedisStateCollector(connection, [settings.queue])])
-        metrics = serve_metrics(settings, registry, redis_ready(connection))
+    metrics = monitor_metrics(settings) if settings.metrics_port else None
     try:
         build_monitor(settings, connection, hosts).run_forever(lease, stop, tick_s=tick_s, max_backoff_s=MAX_BACKOFF_S)
     except LeaseLost as exc:

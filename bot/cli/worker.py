@@ -23,7 +23,7 @@ from bot.cli.metrics import (
 )
 from bot.cli.reporters import install_reporters
 from bot.logs import configure_logging
-from bot.runtime import AbandonedJobWatcher, build_runtime
+from bot.runtime import AbandonedJobWatcher, build_runtime, redis_connection
 from bot.settings import Settings
 from jobs.housekeeping import run_housekeeping
 from jobs.hyperv.process_fleet import warm_fleet_in_background
@@ -57,7 +57,9 @@ def worker_command(burst: bool, simple: bool, name: str | None, warm: bool) -> N
         restart_in_multiprocess_mode()  # forked work horses' counters must reach /metrics (bot/cli/metrics.py)
     configure_logging(settings.log_json)
     runtime = build_runtime(settings, connection=worker_redis(settings.redis_url))
-    metrics = serve_metrics(settings, process_registry(), redis_ready(runtime.redis)) if settings.metrics_port else None
+    # /readyz pings through a quick-failing client: the worker's own rides out a minute of outage per command
+    ready = redis_ready(redis_connection(settings.redis_url))
+    metrics = serve_metrics(settings, process_registry(), ready) if settings.metrics_port else None
     install_reporters(runtime)  # before forking: work horses inherit them
     _housekeeping_at_start(runtime.redis)
     if simple and warm:
