@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from bot.adapters.fake_slack import FakeSlack
@@ -29,7 +30,7 @@ from tests.support.fixtures_slack import (
 )
 from tests.support.scrape import Scrape, missing_names, scrape
 
-DEADLINE_S = 120  # sweeps and jobs through real processes on a loaded two-core machine
+DEADLINE_S = 90  # one wait for sweeps and jobs through real processes on a loaded two-core machine
 
 
 def _env(fake: FakeSlack, inventory: Path, **more: str) -> dict[str, str]:
@@ -57,6 +58,7 @@ def _at_least(value: float | None, minimum: float) -> bool:
     return value is not None and value >= minimum
 
 
+@pytest.mark.timeout(600)  # four processes, several waits of up to DEADLINE_S each
 def test_live_metrics_of_serve_worker_and_monitor_cover_the_dashboard_and_rules(
         make_lab: Any, tmp_path: Path, fake_slack: FakeSlack, socket_mode_server: SocketModeServer,
         redis_conn: redis.Redis) -> None:
@@ -78,7 +80,7 @@ def test_live_metrics_of_serve_worker_and_monitor_cover_the_dashboard_and_rules(
                      "hvbot monitor:"),
     ]
     try:
-        processes[0].wait_ready()
+        processes[0].wait_ready(timeout=DEADLINE_S)
         for text in ("vms", "vms --host hv-001", "no-such-verb"):
             body = slash_body(text, response_url=fake_slack.response_url("metrics"))
             assert post(http_port, body, signed_headers(body))[0] == 200
@@ -136,6 +138,7 @@ def test_live_metrics_of_serve_worker_and_monitor_cover_the_dashboard_and_rules(
         assert [line for line in process.lines if "Traceback" in line] == [], "".join(process.lines[-40:])
 
 
+@pytest.mark.timeout(600)
 def test_socket_mode_readyz_follows_the_socket_and_reconnects_are_counted(
         lab_inventory_path: Path, fake_slack: FakeSlack, socket_mode_server: SocketModeServer,
         redis_conn: redis.Redis) -> None:
