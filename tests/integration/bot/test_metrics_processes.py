@@ -13,8 +13,12 @@ from typing import Any
 
 import pytest
 import redis
+from rq import Queue
+from rq.serializers import JSONSerializer
 
 from bot.adapters.fake_slack import FakeSlack
+from jobs.monitor.sweep import run_host_sweep
+from jobs.queue import enqueue
 from lab.fleet_file import generated_fleet
 from tests.support.fixtures_redis import TEST_QUEUE, test_redis_url, wait_until
 from tests.support.fixtures_slack import (
@@ -175,3 +179,23 @@ def test_socket_mode_readyz_follows_the_socket_and_reconnects_are_counted(
         assert socket_mode_server.wait_ack("after")["payload"]  # the new socket carries requests again
     finally:
         server.stop()
+
+
+@pytest.mark.timeout(600)
+def test_simple_worker_exports_its_jobs_from_its_own_registry(
+        lab_inventory_path: Path, fake_slack: FakeSlack, redis_conn: redis.Redis) -> None:
+    """`hvbot worker --simple` (the compose file's worker) runs jobs in-process: no multiprocess directory, and the
+    default registry, so prometheus-client's process families come too."""
+    port = free_port()
+    worker = HvbotProcess(["worker", "--simple", "--no-warm", "--name", f"metrics-simple-{port}"],
+                          _env(fake_slack, lab_inventory_path, HVBOT_METRICS_PORT=str(port)))
+    try:
+        queue = Queue(TEST_QUEUE, connection=redis_conn, serializer=JSONSerializer)
+        enqueue(queue, run_host_sweep, {"host": "hv-a1"}, description="sweep hv-a1 (metrics test)")
+        scraped = _scraped_until(port, lambda s: _at_least(
+            s.value("hvbot_jobs_total", kind="run_host_sweep", outcome="ok"), 1), "the sweep run in-process")
+        assert _at_least(scraped.value("hvbot_host_calls_total", host="hv-a1", outcome="ok"), 1)
+        assert scraped.value("process_cpu_seconds_total") is not None
+        assert get(port, "/readyz") == (200, "ready")
+    finally:
+        worker.stop()
