@@ -18,6 +18,7 @@ from bot.grammar import VERBS
 from bot.listeners import backup, drill, failover, jobs, lookups, monitor, recovery, site_failover, teaming
 from bot.listeners.recovery_run import register_follow_ups, register_resume
 from bot.listeners.verbs import Verbs
+from bot.metrics import count_command
 from bot.middleware.authorization import Gate, slash_text
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
@@ -65,12 +66,17 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
 def answer(runtime: Runtime, verbs: Verbs, body: dict[str, Any], context: BoltContext) -> views.View:
     """The immediate answer (the ack) to one authorized /hyperv request."""
     command, who = context["command"], context["requester"]
+    outcome = "ok"
     try:
         with structlog.contextvars.bound_contextvars(slack_user=who.user, command=command.verb):
             return verbs[command.verb](runtime, command, who, body)
     except redis.RedisError:
+        outcome = "redis_down"
         log.warning("Redis unreachable while handling %s", command.verb)
         return views.notice(lookups.REDIS_DOWN)
     except Exception:  # a bug must still give the user an answer, not Slack's "operation_timeout"
+        outcome = "error"
         log.exception("/hyperv handler failed")
         return views.notice(INTERNAL_ERROR)
+    finally:
+        count_command(command.verb, outcome)

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     channel_post_interval_seconds: float = Field(default=1.0, ge=0)  # Slack: ~1 message/s per channel
     rows_per_page: int = Field(default=20, ge=1, le=100)
     log_json: bool = True
+    # Prometheus /metrics of `hvbot worker` and `hvbot monitor` (serve has it on its own port): 0 = off.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_bind: str = "0.0.0.0"
 
     # Replica health monitor (`hvbot monitor`): sweep period and alert routing.
     sweep_interval_seconds: float = Field(default=60.0, ge=30)

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import redis
-from rq import SimpleWorker, Worker
+from rq import Queue, SimpleWorker, Worker
 from rq import worker_registration as registration
+from rq.job import Job
 from rq.worker import BaseWorker
 
 from jobs.backoff import backoff_s
+from jobs.metrics import observe_job
 
 log = logging.getLogger("hvbot.worker")
 
@@ -64,12 +67,24 @@ class ReRegistering(BaseWorker):
             super().register_death()
 
 
-class HvbotWorker(ReRegistering, Worker):
-    """RQ's forking worker, re-registering after a Redis restart."""
+class Timed(BaseWorker):
+    """Mixin: every job's run counted and timed by kind and outcome (in the work horse, where the job runs)."""
+
+    def perform_job(self, job: Job, queue: Queue) -> bool:
+        started, ok = time.monotonic(), False
+        try:
+            ok = super().perform_job(job, queue)
+            return ok
+        finally:
+            observe_job(job.func_name, ok, time.monotonic() - started)
 
 
-class HvbotSimpleWorker(ReRegistering, SimpleWorker):
-    """RQ's in-process worker, re-registering after a Redis restart."""
+class HvbotWorker(Timed, ReRegistering, Worker):
+    """RQ's forking worker, re-registering after a Redis restart, timing its jobs."""
+
+
+class HvbotSimpleWorker(Timed, ReRegistering, SimpleWorker):
+    """RQ's in-process worker, re-registering after a Redis restart, timing its jobs."""
 
 
 class RegistrationKeeper:

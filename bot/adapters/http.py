@@ -1,4 +1,4 @@
-"""The HTTP front of the Bolt app on aiohttp: `POST /slack/events`, `GET /healthz`, `GET /readyz`.
+"""The HTTP front of the Bolt app on aiohttp: `POST /slack/events`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
 
 Why an event loop and a small dispatch pool, not a thread per connection: measured with bench/ack.py (20
 concurrent clients), 20 request threads that each parse HTTP and then wait for the GIL in no particular order
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,6 +22,9 @@ from aiohttp import web
 from slack_bolt import App, BoltRequest
 
 from bot.adapters.http_checks import Answer, RequestChecks
+from bot.metrics import ACK_SECONDS
+
+Exposition = Callable[[str | None], tuple[bytes, str]]  # Accept header -> (body, content type)
 
 EVENTS_PATH = "/slack/events"
 MAX_BODY = 1 << 20  # Slack payloads are small; aiohttp answers 413 to anything larger before reading it
@@ -37,12 +41,16 @@ class BoltHTTPServer:
         ready: Callable[[], bool] | None = None,
         dispatch_threads: int = DISPATCH_THREADS,
         checks: RequestChecks | None = None,
+        metrics: Exposition | None = None,
+        not_ready: str = "not ready: Redis unreachable",
     ) -> None:
         if app is not None and checks is None:
             raise ValueError("the events route needs RequestChecks (signing secret and replay cache)")
         self._app = app
         self._checks = checks
         self._ready = ready or (lambda: True)
+        self._metrics = metrics
+        self._not_ready = not_ready
         self._sock = socket.create_server((host, port), backlog=BACKLOG)  # bound now: a taken port fails here
         self._pool = ThreadPoolExecutor(dispatch_threads, thread_name_prefix="hvbot-dispatch")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -77,6 +85,8 @@ class BoltHTTPServer:
         web_app = web.Application(client_max_size=MAX_BODY)
         web_app.router.add_get("/healthz", self._healthz)
         web_app.router.add_get("/readyz", self._readyz)
+        if self._metrics is not None:
+            web_app.router.add_get("/metrics", self._metrics_page)
         if self._app is not None:
             web_app.router.add_post(EVENTS_PATH, self._events)
         runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
@@ -94,14 +104,22 @@ class BoltHTTPServer:
 
     async def _readyz(self, _request: web.Request) -> web.Response:
         ok = await asyncio.get_running_loop().run_in_executor(self._pool, self._ready)  # pings Redis
-        return web.Response(status=200 if ok else 503, text="ready" if ok else "not ready: Redis unreachable")
+        return web.Response(status=200 if ok else 503, text="ready" if ok else self._not_ready)
+
+    async def _metrics_page(self, request: web.Request) -> web.Response:
+        assert self._metrics is not None  # the route exists only with it
+        loop = asyncio.get_running_loop()  # collectors read Redis: off the loop
+        body, content_type = await loop.run_in_executor(self._pool, self._metrics, request.headers.get("Accept"))
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def _events(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
         raw = await request.read()
         headers = {k.lower(): request.headers.getall(k) for k in request.headers}
         loop = asyncio.get_running_loop()
         answer = await loop.run_in_executor(self._pool, self._handle, raw, headers, request.query_string)
         sent = {"Content-Type": "text/plain; charset=utf-8", **answer.headers}  # Bolt's own type wins when it sets one
+        ACK_SECONDS.labels("http").observe(time.perf_counter() - started)
         return web.Response(status=answer.status, body=answer.text.encode("utf-8"), headers=sent)
 
     def _handle(self, raw: bytes, headers: dict[str, list[str]], query: str) -> Answer:

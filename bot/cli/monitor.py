@@ -17,17 +17,20 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from bot.adapters.http import BoltHTTPServer
 from bot.cli.connections import monitor_redis
+from bot.cli.metrics import process_registry, redis_ready, serve_metrics
 from bot.cli.reporters import install_reporters
 from bot.delivery.alert_routing import alert_rules
 from bot.logs import configure_logging
-from bot.runtime import build_runtime
+from bot.runtime import build_runtime, redis_connection
 from bot.settings import Settings
 from jobs import ports as reporting
 from jobs.hyperv.hosts import load_inventory
 from jobs.monitor import heartbeat
 from jobs.monitor.loop import LeaseLost, Monitor, MonitorAlreadyRunning, MonitorLease, backoff_s
 from jobs.monitor.state import AlertEngine
+from jobs.state_metrics import RedisStateCollector
 
 MAX_BACKOFF_S = 30.0
 
@@ -86,6 +89,15 @@ def health_check(settings: Settings) -> None:
     raise SystemExit(0 if fresh else 1)
 
 
+def monitor_metrics(settings: Settings) -> BoltHTTPServer:
+    """/metrics of the lease holder: the fleet's gauges, read from Redis at scrape time, come from this one process.
+    They read through the chat handlers' quick-failing client, so a scrape during an outage answers
+    `hvbot_redis_up 0` within a few seconds (inside Prometheus's scrape timeout) instead of riding it out."""
+    scraped = redis_connection(settings)
+    registry = process_registry([RedisStateCollector(scraped, [settings.queue])])
+    return serve_metrics(settings, registry, redis_ready(scraped))
+
+
 @click.command("monitor")
 @click.option("--tick", "tick_s", default=5.0, show_default=True, help="seconds between alert timer runs")
 @click.option("--standby", is_flag=True,
@@ -111,6 +123,7 @@ def monitor_command(tick_s: float, health: bool, standby: bool) -> None:
     except MonitorAlreadyRunning as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"hvbot monitor: {len(hosts)} host(s), a sweep every {settings.sweep_interval_seconds:g} s", err=True)
+    metrics = monitor_metrics(settings) if settings.metrics_port else None
     try:
         build_monitor(settings, connection, hosts).run_forever(lease, stop, tick_s=tick_s, max_backoff_s=MAX_BACKOFF_S)
     except LeaseLost as exc:
@@ -118,6 +131,8 @@ def monitor_command(tick_s: float, health: bool, standby: bool) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        if metrics is not None:
+            metrics.stop()
         try:
             lease.release()
         except redis.RedisError:

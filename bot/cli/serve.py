@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 
 import click
-import redis
 
 from bot.adapters.http import BoltHTTPServer
 from bot.adapters.http_checks import RequestChecks
 from bot.adapters.socket_mode import CheckedSocketModeHandler
 from bot.app import build_app
+from bot.cli.metrics import exposition, process_registry, redis_ready
 from bot.logs import configure_logging
+from bot.metrics import SocketModeCollector
 from bot.middleware.replay import ReplayCache
 from bot.runtime import AbandonedJobWatcher
 from bot.settings import Settings
@@ -20,7 +21,8 @@ log = logging.getLogger("hvbot.serve")
 
 
 @click.command("serve")
-@click.option("--port", default=3000, show_default=True, help="HTTP port (/slack/events, /healthz, /readyz)")
+@click.option("--port", default=3000, show_default=True,
+              help="HTTP port (/slack/events, /healthz, /readyz, /metrics; Socket Mode: all but the first)")
 @click.option("--host", "bind", default="0.0.0.0", show_default=True, help="address to listen on")
 def serve_command(port: int, bind: str) -> None:
     """Run the Slack app: HTTP mode, or Socket Mode when SLACK_APP_TOKEN is set."""
@@ -38,20 +40,20 @@ def serve_command(port: int, bind: str) -> None:
     runtime = app.runtime  # type: ignore[attr-defined]
     AbandonedJobWatcher(runtime).start()
 
-    def ready() -> bool:
-        try:
-            return bool(runtime.redis.ping())
-        except redis.RedisError:
-            return False
-
+    ready = redis_ready(runtime.redis)
     if settings.slack_app_token is not None:
-        health = BoltHTTPServer(None, bind, port, ready).start()  # Socket Mode has no HTTP side: health only
-        log.info("hvbot serve: Socket Mode (health on port %d)", health.port)
         handler = CheckedSocketModeHandler(app, settings.secret("slack_app_token"), web_client=runtime.client)
+        registry = process_registry([SocketModeCollector(handler.connected)])
+        # Socket Mode has no HTTP side: health and metrics only; ready only while the socket is connected
+        health = BoltHTTPServer(None, bind, port, lambda: handler.connected() and ready(),
+                                metrics=exposition(registry),
+                                not_ready="not ready: Socket Mode is not connected to Slack, or Redis is unreachable")
+        health.start()
+        log.info("hvbot serve: Socket Mode (health and metrics on port %d)", health.port)
         handler.start()  # type: ignore[no-untyped-call]
         return
     checks = RequestChecks(settings.secret("slack_signing_secret"), ReplayCache(runtime.redis))
-    server = BoltHTTPServer(app, bind, port, ready, checks=checks)
+    server = BoltHTTPServer(app, bind, port, ready, checks=checks, metrics=exposition(process_registry()))
     log.info("hvbot serve: HTTP mode on port %d, POST /slack/events", server.port)
     click.echo(f"hvbot serve: listening on {bind}:{server.port} (POST /slack/events, GET /healthz)", err=True)
     server.serve_forever()

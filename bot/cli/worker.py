@@ -13,9 +13,17 @@ import redis
 from rq.serializers import JSONSerializer
 
 from bot.cli.connections import worker_redis
+from bot.cli.metrics import (
+    multiprocess_dir,
+    process_registry,
+    redis_ready,
+    remove_owned_dir,
+    restart_in_multiprocess_mode,
+    serve_metrics,
+)
 from bot.cli.reporters import install_reporters
 from bot.logs import configure_logging
-from bot.runtime import AbandonedJobWatcher, build_runtime
+from bot.runtime import AbandonedJobWatcher, build_runtime, redis_connection
 from bot.settings import Settings
 from jobs.housekeeping import run_housekeeping
 from jobs.hyperv.process_fleet import warm_fleet_in_background
@@ -45,8 +53,13 @@ def _housekeeping_at_start(connection: redis.Redis) -> None:
 def worker_command(burst: bool, simple: bool, name: str | None, warm: bool) -> None:
     """Run an RQ worker for hvbot's queue, with the scheduler on."""
     settings = Settings()
+    if settings.metrics_port and not simple and multiprocess_dir() is None:
+        restart_in_multiprocess_mode()  # forked work horses' counters must reach /metrics (bot/cli/metrics.py)
     configure_logging(settings.log_json)
     runtime = build_runtime(settings, connection=worker_redis(settings))
+    # /readyz pings through a quick-failing client: the worker's own rides out a minute of outage per command
+    ready = redis_ready(redis_connection(settings))
+    metrics = serve_metrics(settings, process_registry(), ready) if settings.metrics_port else None
     install_reporters(runtime)  # before forking: work horses inherit them
     _housekeeping_at_start(runtime.redis)
     if simple and warm:
@@ -59,3 +72,6 @@ def worker_command(burst: bool, simple: bool, name: str | None, warm: bool) -> N
     finally:
         keeper.stop()
         watcher.stop()
+        if metrics is not None:
+            metrics.stop()
+        remove_owned_dir()

@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from bot.delivery.pacing import Pacer
+from bot.delivery.slack import CountedWebClient
 from bot.settings import Settings
 from bot.views import alerts as alert_views
 from bot.views.common import View
@@ -121,8 +122,8 @@ class SlackAlertPoster:
 
 def alert_client(settings: Settings) -> WebClient:
     """Only connection errors are retried by slack_sdk; 429s are handled here, through the shared pacer."""
-    return WebClient(token=settings.secret("slack_bot_token") or None, base_url=settings.api_base_url(),
-                     timeout=10, retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2)])
+    return CountedWebClient(token=settings.secret("slack_bot_token") or None, base_url=settings.api_base_url(),
+                            timeout=10, retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2)])
 
 
 def alert_poster(settings: Settings, connection: redis.Redis) -> SlackAlertPoster:

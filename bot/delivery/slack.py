@@ -9,10 +9,14 @@ from typing import Any
 
 import redis
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryState
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
 
 from bot.delivery.pacing import Pacer
+from bot.metrics import SLACK_CALLS, SLACK_RATE_LIMITED
 from bot.settings import Settings
 from bot.views import backup as backup_views
 from bot.views import common as views
@@ -24,12 +28,46 @@ log = logging.getLogger("hvbot.slack")
 CSV_AUTO_PAGES = 5  # results longer than this many pages also get the CSV in the thread
 
 
+class CountedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """RateLimitErrorRetryHandler that counts each 429 it retries (hvbot_slack_rate_limited_total); slack_sdk asks
+    it only while retries remain, so the last 429, raised to the caller, is counted by CountedWebClient."""
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
+        if response is not None and response.status_code == 429:
+            SLACK_RATE_LIMITED.labels(_method_of(request.url)).inc()
+        return super()._can_retry(state=state, request=request, response=response, error=error)
+
+
+class CountedWebClient(WebClient):
+    """WebClient whose every Web API call is counted by method and outcome (after the SDK's retries)."""
+
+    def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:  # type: ignore[override]
+        outcome = "connection_error"
+        try:
+            response = super().api_call(api_method, **kwargs)
+            outcome = "ok"
+            return response
+        except SlackApiError as exc:
+            outcome = "rate_limited" if exc.response.status_code == 429 else "error"
+            if outcome == "rate_limited":
+                SLACK_RATE_LIMITED.labels(api_method).inc()
+            raise
+        finally:
+            SLACK_CALLS.labels(api_method, outcome).inc()
+
+
+def _method_of(url: str) -> str:
+    """`https://slack.com/api/chat.postMessage?x=1` -> chat.postMessage (a method name, never an id)."""
+    return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
 def retry_handlers() -> list[Any]:
-    return [ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)]
+    return [ConnectionErrorRetryHandler(max_retry_count=2), CountedRateLimitRetryHandler(max_retry_count=3)]
 
 
 def web_client(settings: Settings) -> WebClient:
-    return WebClient(
+    return CountedWebClient(
         token=settings.secret("slack_bot_token") or None,
         base_url=settings.api_base_url(),
         timeout=10,

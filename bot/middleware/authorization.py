@@ -20,7 +20,8 @@ from typing import Any
 import redis
 from slack_bolt import Ack, BoltContext, BoltResponse, Respond
 
-from bot.grammar import VIEWER, Command, CommandError, parse
+from bot.grammar import VERBS, VIEWER, Command, CommandError, parse
+from bot.metrics import count_command
 from bot.roles import Authorizer
 from bot.views import common as views
 from bot.views.tokens import MAX_LIFETIME, Sealed, unseal
@@ -128,17 +129,20 @@ class Gate:
             if not self.authz.channel_allowed(who.channel):  # before the grammar: not even help or usage there
                 decision = self.authz.check(who.user, who.channel, VIEWER, "")
                 self.record(who.user, who.channel, text[:100], "refused", decision.reason)
+                _count(slash, verb_label(text), "refused")
                 return _refuse(ack, respond, decision.reason, slash)
             try:
                 command = parse(text)
             except CommandError as exc:
                 self.record(who.user, who.channel, text, "invalid", exc.message)
+                _count(slash, verb_label(text), "invalid")
                 return _refuse(ack, respond, exc.text() if slash else exc.message, slash)
             refusal = self._refusal(command, who)
             if refusal is None and once and not slash:
                 refusal = self._spend(sealed, who)
             if refusal is not None:
                 self.record(who.user, who.channel, command.canonical(), "refused", refusal)
+                _count(slash, command.verb, "refused")
                 return _refuse(ack, respond, refusal, slash)
             context["requester"], context["command"], context["value"] = who, command, clicked.get("value", "")
             next()
@@ -165,6 +169,17 @@ class Gate:
         except redis.RedisError:
             return NO_REDIS  # fail closed: without the record of spent tokens a click could run twice
         return None if spent else ALREADY_USED
+
+
+def verb_label(text: str) -> str:
+    """The metrics label of a command's verb: a verb of the grammar, else `unknown` (labels stay bounded)."""
+    first = text.split(maxsplit=1)[0].lower() if text.strip() else ""
+    return first if first in VERBS else "unknown"
+
+
+def _count(slash: bool, verb: str, outcome: str) -> None:
+    if slash:  # typed /hyperv commands only: a refused button is a click, not a command
+        count_command(verb, outcome)
 
 
 def _unsealed(action: dict[str, Any]) -> tuple[Sealed | None, dict[str, Any]]:

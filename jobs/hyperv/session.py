@@ -47,6 +47,7 @@ from jobs.hyperv.errors import (
 )
 from jobs.hyperv.hosts import HostConfig, InventoryError
 from jobs.hyperv.settings import JobSettings
+from jobs.metrics import observe_host_call
 
 log = structlog.get_logger(__name__)
 
@@ -220,15 +221,18 @@ class HostSession:
             out = self._run_rebuilding(statements, at)
             log.info("hyperv.call", host=self.name, command=statements.render(), objects=len(out),
                      seconds=round(time.monotonic() - started, 3))
+            observe_host_call(self.name, "ok", time.monotonic() - started)
             return out
         except HyperVError as err:
             log.warning("hyperv.call_failed", host=self.name, command=statements.render(), kind=err.kind,
                         error=err.message, seconds=round(time.monotonic() - started, 3))
+            observe_host_call(self.name, err.kind, time.monotonic() - started)
             raise
         except Exception as exc:  # noqa: BLE001 - every failure leaves as a typed, secret-free error
             failure = self._translate(exc, statements, at, limit)
             log.warning("hyperv.call_failed", host=self.name, command=statements.render(), kind=failure.kind,
                         error=failure.message, seconds=round(time.monotonic() - started, 3))
+            observe_host_call(self.name, failure.kind, time.monotonic() - started)
             raise failure from None
         finally:
             self._lock.release()

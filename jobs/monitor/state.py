@@ -157,6 +157,18 @@ class AlertEngine:
         """Alert records of one host (for `/hyperv replication` and tests)."""
         return load_hash(self._r.hgetall(self._k("alerts", host)))
 
+    def firing_by_severity(self, hosts: Sequence[str]) -> dict[str, int]:
+        """How many alerts fire (past their debounce) per severity across these hosts (for metrics)."""
+        pipe = self._r.pipeline(transaction=False)
+        for host in hosts:
+            pipe.hvals(self._k("alerts", host))
+        counts: dict[str, int] = defaultdict(int)
+        for raws in pipe.execute():
+            for record in (json.loads(raw) for raw in raws):
+                if record.get("status") == "firing":
+                    counts[str(record.get("severity", ""))] += 1
+        return dict(counts)
+
     # ---- per-host state -----------------------------------------------------------------------
 
     def _k(self, *parts: str) -> str:

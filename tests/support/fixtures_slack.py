@@ -103,6 +103,16 @@ class SocketModeServer:
             if not self._cond.wait_for(lambda: self._clients, timeout):
                 raise TimeoutError("no Socket Mode client connected")
 
+    def connections(self) -> int:
+        """How many clients have connected so far (a reconnect adds one)."""
+        with self._cond:
+            return len(self._clients)
+
+    def drop(self) -> None:
+        """Close every client's WebSocket from the server side, as Slack does when it drops a connection."""
+        for ws in list(self._clients):
+            asyncio.run_coroutine_threadsafe(ws.close(), self._loop).result(10)
+
     def deliver(self, envelope: dict[str, Any]) -> None:
         ws = self._clients[-1]
         asyncio.run_coroutine_threadsafe(ws.send(json.dumps(envelope)), self._loop).result(10)
@@ -197,3 +207,17 @@ def post(port: int, body: str, headers: dict[str, str]) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    """GET a path of a local hvbot HTTP front: (status, body), or (0, "") while nothing listens there."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+    except (urllib.error.URLError, ConnectionError):
+        return 0, ""

@@ -4,8 +4,6 @@ behind a handler that is still waiting."""
 from __future__ import annotations
 
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,15 +17,7 @@ from bot.adapters.fake_slack import FakeSlack
 from bot.adapters.http import MAX_BODY, BoltHTTPServer
 from bot.adapters.http_checks import RequestChecks
 from bot.middleware.replay import ReplayCache
-from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, post, signed_headers, slash_body
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
+from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, get, post, signed_headers, slash_body
 
 
 class _Gate:
@@ -77,11 +67,11 @@ def test_signed_request_is_acked_and_bad_signature_is_401(server: BoltHTTPServer
 
 
 def test_health_readiness_and_unknown_paths(server: BoltHTTPServer, ready_flag: dict[str, bool]) -> None:
-    assert _get(server.port, "/healthz") == (200, "ok")
-    assert _get(server.port, "/readyz") == (200, "ready")
+    assert get(server.port, "/healthz") == (200, "ok")
+    assert get(server.port, "/readyz") == (200, "ready")
     ready_flag["ready"] = False
-    assert _get(server.port, "/readyz") == (503, "not ready: Redis unreachable")
-    assert _get(server.port, "/nothing")[0] == 404
+    assert get(server.port, "/readyz") == (503, "not ready: Redis unreachable")
+    assert get(server.port, "/nothing")[0] == 404
 
 
 def test_a_body_over_the_limit_is_refused_with_413(server: BoltHTTPServer) -> None:
@@ -105,7 +95,7 @@ def test_health_only_front_has_no_events_route() -> None:
     try:
         body = slash_body("vms")
         assert post(front.port, body, signed_headers(body))[0] in (404, 405)
-        assert _get(front.port, "/healthz") == (200, "ok")
+        assert get(front.port, "/healthz") == (200, "ok")
     finally:
         front.stop()
 
