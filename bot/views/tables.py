@@ -1,0 +1,108 @@
+"""Lookup tables as people read them: plain column names and readable cells (sizes, ages, percentages, yes/no).
+
+The Report keeps exact values (bytes, seconds, ISO times) for the CSV; only what a message shows is shaped here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.views import units
+from bot.views.legend import legend_text
+
+AT_MAX_MARK = "◆ at max"
+
+
+@dataclass(frozen=True)
+class Column:
+    label: str
+    show: Callable[[Any, datetime], str] | None = None  # None: the value as it is
+
+
+def _size(value: Any, _now: datetime) -> str:
+    return units.size(value)
+
+
+def _percent(value: Any, _now: datetime) -> str:
+    return units.percent(value)
+
+
+def _yes_no(value: Any, _now: datetime) -> str:
+    return units.yes_no(value)
+
+
+def _uptime(value: Any, _now: datetime) -> str:
+    return units.duration(value) if value else ""
+
+
+def _created(value: Any, now: datetime) -> str:
+    when = units.parse_time(value)
+    return units.when_and_age(when, now) if when else ("" if value is None else str(value))
+
+
+def _at_max(value: Any, _now: datetime) -> str:
+    return AT_MAX_MARK if value else ""
+
+
+COLUMNS: dict[str, Column] = {
+    "vm": Column("VM"),
+    "dynamic": Column("dynamic", _yes_no),
+    "startup": Column("startup", _size),
+    "minimum": Column("min", _size),
+    "maximum": Column("max", _size),
+    "buffer": Column("buffer", _percent),
+    "assigned": Column("assigned", _size),
+    "demand": Column("demand", _size),
+    "pressure_pct": Column("pressure", _percent),
+    "at_maximum": Column("at max", _at_max),
+    "uptime_s": Column("uptime", _uptime),
+    "cpu_usage": Column("CPU", _percent),
+    "processors": Column("CPUs"),
+    "memory_assigned": Column("memory", _size),
+    "memory_demand": Column("demand", _size),
+    "replication_mode": Column("replication"),
+    "replication_state": Column("repl. state"),
+    "replication_health": Column("repl. health"),
+    "allow_teaming": Column("teaming"),
+    "created": Column("created", _created),
+    "ipv4": Column("IPv4"),
+    "ipv6": Column("IPv6"),
+    "mac": Column("MAC"),
+}
+STATE_COLUMNS = ("replication_state",)
+
+
+def label(column: str) -> str:
+    spec = COLUMNS.get(column)
+    return spec.label if spec else column.replace("_", " ")
+
+
+def cell(column: str, value: Any, now: datetime) -> Any:
+    """The cell as shown; lists and other raw values pass through for the table's own cell rule."""
+    spec = COLUMNS.get(column)
+    if spec is None or spec.show is None or value is None:
+        return value
+    return spec.show(value, now)
+
+
+def readable(columns: Sequence[str], rows: Sequence[dict[str, Any]], now: datetime
+             ) -> tuple[list[str], list[dict[str, Any]]]:
+    """Labels and shown rows (keyed by label) for ``table_lines``."""
+    labels = [label(c) for c in columns]
+    shown = [{label(c): cell(c, row.get(c), now) for c in columns} for row in rows]
+    return labels, shown
+
+
+def legend(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    """What the cryptic replication states among ``rows`` mean (empty when none is shown)."""
+    return legend_text(row.get(c) for row in rows for c in STATE_COLUMNS if c in columns)
+
+
+def empty_text(report: dict[str, Any], command: str) -> str:
+    """What an answer without rows says: `memory --at-max` answers the question it was asked."""
+    if report.get("kind") == "memory" and "--at-max" in command:
+        return "_No VM has reached its dynamic memory maximum._"
+    return "_No matching rows._"
