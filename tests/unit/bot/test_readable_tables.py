@@ -1,4 +1,4 @@
-"""Lookup answers people can read (bot/views/tables.py through views.common.result), while the CSV keeps exact values."""
+"""Lookup answers people can read (bot/views/tables.py via views.common.result); the CSV keeps exact values."""
 
 from datetime import UTC, datetime
 from typing import Any
