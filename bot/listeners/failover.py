@@ -20,8 +20,8 @@ from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime
 from bot.views import common as views
-from bot.views import units
 from bot.views import failover as fv
+from jobs import units
 from jobs.failover.approvals import ApprovalStore, Decision, parse_button_value
 from jobs.failover.tasks import run_failover, run_preview
 from jobs.keys import FAILOVER_PREVIEW_KEY

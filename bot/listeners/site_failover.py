@@ -24,8 +24,8 @@ from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime
 from bot.views import common as views
-from bot.views import units
 from bot.views import site_failover as rv
+from jobs import units
 from jobs.failover.approvals import ApprovalStore, Decision
 from jobs.keys import RECOVERY_PREVIEW_KEY
 from jobs.ports import ReplyTo

@@ -15,7 +15,8 @@ from typing import Any
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, MarkdownTextObject, SectionBlock
 
-from bot.views import tables, units
+from bot.views import tables
+from jobs import units
 
 MAX_BLOCKS = 50
 SECTION_CHARS = 3000

@@ -13,10 +13,10 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.views import units
 from bot.views.common import View, approval_buttons
 from bot.views.legend import legend_text
 from bot.views.tokens import CARD_LIFETIME, seal
+from jobs import units
 
 ACTION_REQUEST = "hvbot_fo_request"
 ACTION_DISMISS = "hvbot_fo_dismiss"

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.views import units
 from bot.views.legend import legend_text
+from jobs import units
 
 AT_MAX_MARK = "◆ at max"
 

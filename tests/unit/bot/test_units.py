@@ -1,10 +1,10 @@
-"""Readable numbers: sizes, durations, ages, times, counted nouns and articles (bot/views/units.py)."""
+"""Readable numbers: sizes, durations, ages, times, counted nouns and articles (jobs/units.py)."""
 
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bot.views import units
+from jobs import units
 
 GIB = 1024**3
 NOW = datetime(2026, 12, 6, 14, 30, tzinfo=UTC)

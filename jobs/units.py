@@ -1,7 +1,8 @@
 """Numbers as people read them: sizes in binary units, durations and ages in short words, counted nouns, articles.
 
-One module for every message, so "4 GiB", "3 h 5 min" and "12 min ago" read the same everywhere. Exact values
-stay in the data (the CSV keeps bytes and ISO times); these functions only shape what a message shows.
+One module for every message, bot's and the jobs' alike (so it lives in jobs, which bot may import), so "4 GiB",
+"3 h 5 min" and "12 min ago" read the same everywhere. Exact values stay in the data (the CSV keeps bytes and ISO
+times); these functions only shape what a message shows.
 """
 
 from __future__ import annotations
