@@ -15,6 +15,7 @@ from typing import Any
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot.views.common import MAX_BLOCKS, MESSAGE_CHARS, SECTION_CHARS, View
+from jobs import units
 from jobs.recovery.model import Member, PlanGroup, RecoveryPlan, ResolvedPlan
 from jobs.recovery.resolve import ReplicaPair
 
@@ -90,7 +91,7 @@ def _vm_line(m: Member, health: Health) -> str:
     extended = f" (extended to {m.extended_to})" if m.extended_to else ""
     if pair is None:
         return f"`{_escape(m.vm)}` {where}{extended} · not in the last sweep"
-    lag = f" · lag {pair.lag_s} s" if pair.lag_s is not None else ""
+    lag = f" · lag {units.duration(pair.lag_s)}" if pair.lag_s is not None else ""
     mark = "" if pair.health == HEALTHY else " :warning:"
     return f"`{_escape(m.vm)}` {where}{extended} · {pair.state} · {pair.health}{lag}{mark}"
 

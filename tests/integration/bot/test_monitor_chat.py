@@ -88,7 +88,7 @@ def test_replication_answers_from_the_last_sweep_and_fresh_queues_sweeps(world):
     one = _say(app, "replication vm-000-000*", user="U200")
     assert "`vm-000-0000` on hv-000" in one and "`vm-000-0000` on hv-001" in one  # primary and replica side
     fresh = _say(app, "replication hv-000 --fresh", user="U200")
-    assert "fresh sweep of 1 host(s) was queued" in fresh
+    assert "fresh sweep of 1 host was queued" in fresh
     queued = Queue(QUEUE, connection=w.r, serializer=JSONSerializer).jobs
     assert [j.kwargs["host"] for j in queued] == ["hv-000"]
 
