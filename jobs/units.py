@@ -62,9 +62,10 @@ def age(when: datetime | None, now: datetime | None = None) -> str:
     return f"{duration(delta, 1 if abs(delta) < 3_600 else 2)} ago" if delta > 0 else f"in {duration(-delta)}"
 
 
-def timestamp(when: datetime | None) -> str:
-    """The absolute time, to the minute, in UTC: ``2026-12-06 14:03 UTC``."""
-    return "" if when is None else f"{_aware(when).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+def timestamp(when: datetime | None, seconds: bool = False) -> str:
+    """The absolute time in UTC, to the minute (``2026-12-06 14:03 UTC``) or the second where data loss is told."""
+    shape = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return "" if when is None else f"{_aware(when).astimezone(UTC).strftime(shape)} UTC"
 
 
 def when_and_age(when: datetime | None, now: datetime | None = None) -> str:

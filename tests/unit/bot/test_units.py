@@ -40,6 +40,7 @@ def test_ages_past_and_future() -> None:
 def test_absolute_time_with_its_age() -> None:
     when = datetime(2026, 12, 6, 15, 3, 59, tzinfo=timezone(timedelta(hours=1)))  # shown in UTC
     assert units.timestamp(when) == "2026-12-06 14:03 UTC"
+    assert units.timestamp(when, seconds=True) == "2026-12-06 14:03:59 UTC"
     assert units.when_and_age(when, NOW) == "2026-12-06 14:03 UTC (26 min ago)"
     assert units.when_and_age(None, NOW) == ""
 
