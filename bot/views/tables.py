@@ -26,6 +26,15 @@ def _size(value: Any, _now: datetime) -> str:
     return units.size(value)
 
 
+def _in_use(value: Any, _now: datetime) -> str:
+    """Memory a VM uses: Hyper-V reports 0 for a VM that is not running, shown as a dash rather than "0 B"."""
+    return "—" if value == 0 else units.size(value)
+
+
+def _words(names: dict[str, str]) -> Callable[[Any, datetime], str]:
+    return lambda value, _now: names.get(str(value), str(value))
+
+
 def _percent(value: Any, _now: datetime) -> str:
     return units.percent(value)
 
@@ -54,18 +63,18 @@ COLUMNS: dict[str, Column] = {
     "minimum": Column("min", _size),
     "maximum": Column("max", _size),
     "buffer": Column("buffer", _percent),
-    "assigned": Column("assigned", _size),
-    "demand": Column("demand", _size),
+    "assigned": Column("assigned", _in_use),
+    "demand": Column("demand", _in_use),
     "pressure_pct": Column("pressure", _percent),
     "at_maximum": Column("at max", _at_max),
     "uptime_s": Column("uptime", _uptime),
     "cpu_usage": Column("CPU", _percent),
     "processors": Column("CPUs"),
-    "memory_assigned": Column("memory", _size),
-    "memory_demand": Column("demand", _size),
-    "replication_mode": Column("replication"),
+    "memory_assigned": Column("memory", _in_use),
+    "memory_demand": Column("demand", _in_use),
+    "replication_mode": Column("replication", _words({"None": "none"})),
     "replication_state": Column("repl. state"),
-    "replication_health": Column("repl. health"),
+    "replication_health": Column("repl. health", _words({"NotApplicable": "n/a"})),
     "allow_teaming": Column("teaming"),
     "created": Column("created", _created),
     "ipv4": Column("IPv4"),

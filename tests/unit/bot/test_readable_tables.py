@@ -54,9 +54,13 @@ def test_vms_show_uptime_in_words_and_a_legend_for_cryptic_states() -> None:
            "processors": 2, "memory_assigned": 4 * GIB, "memory_demand": 2 * GIB, "replication_mode": "Primary",
            "replication_state": "WaitingForStartResynchronize", "replication_health": "Critical"}
     plain = dict(row, vm="web02", replication_state="Replicating", replication_health="Normal")
-    report = {"kind": "vms", "columns": VM_COLUMNS, "hosts_ok": ["hv-a1"], "errors": [], "rows": [row, plain]}
+    local = dict(row, vm="app01", state="Off", uptime_s=0, memory_assigned=0, memory_demand=0, replication_mode="None",
+                 replication_state="Disabled", replication_health="NotApplicable")
+    report = {"kind": "vms", "columns": VM_COLUMNS, "hosts_ok": ["hv-a1"], "errors": [], "rows": [row, plain, local]}
     text = _text(views.result("vms", "hv1", report, now=NOW))
     assert "3 h 5 min" in text and "4 GiB" in text and "4%" in text
+    app = next(line for line in text.splitlines() if "app01" in line).split()
+    assert app[app.index("Off") + 1:] == ["4%", "2", "—", "—", "none", "Disabled", "n/a"]  # off: no uptime, no memory
     assert "WaitingForStartResynchronize: the primary needs a resynchronization" in text
     assert "Replicating:" not in text  # a plain state needs no legend
 
