@@ -98,7 +98,8 @@ def monitor_command(tick_s: float, health: bool) -> None:
             return
     except MonitorAlreadyRunning as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"hvbot monitor: {units.plural(len(hosts), 'host')}, a sweep every {settings.sweep_interval_seconds:g} s", err=True)
+    click.echo(f"hvbot monitor: {units.plural(len(hosts), 'host')}, a sweep every {settings.sweep_interval_seconds:g} s",
+               err=True)
     try:
         build_monitor(settings, connection, hosts).run_forever(lease, stop, tick_s=tick_s, max_backoff_s=MAX_BACKOFF_S)
     except LeaseLost as exc:

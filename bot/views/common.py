@@ -178,7 +178,7 @@ def _error_blocks(report: dict[str, Any]) -> list[Block]:
         return []
     shown, rest = lines[:MAX_ERROR_LINES], len(lines) - MAX_ERROR_LINES
     if rest > 0:
-        shown.append(f"…and {rest} more host errors (all of them are in the CSV).")
+        shown.append(f"…and {units.plural(rest, 'more host error')} (all of them are in the CSV).")
     text = "\n".join(shown)
     return [_md(text[i : i + SECTION_CHARS]) for i in range(0, len(text), SECTION_CHARS)]
 

@@ -116,8 +116,9 @@ def preview(data: dict[str, Any], preview_id: str) -> View:
     else:
         blocks.append(section("Nothing here can fail over now (every VM is refused; reasons in the thread)."))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(
-        text=f"Per-VM details in the thread. Read at {_read_at(data.get('at'))}. One Request asks one approval for all.")]))
-    return View(f"Preview: {title(data)} ({data['totals']['vms']} VMs)", blocks)
+        text=f"Per-VM details in the thread. Read at {_read_at(data.get('at'))}. One Request asks one approval "
+             "for all.")]))
+    return View(f"Preview: {title(data)} ({units.plural(data['totals']['vms'], 'VM')})", blocks)
 
 
 def vm_line(row: dict[str, Any], kind: str) -> str:
@@ -130,7 +131,7 @@ def vm_line(row: dict[str, Any], kind: str) -> str:
         point += f" of {units.when_and_age(units.parse_time(row['point_time'])) or row['point_time']}"
     loss = "" if kind == "planned" else f", loses {duration(row['loss_s'])}"
     notes = f" ({_esc('; '.join(row['notes']))})" if row["notes"] and kind == "planned" else ""
-    return f"✓ {head}: point {point}{loss}, {row['steps']} steps{notes}"
+    return f"✓ {head}: point {point}{loss}, {units.plural(row['steps'], 'step')}{notes}"
 
 
 def thread_details(data: dict[str, Any]) -> list[str]:
@@ -151,7 +152,8 @@ def error(data: dict[str, Any]) -> View:
 
 def approval_card(data: dict[str, Any], requester: str, button_value: str, expires: str) -> View:
     confirm = ConfirmObject(title="Approve and run now?",
-                            text=f"{data['totals']['ready']} VMs fail over, group by group, right away.",
+                            text=f"{units.plural(data['totals']['ready'], 'VM')} fail"
+                            f"{'s' if data['totals']['ready'] == 1 else ''} over, group by group, right away.",
                             confirm="Approve", deny="Back", style="danger")
     blocks: list[Block] = [
         section(f":rotating_light: <@{requester}> requests one approval for all of it:\n{summary(data)}"),
