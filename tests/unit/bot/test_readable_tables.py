@@ -5,6 +5,7 @@ from typing import Any
 
 from bot.adapters.render_text import render_blocks
 from bot.views import common as views
+from bot.views.failover import sides_text
 from bot.views.legend import STATE_MEANINGS, legend_text, state_legend
 from jobs.inventory.queries import CHECKPOINT_COLUMNS, MEMORY_COLUMNS, VM_COLUMNS
 
@@ -92,3 +93,15 @@ def test_legend_lines_once_each_and_only_for_known_cryptic_states() -> None:
         "Resynchronizing", "ResynchronizeSuspended", "RecoveryInProgress", "FailbackInProgress", "FailbackComplete",
         "WaitingForUpdateCompletion", "UpdateError", "WaitingForRepurposeCompletion", "PreparedForSyncReplication",
         "PreparedForGroupReverseReplication", "FiredrillInProgress"}
+
+
+def test_failover_sides_say_when_and_explain_a_cryptic_state() -> None:
+    sides = [{"host": "hv-a1", "mode": "Primary", "state": "WaitingForStartResynchronize", "health": "Critical",
+              "vm_state": "Running", "last_replication": "2026-12-06T14:18:05+00:00"},
+             {"host": "hv-b1", "mode": "Replica", "state": "Replicating", "health": "Normal", "vm_state": "Off",
+              "last_replication": None}]
+    text = sides_text(sides)
+    assert "last replication 2026-12-06 14:18 UTC (" in text and "last replication never" in text
+    assert "WaitingForStartResynchronize: the primary needs a resynchronization" in text
+    assert "Replicating:" not in text
+    assert "States:" not in sides_text([dict(sides[1], last_replication="2026-12-06T14:18:05+00:00")])
