@@ -26,6 +26,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.views.common import View
+from bot.views.legend import legend_text
 from bot.views.tokens import MESSAGE_LIFETIME, seal
 from jobs import units
 from jobs.monitor.notifications import Notification, NotificationKind
@@ -116,6 +117,8 @@ def alert(note: Notification) -> View:
     blocks += [_row_block(r) for r in note.rows]
     if note.resolved_rows:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_resolved_line(note.resolved_rows))]))
+    if legend := legend_text(r.state for r in note.rows):
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_esc(legend)[:SECTION_CHARS])]))
     blocks.append(_actions(note.group_key))
     mention = f"{note.mention} " if note.mention else ""
     return View(f"{mention}{text}", blocks)

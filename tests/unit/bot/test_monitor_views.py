@@ -58,6 +58,7 @@ def test_a_full_alert_fits_slack_limits_and_offers_every_action() -> None:
     assert [plain(e["value"]) for e in buttons] == ["m-1", "3600|m-1", "14400|m-1"]
     assert all(unseal(e["value"]) is not None for e in buttons)
     assert f"showing {inline} of 500" in json.dumps(blocks) and "3 more muted" in json.dumps(blocks)
+    assert "Error: replication is not happening" in json.dumps(blocks)  # the legend of the rows' state
 
 
 def test_csv_names_every_row() -> None:
