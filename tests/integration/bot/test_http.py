@@ -111,7 +111,12 @@ def test_memory_reads_in_gib_and_at_max_reaches_the_worker(served: Served) -> No
     call = served.fake.wait_for(lambda calls: _final(calls, "response_url", _job_id(ack)), timeout=60)
     text = json.dumps(call.args["blocks"])
     assert status == 200 and "16 GiB" in text and "17179869184" not in text and "at max" in text
-    status, ack = served.slash("memory --at-max")  # the default lab has no VM at its maximum
+    status, ack = served.slash("memory --at-max")  # the default lab's running SQL servers are at their maximum
+    call = served.fake.wait_for(lambda calls: _final(calls, "response_url", _job_id(ack)), timeout=60)
+    text = json.dumps(call.args["blocks"], ensure_ascii=False)
+    assert "4 VMs at their maximum" in text and all(f"sql0{i}" in text for i in range(1, 5)) and "web01" not in text
+    assert text.count("◆ at max") == 4
+    status, ack = served.slash("memory web01 --at-max")  # present, not at its maximum
     call = served.fake.wait_for(lambda calls: _final(calls, "response_url", _job_id(ack)), timeout=60)
     text = json.dumps(call.args["blocks"])
     assert "0 VMs at their maximum" in text and "No VM has reached its dynamic memory maximum" in text
