@@ -106,22 +106,22 @@ def test_dynamic_memory_per_vm(lab: Any, fleet: Fleet) -> None:
     assert one.errors == []
 
 
-def _memory_vm(name: str, startup_mb: int, maximum_mb: int, dynamic: bool = True) -> dict[str, Any]:
+def _memory_vm(name: str, startup_mb: int, maximum_mb: int, buffer: int, dynamic: bool = True) -> dict[str, Any]:
     return {"name": name, "memory": {"dynamic": dynamic, "startup_mb": startup_mb, "minimum_mb": 512,
-                                     "maximum_mb": maximum_mb, "buffer": 20}}
+                                     "maximum_mb": maximum_mb, "buffer": buffer}}
 
 
 def test_at_max_lists_vms_whose_assigned_memory_reached_the_maximum_worst_first(make_lab: Any,
                                                                                tmp_path: Path) -> None:
-    # The lab's guest demands 60% of startup and gets demand + 20% buffer, capped at the maximum.
+    # The lab's guest demands 60% of startup and is assigned demand + buffer, capped at the maximum.
     fleet_data = {"hosts": [
         {"name": "hv-m1", "site": "site-a", "vms": [
-            _memory_vm("capped", 2048, 1400),        # assigned 1400 MiB = max, demand 1228 MiB (88% of max)
-            _memory_vm("roomy", 2048, 8192),         # assigned below max
-            _memory_vm("static", 8192, 1024, dynamic=False)]},  # no dynamic memory: never "at max"
+            _memory_vm("capped", 1024, 1536, 200),     # wants 1843 MiB: assigned 1536 = max, demand 40% of max
+            _memory_vm("roomy", 2048, 8192, 20),       # assigned below max
+            _memory_vm("static", 1024, 1024, 20, dynamic=False)]},  # assigned = max, but no dynamic memory
         {"name": "hv-m2", "site": "site-b", "vms": [
-            _memory_vm("starved", 4096, 2048),       # assigned 2048 = max, demand 2457 MiB (120% of max)
-            _memory_vm("capped", 2048, 1400)]}]}     # the same name elsewhere: its own row
+            _memory_vm("starved", 2048, 2048, 100),    # wants 2458 MiB: assigned 2048 = max, demand 60% of max
+            _memory_vm("capped", 1024, 1536, 200)]}]}  # the same name elsewhere: its own row
     running = make_lab(fleet=fleet_from_dict(fleet_data))
     with Fleet(load_inventory(running.write_inventory(tmp_path / "inv.yml")), JobSettings(deadline_s=10)) as f:
         everything = memory(f)
