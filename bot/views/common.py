@@ -161,15 +161,9 @@ def _summary(command: str, report: dict[str, Any], total: int, page: int, pages:
     errors = len(report.get("errors") or [])
     hosts = f"{units.plural(hosts_ok, 'host')} answered" if hosts_ok is not None else ""
     failed = f", {errors} with errors" if errors else ""
-    rows = units.plural(total, *_row_nouns(report, command))
+    rows = units.plural(total, *tables.row_nouns(report, command))
     where = f" (rows {page * per + 1}–{min(total, (page + 1) * per)}, page {page + 1} of {pages})" if pages > 1 else ""
     return f"*`{_escape(command)}`* — {rows}{where}; {hosts}{failed}".rstrip("; ")
-
-
-def _row_nouns(report: dict[str, Any], command: str) -> tuple[str, str]:
-    if report.get("kind") == "memory" and "--at-max" in command:
-        return "VM at its maximum", "VMs at their maximum"
-    return "row", "rows"
 
 
 def _error_blocks(report: dict[str, Any]) -> list[Block]:

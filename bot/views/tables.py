@@ -110,8 +110,15 @@ def legend(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
     return legend_text(row.get(c) for row in rows for c in STATE_COLUMNS if c in columns)
 
 
+def _asks_at_max(report: dict[str, Any], command: str) -> bool:
+    return report.get("kind") == "memory" and "--at-max" in command.split()
+
+
+def row_nouns(report: dict[str, Any], command: str) -> tuple[str, str]:
+    """What the summary counts: rows, or for `memory --at-max` the VMs at their maximum (one, many)."""
+    return ("VM at its maximum", "VMs at their maximum") if _asks_at_max(report, command) else ("row", "rows")
+
+
 def empty_text(report: dict[str, Any], command: str) -> str:
     """What an answer without rows says: `memory --at-max` answers the question it was asked."""
-    if report.get("kind") == "memory" and "--at-max" in command:
-        return "_No VM has reached its dynamic memory maximum._"
-    return "_No matching rows._"
+    return "_No VM has reached its dynamic memory maximum._" if _asks_at_max(report, command) else "_No matching rows._"
