@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import humanize
 
@@ -19,7 +20,7 @@ _CONSONANT_SOUND = ("one", "once", "uni", "use", "usu", "eu")
 _VOWEL_SOUND = ("hour", "honest", "honour", "honor")
 
 
-def size(value: object) -> str:
+def size(value: Any) -> str:
     """Bytes as binary units, one decimal only when it says something: ``4 GiB``, ``2.4 GiB``, ``512 MiB``.
 
     ``None`` or a non-number is shown as it is (empty for None), so a missing value never reads as zero."""
@@ -85,11 +86,11 @@ def parse_time(value: object) -> datetime | None:
         return None
 
 
-def percent(value: object) -> str:
+def percent(value: Any) -> str:
     return "" if value is None else f"{value}%"
 
 
-def yes_no(value: object) -> str:
+def yes_no(value: Any) -> str:
     return "" if value is None else ("yes" if value else "no")
 
 
