@@ -7,6 +7,7 @@ from bot.adapters.render_text import render_blocks
 from bot.views import common as views
 from bot.views.failover import sides_text
 from bot.views.legend import STATE_MEANINGS, legend_text, state_legend
+from jobs.audit import AuditEntry
 from jobs.inventory.queries import CHECKPOINT_COLUMNS, MEMORY_COLUMNS, VM_COLUMNS
 
 GIB = 1024**3
@@ -105,3 +106,10 @@ def test_failover_sides_say_when_and_explain_a_cryptic_state() -> None:
     assert "WaitingForStartResynchronize: the primary needs a resynchronization" in text
     assert "Replicating:" not in text
     assert "States:" not in sides_text([dict(sides[1], last_replication="2026-12-06T14:18:05+00:00")])
+
+
+def test_audit_entries_show_their_utc_time_and_age() -> None:
+    at = datetime(2026, 12, 6, 14, 18, 5, tzinfo=UTC).timestamp()
+    entry = AuditEntry("U1", "C1", "failover fw01 unplanned", "approved", "by U2", "hv1", at)
+    text = _text(views.audit_list([entry], now=NOW))
+    assert "2026-12-06 14:18 UTC (11 min ago) U1 in C1: failover fw01 unplanned -> approved job hv1 by U2" in text
