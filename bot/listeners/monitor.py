@@ -229,7 +229,7 @@ def on_snooze(runtime: Runtime, who: Requester, value: str, body: dict[str, Any]
     seconds, key = snooze_choice(value)
     ids = engine(runtime).snooze(key, float(seconds), user, datetime.now(UTC))
     runtime.record(user, channel, f"alert snooze {key} {seconds}s", "done" if ids else "gone")
-    text = (f"<@{user}> snoozed this alert for {_age(float(seconds))}." if ids else "This alert has resolved.")
+    text = (f"<@{user}> snoozed this alert for {units.duration(seconds)}." if ids else "This alert has resolved.")
     respond(text=text, response_type="in_channel", replace_original=False, thread_ts=_thread(body))
 
 

@@ -120,7 +120,7 @@ def test_snooze_button_silences_the_message_groups(world):
     _dispatch(app, action_body(snooze["action_id"], snooze["value"], message_ts=post.response["ts"],
                                response_url=w.slack.response_url("snooze")))
     reply = w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/snooze")], 10)[0]
-    assert "snoozed this alert for 60 min" in reply.args["text"]
+    assert "snoozed this alert for 1 h" in reply.args["text"]
     silences = [json.loads(v) for v in w.r.hgetall("hvbot:alerts:silences").values()]
     assert [(s["kind"], s["by"], s["reason"]) for s in silences] == [("group", "U100", "snoozed")]
 
