@@ -38,9 +38,11 @@ class Verb:
     positional: str  # "none" | "optional" | "one" | "many"
     options: tuple[str, ...] = ()  # accepted --options taking a value
     lookup: bool = False  # runs on a worker against the fleet; answered to the requester unless --here
+    flags: tuple[str, ...] = ()  # accepted --options without a value (kept in Command.extra as "1")
 
     def usage(self) -> str:
         parts = [f"/hyperv {self.name}", self.args] + [f"[--{o} {o.upper()}]" for o in self.options]
+        parts += [f"[--{f}]" for f in self.flags]
         if self.lookup:
             parts.append("[--here]")
         return " ".join(p for p in parts if p)
@@ -55,7 +57,8 @@ GRAMMAR: tuple[Verb, ...] = (
     Verb("help", "[COMMAND]", "show this help, or one command's usage", VIEWER, "optional"),
     Verb("ips", "[VM|IP|PREFIX ...]", "IP addresses of VMs; find a VM by IP or prefix", VIEWER, "many", ("host",), True),
     Verb("vms", "[FILTER]", "list VMs (FILTER may use * wildcards)", VIEWER, "optional", ("host",), True),
-    Verb("memory", "[VM]", "dynamic memory: assigned, demand, pressure", VIEWER, "optional", ("host",), True),
+    Verb("memory", "[VM]", "dynamic memory: assigned, demand, pressure; --at-max: only VMs whose assigned memory "
+         "has reached their dynamic maximum, worst first", VIEWER, "optional", ("host",), True, ("at-max",)),
     Verb("teaming", "[VM [on|off]]", "NIC teaming setting of VM network adapters; on|off changes it (operator)",
          VIEWER, "many", ("host",), True),
     Verb("checkpoints", "VM", "checkpoints of one VM", VIEWER, "one", ("host",), True),
@@ -143,6 +146,7 @@ class Command:
             parts += ["--host", _quote(self.host)]
         if "site" in self.extra:
             parts += ["--site", _quote(self.extra["site"])]
+        parts += [f"--{f}" for f in self.spec.flags if f in self.extra]
         if self.here:
             parts.append("--here")
         return " ".join(parts)
@@ -206,6 +210,8 @@ def _split_options(verb: Verb, words: list[str]) -> tuple[list[str], dict[str, s
                 here = True
             elif opt == "fresh" and verb.name == "replication":  # a flag: answer and also sweep now
                 options["fresh"] = "1"
+            elif opt in verb.flags:
+                options[opt] = "1"
             elif opt in verb.options:
                 if i + 1 >= len(words):
                     raise CommandError(f"`--{opt}` needs a value.", verb.usage())
@@ -214,7 +220,7 @@ def _split_options(verb: Verb, words: list[str]) -> tuple[list[str], dict[str, s
                 options[opt] = words[i + 1]
                 i += 1
             else:
-                allowed = list(verb.options) + (["here"] if verb.lookup else [])
+                allowed = list(verb.options) + list(verb.flags) + (["here"] if verb.lookup else [])
                 hint = suggest(opt, allowed)
                 did = f" Did you mean `--{hint}`?" if hint else ""
                 raise CommandError(f"`{verb.name}` has no option `--{opt[:30]}`.{did}", verb.usage())

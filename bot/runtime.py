@@ -77,6 +77,7 @@ class Runtime:
                 "host": command.host,
                 "reply": reply.to_dict(),
                 "heartbeat_seconds": self.settings.abandoned_check_seconds,
+                **({"options": dict(command.extra)} if command.extra else {}),
             },
             job_id=job_id,
             description=f"/hyperv {command.canonical()} by {reply.user}",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from jobs import units
+
 _DURATION = re.compile(r"^(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,5})m(?:in)?)?(?:(\d{1,6})s)?$", re.IGNORECASE)
 
 
@@ -28,4 +30,4 @@ def parse_duration(text: str, maximum: timedelta | None = None, what: str = "") 
 
 def _span(length: timedelta) -> str:
     seconds = int(length.total_seconds())
-    return f"{seconds // 86400} days" if seconds % 86400 == 0 else f"{seconds // 3600} h"
+    return units.plural(seconds // 86400, "day") if seconds % 86400 == 0 else f"{seconds // 3600} h"

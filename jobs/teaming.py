@@ -13,6 +13,7 @@ import redis
 from rq import get_current_job
 
 from jobs import ports as reporting
+from jobs import units
 from jobs.audit import AuditEntry, AuditLog
 from jobs.hyperv import process_fleet
 from jobs.hyperv.commands import Pipeline, single
@@ -72,7 +73,8 @@ def run_set_teaming(vm: str, state: str, host: str | None, reply: dict[str, Any]
             if claim_final(conn, job.id):
                 reporter.failed(job.id, target, message)
             return {"ok": False, "error": message}
-    _audit(conn, target, "done", f"AllowTeaming {state} verified on {len(data['rows'])} adapter(s)", job.id)
+    adapters = units.plural(len(data["rows"]), "adapter")
+    _audit(conn, target, "done", f"AllowTeaming {state} verified on {adapters}", job.id)
     if claim_final(conn, job.id):
         reporter.finished(job.id, target, data)
     return data

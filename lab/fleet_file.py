@@ -228,8 +228,10 @@ def _vm_spec(host_index: int, slot: int, name: str) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": name, "state": STATE_BY_SLOT.get(slot, "Running"), "cpus": 2 + slot % 3 * 2,
         "uptime_h": 24 + slot * 7, "cpu_usage": 2 + slot, "age_days": 100 + slot,
+        # A SQL server's large buffer asks for more than its maximum (= startup): `memory --at-max` has VMs to show.
         "memory": {"dynamic": dynamic, "startup_mb": 2048 * (1 + slot % 3), "minimum_mb": 512,
-                   "maximum_mb": 16384, "buffer": 20, "priority": 50},
+                   "maximum_mb": 2048 * (1 + slot % 3) if ROLES[slot] == "sql" else 16384,
+                   "buffer": 100 if ROLES[slot] == "sql" else 20, "priority": 50},
         "adapters": [{"name": "Network Adapter", "switch": "vSwitch-LAN", "mac": f"00155D{net:02X}{slot:02X}01",
                       "ipv4": [f"10.0.{net}.{11 + slot}"], "ipv6": [f"fd00:{net}::{11 + slot:x}"] if dynamic else [],
                       "allow_teaming": "On" if slot % 4 == 0 else "Off"}],

@@ -16,6 +16,7 @@ from bot.delivery.slack import web_client
 from bot.redis_client import describe, sentinel
 from bot.runtime import redis_connection
 from bot.settings import Settings, approval_secret
+from jobs import units
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.hosts import InventoryError, load_inventory
 from jobs.hyperv.settings import JobSettings
@@ -163,7 +164,7 @@ def host_checks(settings: Settings) -> list[Check]:
         inventory = load_inventory(settings.inventory)
     except Exception as exc:  # noqa: BLE001
         return [Check("inventory", False, _describe(exc))]
-    checks = [Check("inventory", True, f"{len(inventory.hosts)} hosts in {settings.inventory}")]
+    checks = [Check("inventory", True, f"{units.plural(len(inventory.hosts), 'host')} in {settings.inventory}")]
     with Fleet(inventory, JobSettings(inventory=settings.inventory)) as fleet:
         report = list_vms(fleet)  # read-only: Get-VM on every host, in parallel, with deadlines
     counts: dict[str, int] = {}
@@ -174,7 +175,8 @@ def host_checks(settings: Settings) -> list[Check]:
         if host.name in errors:
             checks.append(Check(f"host {host.name}", False, errors[host.name]))
         else:
-            checks.append(Check(f"host {host.name}", True, f"Get-VM answered ({counts.get(host.name, 0)} VMs)"))
+            vms = units.plural(counts.get(host.name, 0), "VM")
+            checks.append(Check(f"host {host.name}", True, f"Get-VM answered ({vms})"))
     return checks
 
 

@@ -26,6 +26,7 @@ from bot.logs import configure_logging
 from bot.runtime import build_runtime, redis_connection
 from bot.settings import Settings
 from jobs import ports as reporting
+from jobs import units
 from jobs.hyperv.hosts import load_inventory
 from jobs.monitor import heartbeat
 from jobs.monitor.loop import LeaseLost, Monitor, MonitorAlreadyRunning, MonitorLease, backoff_s
@@ -122,7 +123,8 @@ def monitor_command(tick_s: float, health: bool, standby: bool) -> None:
             return
     except MonitorAlreadyRunning as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"hvbot monitor: {len(hosts)} host(s), a sweep every {settings.sweep_interval_seconds:g} s", err=True)
+    click.echo(f"hvbot monitor: {units.plural(len(hosts), 'host')}, a sweep every {settings.sweep_interval_seconds:g} s",
+               err=True)
     metrics = monitor_metrics(settings) if settings.metrics_port else None
     try:
         build_monitor(settings, connection, hosts).run_forever(lease, stop, tick_s=tick_s, max_backoff_s=MAX_BACKOFF_S)

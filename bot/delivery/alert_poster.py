@@ -25,6 +25,7 @@ from bot.delivery.slack import CountedWebClient
 from bot.settings import Settings
 from bot.views import alerts as alert_views
 from bot.views.common import View
+from jobs import units
 from jobs.monitor.notifications import Notification, NotificationKind
 from jobs.monitor.state import AlertEngine
 
@@ -84,7 +85,7 @@ class SlackAlertPoster:
         content = alert_views.csv_text(note.attachment_rows)
         self._paced(channel, lambda: self.client.files_upload_v2(
             channel=channel, thread_ts=thread_ts, content=content, filename="replica-alerts.csv",
-            title=f"{note.title} ({len(note.attachment_rows or [])} rows)",
+            title=f"{note.title} ({units.plural(len(note.attachment_rows or []), 'row')})",
         ))
 
     def _write(self, channel: str, method: str, view: Callable[[], View], **kwargs: Any) -> Any:

@@ -24,6 +24,7 @@ from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime
 from bot.views import backup as bv
 from bot.views import common as views
+from jobs import units
 from jobs.audit import AuditEntry
 from jobs.backup import export_tasks as export_jobs
 from jobs.backup import tasks as backup_jobs
@@ -71,7 +72,7 @@ def describe(request: dict[str, Any]) -> str:
         return f"End the backup window of {args[0]} now: resume replication and verify it."
     if verb == "backup-window":
         side = BackupSettings().pause_side.value
-        when = f"at {request['at']}" if request.get("at") else "now"
+        when = f"at {units.when_and_age(units.parse_time(request['at']))}" if request.get("at") else "now"
         return (f"Pause replication of {args[0]} on the {side} side {when} for {args[1]}; it is resumed "
                 "at the end of the window.")
     if verb == "checkpoint":

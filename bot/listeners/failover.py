@@ -21,6 +21,7 @@ from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime
 from bot.views import common as views
 from bot.views import failover as fv
+from jobs import units
 from jobs.failover.approvals import ApprovalStore, Decision, parse_button_value
 from jobs.failover.tasks import run_failover, run_preview
 from jobs.keys import FAILOVER_PREVIEW_KEY
@@ -47,7 +48,8 @@ def handle(runtime: Runtime, command: Command, who: Requester, body: dict[str, A
         "host": command.host, "card": card}, job_id=job_id, timeout=runtime.settings.job_timeout_seconds,
         description=f"/hyperv {command.canonical()} by {user} (preview)")
     runtime.record(user, channel, command.canonical(), "accepted", "preview", job_id)
-    return views.notice(f"Reading the replication state of {args[0]} on both hosts for a {kind} preview …")
+    return views.notice(f"Reading the replication state of {args[0]} on both hosts for {units.with_article(kind)} "
+                        "preview …")
 
 
 def on_request(runtime: Runtime, store: ApprovalStore, who: Requester, preview_id: str, respond: Respond) -> None:

@@ -26,6 +26,8 @@ from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime
 from bot.views import alerts as alert_views
 from bot.views import common as views
+from bot.views.legend import legend_text
+from jobs import units
 from jobs.hyperv.hosts import load_inventory
 from jobs.keys import SWEEP_PENDING_KEY
 from jobs.monitor import heartbeat
@@ -57,10 +59,6 @@ def silence(runtime: Runtime, command: Command, who: Requester, body: dict[str, 
 # ---- /hyperv replication ---------------------------------------------------------------------------------
 
 
-def _age(seconds: float) -> str:
-    return f"{int(seconds)} s" if seconds < 120 else f"{int(seconds // 60)} min"
-
-
 def _drill_text(drill: dict[str, Any] | None) -> str:
     if drill is None:
         return "no successful drill"
@@ -82,7 +80,7 @@ def replication_text(entries: list[dict[str, Any]], target: str | None, now: flo
         return "No sweep has run yet: start `hvbot monitor`, or use `--fresh`."
     hosts = {short_host(e["host"]) for e in entries}
     host_pick = target is not None and short_host(target) in hosts
-    lines, oldest = [], now
+    lines, oldest, states = [], now, list[str]()
     for e in entries:
         if host_pick and short_host(e["host"]) != short_host(str(target)):
             continue
@@ -93,11 +91,13 @@ def replication_text(entries: list[dict[str, Any]], target: str | None, now: flo
         if vms or host_pick or e["error"]:
             oldest = min(oldest, e["at"])
         lines += [_line(e, v, drills) for v in vms]
+        states += [str(v.get("state") or "") for v in vms]
     if not lines:
         return f"Nothing named `{target}` in the last sweep."
     more = f"\n…and {len(lines) - MAX_LINES} more lines" if len(lines) > MAX_LINES else ""
-    head = f"Replication as of the last sweep ({_age(max(0.0, now - oldest))} ago):"
-    return "\n".join([head, *lines[:MAX_LINES]]) + more
+    head = f"Replication as of the last sweep ({units.duration(max(0.0, now - oldest))} ago):"
+    legend = legend_text(states)
+    return "\n".join([head, *lines[:MAX_LINES]]) + more + (f"\n_{legend}_" if legend else "")
 
 
 def _replication(runtime: Runtime, command: Command, user: str, channel: str) -> views.View:
@@ -112,7 +112,7 @@ def _replication(runtime: Runtime, command: Command, user: str, channel: str) ->
         hosts = _hosts(runtime, entries)
         pick = [h for h in hosts if target and short_host(h) == short_host(target)] or hosts
         queued = queue_sweeps(runtime, pick, now)
-        text += f"\nA fresh sweep of {len(queued)} host(s) was queued; ask again in a few seconds."
+        text += f"\nA fresh sweep of {units.plural(len(queued), 'host')} was queued; ask again in a few seconds."
     runtime.record(user, channel, command.canonical(), "done")
     return views.notice(text)
 
@@ -229,7 +229,7 @@ def on_snooze(runtime: Runtime, who: Requester, value: str, body: dict[str, Any]
     seconds, key = snooze_choice(value)
     ids = engine(runtime).snooze(key, float(seconds), user, datetime.now(UTC))
     runtime.record(user, channel, f"alert snooze {key} {seconds}s", "done" if ids else "gone")
-    text = (f"<@{user}> snoozed this alert for {_age(float(seconds))}." if ids else "This alert has resolved.")
+    text = (f"<@{user}> snoozed this alert for {units.duration(seconds)}." if ids else "This alert has resolved.")
     respond(text=text, response_type="in_channel", replace_original=False, thread_ts=_thread(body))
 
 

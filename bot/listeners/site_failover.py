@@ -25,6 +25,7 @@ from bot.middleware.authorization import Gate, Needs, Requester
 from bot.runtime import Runtime
 from bot.views import common as views
 from bot.views import site_failover as rv
+from jobs import units
 from jobs.failover.approvals import ApprovalStore, Decision
 from jobs.keys import RECOVERY_PREVIEW_KEY
 from jobs.ports import ReplyTo
@@ -48,8 +49,8 @@ def handle_scope(runtime: Runtime, command: Command, who: Requester, body: dict[
         "reply": reply.to_dict()}, job_id=job_id, timeout=runtime.settings.job_timeout_seconds,
         description=f"/hyperv {command.canonical()} by {who.user} (preview)")
     runtime.record(who.user, who.channel, command.canonical(), "accepted", "recovery preview", job_id)
-    return views.notice(f"Reading the replication of every VM of {scope.kind} {scope.value} for a {scope.failover} "
-                        "failover preview …")
+    return views.notice(f"Reading the replication of every VM of {scope.kind} {scope.value} for "
+                        f"{units.with_article(scope.failover)} failover preview …")
 
 
 def dispatch_failover(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:

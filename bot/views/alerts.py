@@ -26,7 +26,9 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.views.common import View
+from bot.views.legend import legend_text
 from bot.views.tokens import MESSAGE_LIFETIME, seal
+from jobs import units
 from jobs.monitor.notifications import Notification, NotificationKind
 from jobs.monitor.rules import AlertRow
 
@@ -44,13 +46,7 @@ def _esc(text: str) -> str:
 
 
 def lag_text(lag_s: int | None) -> str:
-    if lag_s is None:
-        return "never"
-    if lag_s < 120:
-        return f"{lag_s} s"
-    if lag_s < 7200:
-        return f"{lag_s // 60} min"
-    return f"{lag_s / 3600:.1f} h"
+    return "never" if lag_s is None else units.duration(lag_s)
 
 
 def _when(iso: str | None) -> str:
@@ -87,7 +83,8 @@ def _row_block(row: AlertRow) -> SectionBlock:
 
 
 def _summary(note: Notification) -> str:
-    parts = [f"{note.vm_count} VM(s) on {note.host_count} host(s)", f"severity *{note.severity}*"]
+    parts = [f"{units.plural(note.vm_count, 'VM')} on {units.plural(note.host_count, 'host')}",
+             f"severity *{note.severity}*"]
     if note.muted_count:
         parts.append(f"{note.muted_count} more muted (silenced, inhibited or suppressed)")
     if note.attachment_rows:
@@ -120,6 +117,8 @@ def alert(note: Notification) -> View:
     blocks += [_row_block(r) for r in note.rows]
     if note.resolved_rows:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_resolved_line(note.resolved_rows))]))
+    if legend := legend_text(r.state for r in note.rows):
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_esc(legend)[:SECTION_CHARS])]))
     blocks.append(_actions(note.group_key))
     mention = f"{note.mention} " if note.mention else ""
     return View(f"{mention}{text}", blocks)

@@ -10,9 +10,13 @@ import csv
 import io
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, MarkdownTextObject, SectionBlock
+
+from bot.views import tables
+from jobs import units
 
 MAX_BLOCKS = 50
 SECTION_CHARS = 3000
@@ -111,31 +115,38 @@ def error_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def result(command: str, job_id: str, report: dict[str, Any], page: int = 0, rows_per_page: int = 20) -> View:
+def result(command: str, job_id: str, report: dict[str, Any], page: int = 0, rows_per_page: int = 20,
+           now: datetime | None = None) -> View:
     """One page of a Report: summary, table, one line per host error, and paging/CSV buttons when needed.
 
-    Wide rows shrink the page (never the rows) until the message fits Slack's size limits; the buttons carry
-    the page size, so Prev/Next stay consistent."""
+    Cells read as people read them (bot/views/tables.py; ages count from ``now``). Wide rows shrink the page
+    (never the rows) until the message fits Slack's size limits; the buttons carry the page size, so Prev/Next
+    stay consistent."""
     per = max(rows_per_page, 1)
+    now = now or datetime.now(UTC)
     while True:
-        view, fits = _page(command, job_id, report, page, per)
+        view, fits = _page(command, job_id, report, page, per, now)
         if fits or per == 1:
             _check_limits(view.blocks)
             return view
         page, per = (page * per) // max(per // 2, 1), max(per // 2, 1)
 
 
-def _page(command: str, job_id: str, report: dict[str, Any], page: int, per: int) -> tuple[View, bool]:
+def _page(command: str, job_id: str, report: dict[str, Any], page: int, per: int,
+          now: datetime) -> tuple[View, bool]:
     rows = list(report.get("rows") or [])
     pages = page_count(report, per)
     page = min(max(page, 0), pages - 1)
     shown = rows[page * per : (page + 1) * per]
     summary = _summary(command, report, len(rows), page, pages, per)
     blocks: list[Block] = [_md(summary)]
+    columns = columns_of(report)
     if shown:
-        blocks += _code_sections(table_lines(columns_of(report), shown))
+        blocks += _code_sections(table_lines(*tables.readable(columns, shown, now)))
+        if legend := tables.legend(columns, shown):
+            blocks.append(_context(_escape(legend)[:SECTION_CHARS]))
     elif not report.get("errors"):
-        blocks.append(_md("_No matching rows._"))
+        blocks.append(_md(tables.empty_text(report, command)))
     blocks += _error_blocks(report)
     if pages > 1:
         blocks.append(_buttons(job_id, page, pages, per))
@@ -148,9 +159,9 @@ def _summary(command: str, report: dict[str, Any], total: int, page: int, pages:
     ok = report.get("hosts_ok")
     hosts_ok = len(ok) if isinstance(ok, (list, tuple)) else ok
     errors = len(report.get("errors") or [])
-    hosts = f"{hosts_ok} host{'s' if hosts_ok != 1 else ''} answered" if hosts_ok is not None else ""
+    hosts = f"{units.plural(hosts_ok, 'host')} answered" if hosts_ok is not None else ""
     failed = f", {errors} with errors" if errors else ""
-    rows = f"{total} row{'s' if total != 1 else ''}"
+    rows = units.plural(total, *tables.row_nouns(report, command))
     where = f" (rows {page * per + 1}–{min(total, (page + 1) * per)}, page {page + 1} of {pages})" if pages > 1 else ""
     return f"*`{_escape(command)}`* — {rows}{where}; {hosts}{failed}".rstrip("; ")
 
@@ -161,7 +172,7 @@ def _error_blocks(report: dict[str, Any]) -> list[Block]:
         return []
     shown, rest = lines[:MAX_ERROR_LINES], len(lines) - MAX_ERROR_LINES
     if rest > 0:
-        shown.append(f"…and {rest} more host errors (all of them are in the CSV).")
+        shown.append(f"…and {units.plural(rest, 'more host error')} (all of them are in the CSV).")
     text = "\n".join(shown)
     return [_md(text[i : i + SECTION_CHARS]) for i in range(0, len(text), SECTION_CHARS)]
 
@@ -218,14 +229,12 @@ def jobs_list(jobs: list[dict[str, str]], limit: int = 40) -> View:
     return View("hvbot jobs", blocks)
 
 
-def audit_list(entries: list[Any]) -> View:
-    import datetime as dt
-
+def audit_list(entries: list[Any], now: datetime | None = None) -> View:
     if not entries:
         return notice("The audit log is empty.")
     lines = []
     for e in entries:
-        when = dt.datetime.fromtimestamp(e.at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        when = units.when_and_age(datetime.fromtimestamp(e.at, UTC), now)
         job = f" job {e.job_id}" if e.job_id else ""
         line = f"{when} {e.user} in {e.channel}: {e.command} -> {e.outcome}{job} {e.detail}".rstrip()
         lines.append(_cell_line(line.replace("`", "'")))
@@ -233,7 +242,9 @@ def audit_list(entries: list[Any]) -> View:
     for line in lines:  # keep within one message; say so when older entries do not fit
         budget -= len(line) + 1
         if budget < 0:
-            shown.append(f"…{len(lines) - len(shown)} older entries do not fit; ask for fewer (/hyperv audit N).")
+            rest = len(lines) - len(shown)
+            shown.append(f"…{units.plural(rest, 'older entry', 'older entries')} {'does' if rest == 1 else 'do'} not "
+                          "fit; ask for fewer (/hyperv audit N).")
             break
         shown.append(line)
     blocks: list[Block] = [_md("*Audit* (newest first)")]

@@ -13,6 +13,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.views.common import MAX_BLOCKS, SECTION_CHARS, View, approval_buttons
+from jobs import units
 from jobs.recovery import drill_report
 
 ACTION_APPROVE = "hvbot_drill_approve"
@@ -67,11 +68,15 @@ def report(data: dict[str, Any]) -> View:
         blocks.append(_md(_esc("\n".join(data["problems"][:10]))))
     more = f" ({len(rows) - MAX_VM_LINES} more VMs in the file)" if len(rows) > MAX_VM_LINES else ""
     blocks.append(ContextBlock(elements=[MarkdownTextObject(
-        text=f"drill {data['drill_id']} · {data['trigger']} · started {data['started_at']} · full report attached"
-             f"{more}")]))
+        text=f"drill {data['drill_id']} · {data['trigger']} · started {_started(data['started_at'])} · full report "
+             f"attached{more}")]))
     return View(" — ".join(lines), blocks[:MAX_BLOCKS])
 
 
 def notice(text: str, mention: str | None) -> View:
     lead = f"{mention} " if mention else ""
     return View(text, [_md(f"{lead}:test_tube: {_esc(text)}")])
+
+
+def _started(value: object) -> str:
+    return units.timestamp(units.parse_time(value)) or str(value)

@@ -14,7 +14,9 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.views.common import View, approval_buttons
+from bot.views.legend import legend_text
 from bot.views.tokens import CARD_LIFETIME, seal
+from jobs import units
 
 ACTION_REQUEST = "hvbot_fo_request"
 ACTION_DISMISS = "hvbot_fo_dismiss"
@@ -51,10 +53,11 @@ def sides_text(sides: list[dict[str, Any]]) -> str:
             continue
         test = f", test VM {s['test_vm']}" if s.get("test_vm") else ""
         extended = f" · extends replication to {_esc(s['extended_to'])}" if s.get("extended_to") else ""
+        last = units.when_and_age(units.parse_time(s.get("last_replication"))) or "never"
         lines.append(f"• `{s['host']}`: {s.get('mode')} · state {s.get('state')} · health {s.get('health')} · "
-                     f"VM {s.get('vm_state')} · last replication {s.get('last_replication') or 'never'}{test}"
-                     f"{extended}")
-    return "\n".join(lines)
+                     f"VM {s.get('vm_state')} · last replication {last}{test}{extended}")
+    legend = legend_text(s.get("state") for s in sides if s.get("reachable", True) and not s.get("problem"))
+    return "\n".join(lines + ([f"_{_esc(legend)}_"] if legend else []))
 
 
 def steps_text(steps: list[dict[str, Any]]) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot.views.common import MAX_BLOCKS, MESSAGE_CHARS, SECTION_CHARS, View
+from jobs import units
 from jobs.recovery.model import Member, PlanGroup, RecoveryPlan, ResolvedPlan
 from jobs.recovery.resolve import ReplicaPair
 
@@ -90,7 +91,7 @@ def _vm_line(m: Member, health: Health) -> str:
     extended = f" (extended to {m.extended_to})" if m.extended_to else ""
     if pair is None:
         return f"`{_escape(m.vm)}` {where}{extended} · not in the last sweep"
-    lag = f" · lag {pair.lag_s} s" if pair.lag_s is not None else ""
+    lag = f" · lag {units.duration(pair.lag_s)}" if pair.lag_s is not None else ""
     mark = "" if pair.health == HEALTHY else " :warning:"
     return f"`{_escape(m.vm)}` {where}{extended} · {pair.state} · {pair.health}{lag}{mark}"
 
@@ -112,7 +113,7 @@ def plans_view(plans: Sequence[tuple[RecoveryPlan, ResolvedPlan]], health: Healt
         head = f"*{_escape(plan.name)}*" + (f" — {_escape(plan.description)}" if plan.description else "")
         groups = " → ".join(f"{_escape(g.name)} ({len(g.vms)})" for g in resolved.groups)
         last = (last_drills or {}).get(plan.name)
-        lines = [head, f"{len(vms)} VMs in {len(resolved.groups)} groups: {groups}", drill_line(plan, last)]
+        lines = [head, f"{_vms_in_groups(len(vms), len(resolved.groups))}: {groups}", drill_line(plan, last)]
         if vms:
             lines.append(f"health: {_health_counts(vms, health)}")
         sick = [m for m in vms if (p := health.of(m)) is None or p.health != HEALTHY]
@@ -146,7 +147,7 @@ def plan_view(plan: RecoveryPlan, resolved: ResolvedPlan, health: Health,
     """One plan: its groups in boot order, each VM's replica host, state and health, and the group's settings."""
     vms = resolved.vms()
     head = f"*Recovery plan {_escape(plan.name)}*" + (f" — {_escape(plan.description)}" if plan.description else "")
-    summary = f"{len(vms)} VMs in {len(resolved.groups)} groups · {drill_line(plan, last_drill)}"
+    summary = f"{_vms_in_groups(len(vms), len(resolved.groups))} · {drill_line(plan, last_drill)}"
     if vms:
         summary += f" · health: {_health_counts(vms, health)}"
     blocks: list[Block] = [_md(f"{head}\n{summary}")]
@@ -166,4 +167,8 @@ def plan_view(plan: RecoveryPlan, resolved: ResolvedPlan, health: Health,
         blocks.append(_md("…the plan is longer than one message; `/hyperv replication` lists every VM's health."))
     notes = [age_line(health), f"from {_escape(plan.source)}"] + [f":warning: {_escape(w)}" for w in resolved.warnings]
     blocks.append(_context("\n".join(notes)[:NOTES_CHARS]))
-    return View(f"Recovery plan {plan.name}: {len(vms)} VMs in {len(resolved.groups)} groups", blocks)
+    return View(f"Recovery plan {plan.name}: {_vms_in_groups(len(vms), len(resolved.groups))}", blocks)
+
+
+def _vms_in_groups(vms: int, groups: int) -> str:
+    return f"{units.plural(vms, 'VM')} in {units.plural(groups, 'group')}"

@@ -12,6 +12,7 @@ from typing import Any
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot.views.common import MAX_BLOCKS, MESSAGE_CHARS, View
+from jobs import units
 
 ACTION_COMMAND = "hvbot_recovery_command"  # value: /hyperv command text (follow-ups of the whole plan)
 ACTION_RESUME = "hvbot_recovery_resume"  # value: the run id; opens a preview and approval for the VMs not done
@@ -73,7 +74,7 @@ def _group_lines(run: dict[str, Any]) -> list[tuple[str, list[str]]]:
     out = []
     for group in run["plan"]["groups"]:
         vms = [v for v in run["vms"] if v["group"] == group["name"]]
-        head = f"*{_esc(group['name'])}* ({len(vms)} VMs)"
+        head = f"*{_esc(group['name'])}* ({units.plural(len(vms), 'VM')})"
         if group["name"] in summary:
             head += f": {summary[group['name']]['seconds']} s"
         out.append((head, [vm_row(v) for v in vms]))
@@ -89,7 +90,7 @@ def _fold(groups: list[tuple[str, list[str]]], budget: int) -> list[tuple[str, l
     for head, rows in groups:
         done = [r for r in rows if r.startswith(MARKS["done"])]
         rest = [r for r in rows if not r.startswith(MARKS["done"])]
-        folded.append((head, ([f"{MARKS['done']} {len(done)} VMs done"] if done else []) + rest))
+        folded.append((head, ([f"{MARKS['done']} {units.plural(len(done), 'VM')} done"] if done else []) + rest))
     kept, used = [], 0
     for head, rows in folded:
         room = budget - used - len(head)
@@ -153,7 +154,8 @@ def _tail(run: dict[str, Any]) -> list[Block]:
     left = [v for v in run["vms"] if v["state"] != "done"]
     if status != "running" and left:
         blocks.append(ActionsBlock(elements=[ButtonElement(
-            text=f"Resume plan ({len(left)} VMs not done)", action_id=ACTION_RESUME, value=run["run_id"])]))
+            text=f"Resume plan ({units.plural(len(left), 'VM')} not done)", action_id=ACTION_RESUME,
+            value=run["run_id"])]))
     return blocks
 
 

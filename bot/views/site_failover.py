@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 
 from bot.views.common import View, approval_buttons
 from bot.views.tokens import CARD_LIFETIME, seal
+from jobs import units
 
 ACTION_REQUEST = "hvbot_rc_request"
 ACTION_APPROVE = "hvbot_rc_approve"
@@ -38,17 +39,12 @@ def _esc(text: Any) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _read_at(value: Any) -> str:
+    return units.timestamp(units.parse_time(value)) or str(value or "")
+
+
 def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    s = int(seconds)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
+    return "unknown" if seconds is None else units.duration(seconds)
 
 
 def scope_text(data: dict[str, Any]) -> str:
@@ -63,7 +59,7 @@ def title(data: dict[str, Any]) -> str:
 def summary(data: dict[str, Any]) -> str:
     t = data["totals"]
     hosts = ", ".join(f"`{_esc(h)}`" for h in t["replica_hosts"]) or "none"
-    lines = [f"*{_esc(title(data))}*: {t['vms']} VMs in {t['groups']} group{'s' if t['groups'] != 1 else ''} "
+    lines = [f"*{_esc(title(data))}*: {units.plural(t['vms'], 'VM')} in {units.plural(t['groups'], 'group')} "
              f"— {t['ready']} ready, {t['refused']} refused",
              f"Replica hosts: {hosts}"]
     if data["kind"] != "planned":
@@ -84,7 +80,7 @@ def group_line(number: int, group: dict[str, Any], kind: str) -> str:
     losses = [r["loss_s"] for r in ready if r["loss_s"] is not None]
     loss = f", data loss up to {duration(max(losses))}" if losses and kind != "planned" else ""
     refused = f", {len(rows) - len(ready)} refused" if len(ready) < len(rows) else ""
-    return f"{number}. *{_esc(group['name'])}* — {len(rows)} VMs, {len(ready)} ready{refused}{loss}"
+    return f"{number}. *{_esc(group['name'])}* — {units.plural(len(rows), 'VM')}, {len(ready)} ready{refused}{loss}"
 
 
 def _chunks(lines: list[str], limit: int = SECTION) -> list[str]:
@@ -120,8 +116,9 @@ def preview(data: dict[str, Any], preview_id: str) -> View:
     else:
         blocks.append(section("Nothing here can fail over now (every VM is refused; reasons in the thread)."))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(
-        text=f"Per-VM details in the thread. Read at {data.get('at', '')}. One Request asks one approval for all.")]))
-    return View(f"Preview: {title(data)} ({data['totals']['vms']} VMs)", blocks)
+        text=f"Per-VM details in the thread. Read at {_read_at(data.get('at'))}. One Request asks one approval "
+             "for all.")]))
+    return View(f"Preview: {title(data)} ({units.plural(data['totals']['vms'], 'VM')})", blocks)
 
 
 def vm_line(row: dict[str, Any], kind: str) -> str:
@@ -131,10 +128,10 @@ def vm_line(row: dict[str, Any], kind: str) -> str:
         return f"✗ {head}: refused — {_esc('; '.join(row['refused']))}"
     point = _esc(row["point"])
     if row["point_time"]:
-        point += f" of {row['point_time']}"
+        point += f" of {units.when_and_age(units.parse_time(row['point_time'])) or row['point_time']}"
     loss = "" if kind == "planned" else f", loses {duration(row['loss_s'])}"
     notes = f" ({_esc('; '.join(row['notes']))})" if row["notes"] and kind == "planned" else ""
-    return f"✓ {head}: point {point}{loss}, {row['steps']} steps{notes}"
+    return f"✓ {head}: point {point}{loss}, {units.plural(row['steps'], 'step')}{notes}"
 
 
 def thread_details(data: dict[str, Any]) -> list[str]:
@@ -155,7 +152,8 @@ def error(data: dict[str, Any]) -> View:
 
 def approval_card(data: dict[str, Any], requester: str, button_value: str, expires: str) -> View:
     confirm = ConfirmObject(title="Approve and run now?",
-                            text=f"{data['totals']['ready']} VMs fail over, group by group, right away.",
+                            text=f"{units.plural(data['totals']['ready'], 'VM')} fail"
+                            f"{'s' if data['totals']['ready'] == 1 else ''} over, group by group, right away.",
                             confirm="Approve", deny="Back", style="danger")
     blocks: list[Block] = [
         section(f":rotating_light: <@{requester}> requests one approval for all of it:\n{summary(data)}"),

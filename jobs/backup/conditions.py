@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from jobs import units
+
 # §3.2 PowerShell VMReplicationState names (module 2.0.0.0: 22 members).
 REPLICATION_STATES = frozenset({
     "Disabled", "ReadyForInitialReplication", "InitialReplicationInProgress", "WaitingForInitialReplication",
@@ -231,15 +233,16 @@ def _check_log_apply(f: ReplicaBackupFacts) -> Condition:
     received, applied = f.last_replication_time, f.last_applied_log_time
     if f.current_tasks:
         count = len(f.current_tasks)
-        detail = f"{count} replication task{'s' if count > 1 else ''} running on the replica host"
+        detail = f"{units.plural(count, 'replication task')} running on the replica host"
         return _holds(1, detail, True, _RETRY_SOON)
     if received is not None and applied is None:
         # A host that reports no LastAppliedLogTime gives no signal at all: unknown, never "holds forever".
         return Condition(1, TITLES[1], Status.NOT_OBSERVABLE,
-                         f"last replication received {received.isoformat()}; this host reports no "
+                         f"last replication received {units.timestamp(received, seconds=True)}; this host reports no "
                          "LastAppliedLogTime, so a log apply cannot be seen")
     if received is not None and applied is not None and received - applied > APPLY_TOLERANCE:
-        detail = f"last replication received {received.isoformat()}, last applied {applied.isoformat()}"
+        detail = (f"last replication received {units.timestamp(received, seconds=True)}, last applied "
+                  f"{units.timestamp(applied, seconds=True)}")
         return _holds(1, detail, True, _RETRY_SOON)
     return _not_seen(1, "received logs are all applied and no replication task is running; "
                         "an apply that starts now cannot be seen in advance")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jobs import units
 from jobs.failover.facts import (  # re-exported: the facts are part of this module's interface
     BAD_HEARTBEATS,
     FAILED_OVER_STATES,
@@ -202,7 +203,7 @@ def _unplanned_warnings(p: SideFacts, r: SideFacts, chosen: RecoveryPoint | None
     warnings: list[str] = []
     since = chosen.creation_time if chosen else r.last_replication
     if since is not None:
-        warnings.append(f"changes made on the primary after {since.isoformat(timespec='seconds')} are lost")
+        warnings.append(f"changes made on the primary after {units.timestamp(since, seconds=True)} are lost")
     if p.reachable and p.vm_state == "Running":
         warnings.append(f"the primary VM on {p.host} is still running and is left untouched: isolate it so "
                         "two copies are not live on the network")

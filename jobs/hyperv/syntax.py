@@ -15,6 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from jobs import units
+
 DATA = Path(__file__).resolve().parents[2] / "lab" / "data"
 NS = "Microsoft.HyperV.PowerShell."
 # Parameter types that take a list as one value (PowerShell binds any object to them).
@@ -107,7 +109,7 @@ def value_problems(cmdlet: str, p: ParamType, value: Any) -> list[str]:
     if p.is_switch:  # present (no value) or -Switch:$true / -Switch:$false
         return [] if value is None or isinstance(value, bool) else [f"{cmdlet}: switch -{p.name} takes no value"]
     if value is None:
-        return [f"{cmdlet}: -{p.name} is a {p.type}; it is sent without a value"]
+        return [f"{cmdlet}: -{p.name} is {units.with_article(p.type)}; it is sent without a value"]
     values = list(value) if isinstance(value, (list, tuple)) else [value]
     if isinstance(value, (list, tuple)) and not p.takes_list:
         # PowerShell refuses a collection for a scalar parameter (CannotConvertArgument), even with one element.

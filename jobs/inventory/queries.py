@@ -23,7 +23,7 @@ IP_COLUMNS = ["host", "vm", "adapter", "mac", "switch", "ipv4", "ipv6"]
 VM_COLUMNS = ["host", "vm", "state", "uptime_s", "cpu_usage", "processors", "memory_assigned", "memory_demand",
               "replication_mode", "replication_state", "replication_health"]
 MEMORY_COLUMNS = ["host", "vm", "dynamic", "startup", "minimum", "maximum", "buffer", "priority", "assigned",
-                  "demand", "pressure_pct", "demand_at_maximum"]
+                  "demand", "pressure_pct", "at_maximum"]
 TEAMING_COLUMNS = ["host", "vm", "adapter", "switch", "mac", "allow_teaming"]
 CHECKPOINT_COLUMNS = ["host", "vm", "name", "type", "created", "parent"]
 
@@ -69,7 +69,9 @@ def list_vms(fleet: Fleet, name_filter: str | None = None, host: str | None = No
     return _report("vms", VM_COLUMNS, fleet.fan_out(per_host, fleet.select(host)), name_filter)
 
 
-def memory(fleet: Fleet, vm: str | None = None, host: str | None = None) -> Report:
+def memory(fleet: Fleet, vm: str | None = None, host: str | None = None, at_max: bool = False) -> Report:
+    """Dynamic memory per VM; ``at_max`` keeps only VMs at their maximum (``at_maximum``), worst first."""
+
     def per_host(call: HostCall) -> list[Row]:
         def both() -> list[Row]:
             vms = _vms(call, vm)
@@ -79,7 +81,10 @@ def memory(fleet: Fleet, vm: str | None = None, host: str | None = None) -> Repo
 
         return _missing_is_empty(both)
 
-    return _report("memory", MEMORY_COLUMNS, fleet.fan_out(per_host, fleet.select(host)), vm)
+    report = _report("memory", MEMORY_COLUMNS, fleet.fan_out(per_host, fleet.select(host)), vm)
+    if at_max:
+        report.rows = sorted((r for r in report.rows if r["at_maximum"]), key=_over_maximum)
+    return report
 
 
 def teaming(fleet: Fleet, vm: str | None = None, host: str | None = None) -> Report:
@@ -170,13 +175,23 @@ def _memory_row(v: VmRecord, m: MemoryRecord | None) -> Row:
     maximum = m.maximum if m and m.maximum is not None else v.memory_maximum
     dynamic = m.dynamic if m and m.dynamic is not None else v.dynamic_memory
     # Pressure as Hyper-V Manager shows it: demand as a percentage of assigned memory.
+    # At its maximum: dynamic memory on and assigned has reached MemoryMaximum, the cap on what Hyper-V assigns,
+    # so it cannot add more. Demand alone is the guest's wish: it can pass the maximum while
+    # assigned is still below it (the host is short of memory), which is a host problem, not this VM's ceiling.
     pressure = round(demand * 100 / assigned) if assigned and demand is not None else None
     return {"host": v.host, "vm": v.name, "dynamic": dynamic,
             "startup": m.startup if m and m.startup is not None else v.memory_startup,
             "minimum": m.minimum if m and m.minimum is not None else v.memory_minimum, "maximum": maximum,
             "buffer": m.buffer if m else None, "priority": m.priority if m else None, "assigned": assigned,
             "demand": demand, "pressure_pct": pressure,
-            "demand_at_maximum": bool(dynamic and maximum and demand is not None and demand >= maximum)}
+            "at_maximum": bool(dynamic and maximum and assigned is not None and assigned >= maximum)}
+
+
+def _over_maximum(row: Row) -> tuple[float, str, str]:
+    """Worst first: the VM whose demand exceeds its maximum by the most (demand / maximum), then by name."""
+    demand, maximum = row.get("demand"), row.get("maximum")
+    ratio = demand / maximum if isinstance(demand, int) and isinstance(maximum, int) and maximum > 0 else 0.0
+    return -ratio, str(row.get("host", "")), str(row.get("vm", ""))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 import redis
 
+from jobs import units
 from jobs.keys import MONITOR_HEARTBEAT_KEY
 
 
@@ -36,17 +37,13 @@ class Heartbeat:
     def describe(self, now: float) -> str:
         age = max(0.0, now - self.swept_at)
         if self.fresh(now):
-            return f"monitor last swept {age_text(age)} ago ({self.hosts} host(s), {self.holder})"
+            return f"monitor last swept {age_text(age)} ago ({units.plural(self.hosts, 'host')}, {self.holder})"
         return (f"monitor has not swept for {age_text(age)} (a sweep is due every {age_text(self.interval_s)}; "
                 f"last seen: {self.holder}): check that `hvbot monitor` runs and reaches Redis")
 
 
 def age_text(seconds: float) -> str:
-    if seconds < 120:
-        return f"{int(seconds)} s"
-    if seconds < 7200:
-        return f"{int(seconds // 60)} min"
-    return f"{seconds / 3600:.1f} h"
+    return units.duration(seconds, 1 if seconds < 3600 else 2)
 
 
 NO_HEARTBEAT = ("no monitor heartbeat: `hvbot monitor` has not run against this Redis yet "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
+from jobs import units
 from jobs.monitor.rules import AlertRow
 
 
@@ -69,11 +70,13 @@ def counts(rows: list[AlertRow]) -> tuple[int, int]:
 def title_for(conditions: list[str], scopes: list[str], rows: list[AlertRow], storm: bool) -> str:
     vm_count, host_count = counts(rows)
     if storm or len(conditions) > 1:
-        return f"{vm_count} VMs on {host_count} hosts: {', '.join(sorted(set(conditions)))}"
+        return (f"{units.plural(vm_count, 'VM')} on {units.plural(host_count, 'host')}: "
+                f"{', '.join(sorted(set(conditions)))}")
     scope = ", ".join(sorted(set(scopes)))
     if conditions and conditions[0] == "host_unreachable":
-        return f"{host_count} host(s) unreachable in {scope}"
-    return f"{conditions[0] if conditions else 'alert'} in {scope}: {vm_count} VMs on {host_count} hosts"
+        return f"{units.plural(host_count, 'host')} unreachable in {scope}"
+    return (f"{conditions[0] if conditions else 'alert'} in {scope}: {units.plural(vm_count, 'VM')} on "
+            f"{units.plural(host_count, 'host')}")
 
 
 def build(

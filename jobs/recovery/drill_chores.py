@@ -17,7 +17,7 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from jobs import ports
+from jobs import ports, units
 from jobs.audit import AuditEntry, AuditLog
 from jobs.liveness import AbandonedJobSettings
 from jobs.queue import enqueue, new_job_id
@@ -80,7 +80,7 @@ def _enqueue(connection: redis.Redis, stored: StoredSchedule, due: datetime) -> 
             job_id=job_id, timeout=DRILL_JOB_TIMEOUT_S, description=f"scheduled drill of {stored.plan}")
     AuditLog(connection).record(AuditEntry("scheduler", str(reply.get("channel", "")),
                                            f"drill {stored.plan} (scheduled)", "accepted",
-                                           f"due {due.isoformat(timespec='minutes')}; no second approval "
+                                           f"due {units.timestamp(due)}; no second approval "
                                            f"(schedule set by {stored.by})", job_id))
 
 

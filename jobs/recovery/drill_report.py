@@ -10,6 +10,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from jobs import units
+
 RESULTS = ("passed", "failed", "refused", "cleanup_failed")
 
 
@@ -49,7 +51,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     c = report["counts"]
     title = report["plan"] and f"plan {report['plan']}" or report["target"]
     lines = [f"Drill of {title}: {verdict(report)}",
-             f"{len(report['vms'])} VMs: {c['passed']} passed, {c['failed']} failed, {c['refused']} refused, "
+             f"{units.plural(len(report['vms']), 'VM')}: {c['passed']} passed, {c['failed']} failed, "
+             f"{c['refused']} refused, "
              f"{c['cleanup_failed']} not cleaned up"]
     if report["measured_recovery_s"] is not None:
         lines.append(f"measured recovery time {report['measured_recovery_s']:.0f} s "

@@ -19,6 +19,7 @@ import redis
 from rq import get_current_job
 
 from jobs import ports
+from jobs import units
 from jobs.audit import AuditEntry, AuditLog
 from jobs.failover.gather import FailoverLookupError
 from jobs.hyperv import process_fleet
@@ -66,7 +67,7 @@ def run_drill(drill_id: str, target: str, host: str | None, report_to: dict[str,
         d = drill.Drill(fleet, store, drill_id, drill.DrillOptions(**options) if options else
                         drill.DrillSettings().options(), on_vm=progress)
         reporter.progress(drill_id, reply_to, f"Drill of {plan or target}: checking the test networks of "
-                                              f"{len(members)} VMs …")
+                                              f"{units.plural(len(members), 'VM')} …")
         outcome, error, left = _drive(d, members)
         report = drill_report.build(drill_id, target, plan, trigger, requested_by, started, outcome, error)
         _record_successes(store, report)

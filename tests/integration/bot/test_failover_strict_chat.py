@@ -4,6 +4,7 @@ not a Replica server, a side where the VM is not replicated, and advice while a 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tests.integration.bot.test_failover_chat import (  # noqa: F401 - chat is the fixture
@@ -74,3 +75,13 @@ def test_planned_failover_without_the_shutdown_service_is_refused_with_the_optio
     assert "Not possible now" in text and "Shutdown integration service on hv-a1 is Disabled" in text
     assert "Stop-VM -Name fw01 -TurnOff on hv-a1" in text and "failover fw01 unplanned" in text
     assert _buttons(call, "hvbot_fo_request") == [] and _mutations(chat) == []
+
+
+def test_the_preview_reads_in_words_an_unplanned_and_times_with_their_age(chat: dict[str, Any]) -> None:
+    ack = json.dumps(_dispatch(chat["app"], slash_body("failover fw01 unplanned", user=OP)))
+    assert "for an unplanned preview" in ack and "a unplanned" not in ack
+    _work(chat)
+    text = json.dumps(chat["fake"].calls_to("chat.postEphemeral")[-1].args, ensure_ascii=False)
+    assert re.search(r"last replication \d{4}-\d\d-\d\d \d\d:\d\d UTC \((just now|[\w ]+ ago)\)", text), text
+    assert not re.search(r"last replication \d{4}-\d\d-\d\dT", text)
+    assert re.search(r"changes made on the primary after \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC are lost", text), text

@@ -106,6 +106,22 @@ def test_ips_lookup_answers_the_requester_through_response_url(served: Served) -
         f"job {job_id}" not in json.dumps(c.args) for c in served.fake.calls_to("chat.postMessage"))
 
 
+def test_memory_reads_in_gib_and_at_max_reaches_the_worker(served: Served) -> None:
+    status, ack = served.slash("memory web01")
+    call = served.fake.wait_for(lambda calls: _final(calls, "response_url", _job_id(ack)), timeout=60)
+    text = json.dumps(call.args["blocks"])
+    assert status == 200 and "16 GiB" in text and "17179869184" not in text and "at max" in text
+    status, ack = served.slash("memory --at-max")  # the default lab's running SQL servers are at their maximum
+    call = served.fake.wait_for(lambda calls: _final(calls, "response_url", _job_id(ack)), timeout=60)
+    text = json.dumps(call.args["blocks"], ensure_ascii=False)
+    assert "4 VMs at their maximum" in text and all(f"sql0{i}" in text for i in range(1, 5)) and "web01" not in text
+    assert text.count("◆ at max") == 4
+    status, ack = served.slash("memory web01 --at-max")  # present, not at its maximum
+    call = served.fake.wait_for(lambda calls: _final(calls, "response_url", _job_id(ack)), timeout=60)
+    text = json.dumps(call.args["blocks"])
+    assert "0 VMs at their maximum" in text and "No VM has reached its dynamic memory maximum" in text
+
+
 def test_here_posts_once_updates_in_place_and_waits_out_429(served: Served) -> None:
     served.fake.fail_next("chat.update", times=1, status=429, retry_after=1)
     status, ack = served.slash("vms --here")

@@ -88,7 +88,7 @@ def test_replication_answers_from_the_last_sweep_and_fresh_queues_sweeps(world):
     one = _say(app, "replication vm-000-000*", user="U200")
     assert "`vm-000-0000` on hv-000" in one and "`vm-000-0000` on hv-001" in one  # primary and replica side
     fresh = _say(app, "replication hv-000 --fresh", user="U200")
-    assert "fresh sweep of 1 host(s) was queued" in fresh
+    assert "fresh sweep of 1 host was queued" in fresh
     queued = Queue(QUEUE, connection=w.r, serializer=JSONSerializer).jobs
     assert [j.kwargs["host"] for j in queued] == ["hv-000"]
 
@@ -120,7 +120,7 @@ def test_snooze_button_silences_the_message_groups(world):
     _dispatch(app, action_body(snooze["action_id"], snooze["value"], message_ts=post.response["ts"],
                                response_url=w.slack.response_url("snooze")))
     reply = w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/snooze")], 10)[0]
-    assert "snoozed this alert for 60 min" in reply.args["text"]
+    assert "snoozed this alert for 1 h" in reply.args["text"]
     silences = [json.loads(v) for v in w.r.hgetall("hvbot:alerts:silences").values()]
     assert [(s["kind"], s["by"], s["reason"]) for s in silences] == [("group", "U100", "snoozed")]
 

@@ -93,6 +93,15 @@ def test_backup_check_reads_the_replica_relationship(lab_fleet: tuple[Lab, Fleet
 # --- the old primary must be a Replica server ---------------------------------------------------------------------
 
 
+def test_no_planned_preview_of_the_default_lab_warns_on_its_happy_path(lab_fleet: tuple[Lab, Fleet]) -> None:
+    """Every primary of the default lab is a Replica server and its guest answers: nothing to warn about."""
+    lab, fleet = lab_fleet
+    primaries = sorted({vm.name for host in lab.fleet.hosts.values() for vm in host.vms
+                        if vm.replication is not None and vm.replication.mode == "Primary"})
+    allowed = [(vm, pre["warnings"]) for vm in primaries if not (pre := preview(fleet, Kind.PLANNED, vm))["refused"]]
+    assert len(allowed) >= 10 and all(warnings == [] for _, warnings in allowed), allowed
+
+
 def test_planned_preview_confirms_the_replica_server_and_refuses_when_it_is_not(lab_fleet: tuple[Lab, Fleet]) -> None:
     lab, fleet = lab_fleet
     pre = preview(fleet, Kind.PLANNED, "fw01")

@@ -12,6 +12,7 @@ from jobs.hyperv.hosts import load_inventory
 from jobs.hyperv.settings import JobSettings
 from jobs.inventory.queries import checkpoints, find_ips, list_vms, memory, teaming
 from jobs.report import Report
+from lab.fleet_file import fleet_from_dict
 
 pytest.importorskip("lab.cmdlets", reason="lab/cmdlets.py (HyperVEngine) is not in the checkout yet")
 
@@ -98,11 +99,40 @@ def test_dynamic_memory_per_vm(lab: Any, fleet: Fleet) -> None:
             assert (r["dynamic"], r["startup"], r["minimum"], r["maximum"], r["buffer"], r["priority"]) == (
                 m.dynamic, m.startup, m.minimum, m.maximum, m.buffer, m.priority)
             assert r["assigned"] == vm.memory_assigned() and r["demand"] == vm.memory_demand()
-            assert r["demand_at_maximum"] == bool(m.dynamic and vm.memory_demand() >= m.maximum)
+            assert r["at_maximum"] == bool(m.dynamic and vm.memory_assigned() >= m.maximum)
     one = memory(fleet, vm="sql01")
     assert {(r["host"], r["vm"]) for r in one.rows} == {(h.name, "sql01") for h in lab.fleet.hosts.values()
                                                        if h.vms_named("sql01")}
     assert one.errors == []
+
+
+def _memory_vm(name: str, startup_mb: int, maximum_mb: int, buffer: int, dynamic: bool = True) -> dict[str, Any]:
+    return {"name": name, "memory": {"dynamic": dynamic, "startup_mb": startup_mb, "minimum_mb": 512,
+                                     "maximum_mb": maximum_mb, "buffer": buffer}}
+
+
+def test_at_max_lists_vms_whose_assigned_memory_reached_the_maximum_worst_first(make_lab: Any,
+                                                                               tmp_path: Path) -> None:
+    # The lab's guest demands 60% of startup and is assigned demand + buffer, capped at the maximum.
+    fleet_data = {"hosts": [
+        {"name": "hv-m1", "site": "site-a", "vms": [
+            _memory_vm("capped", 1024, 1536, 200),     # wants 1843 MiB: assigned 1536 = max, demand 40% of max
+            _memory_vm("roomy", 2048, 8192, 20),       # assigned below max
+            _memory_vm("static", 1024, 1024, 20, dynamic=False)]},  # assigned = max, but no dynamic memory
+        {"name": "hv-m2", "site": "site-b", "vms": [
+            _memory_vm("starved", 2048, 2048, 100),    # wants 2458 MiB: assigned 2048 = max, demand 60% of max
+            _memory_vm("capped", 1024, 1536, 200)]}]}  # the same name elsewhere: its own row
+    running = make_lab(fleet=fleet_from_dict(fleet_data))
+    with Fleet(load_inventory(running.write_inventory(tmp_path / "inv.yml")), JobSettings(deadline_s=10)) as f:
+        everything = memory(f)
+        at_max = memory(f, at_max=True)
+        one = memory(f, vm="roomy", at_max=True)
+    assert {r["vm"]: r["at_maximum"] for r in everything.rows if r["host"] == "hv-m1"} == {
+        "capped": True, "roomy": False, "static": False}
+    assert [(r["host"], r["vm"]) for r in at_max.rows] == [("hv-m2", "starved"), ("hv-m1", "capped"),
+                                                           ("hv-m2", "capped")]
+    assert all(r["assigned"] == r["maximum"] for r in at_max.rows) and at_max.errors == []
+    assert one.rows == [] and one.errors == []  # present, just not at its maximum: no "not found"
 
 
 def test_teaming_option_per_adapter(lab: Any, fleet: Fleet) -> None:

@@ -62,3 +62,16 @@ def test_quoted_vm_name_with_space_and_bad_host() -> None:
     assert parse('memory "web 01"').args == ("web 01",)
     with pytest.raises(CommandError):
         parse("ips --host ../../x")
+
+
+def test_memory_at_max_is_a_flag_kept_in_the_canonical_form() -> None:
+    cmd = parse("memory --at-max --here")
+    assert (cmd.verb, cmd.args, cmd.extra, cmd.here) == ("memory", (), {"at-max": "1"}, True)
+    assert cmd.canonical() == "memory --at-max --here"
+    assert parse("memory web01 --host hv-a1 \u2014at-max").canonical() == "memory web01 --host hv-a1 --at-max"
+    assert "[--at-max]" in help_text("memory") and "worst first" in help_text("memory")
+    with pytest.raises(CommandError) as err:
+        parse("memory --at-maxx")
+    assert "Did you mean `--at-max`" in err.value.message
+    with pytest.raises(CommandError):
+        parse("vms --at-max")  # only memory has it

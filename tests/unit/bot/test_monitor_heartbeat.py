@@ -18,7 +18,7 @@ BEAT = Heartbeat(at=1000.0, swept_at=1000.0, interval_s=60, tick_s=5, holder="bo
 
 def test_a_recent_sweep_is_fresh_and_says_how_long_ago() -> None:
     assert BEAT.fresh(1040.0)
-    assert BEAT.describe(1040.0) == "monitor last swept 40 s ago (4 host(s), box pid 7)"
+    assert BEAT.describe(1040.0) == "monitor last swept 40 s ago (4 hosts, box pid 7)"
 
 
 def test_a_silent_monitor_is_stale_after_two_intervals_and_says_for_how_long() -> None:

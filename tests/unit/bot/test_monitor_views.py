@@ -58,6 +58,7 @@ def test_a_full_alert_fits_slack_limits_and_offers_every_action() -> None:
     assert [plain(e["value"]) for e in buttons] == ["m-1", "3600|m-1", "14400|m-1"]
     assert all(unseal(e["value"]) is not None for e in buttons)
     assert f"showing {inline} of 500" in json.dumps(blocks) and "3 more muted" in json.dumps(blocks)
+    assert "Error: replication is not happening" in json.dumps(blocks)  # the legend of the rows' state
 
 
 def test_csv_names_every_row() -> None:
@@ -92,7 +93,7 @@ def test_replication_text_filters_and_says_its_age() -> None:
     entries = [{"host": "hv-a1", "at": 1000.0, "error": "", "vms": [vm]},
                {"host": "hv-b1", "at": 1010.0, "error": "hv-b1: cannot connect", "vms": []}]
     text = replication_text(entries, "web-*", now=1100.0)
-    assert "(100 s ago)" in text and "`web-01` on hv-a1" in text and "backup window" in text
+    assert "(1 min 40 s ago)" in text and "`web-01` on hv-a1" in text and "backup window" in text
     assert "hv-b1" not in text
     assert ":x: hv-b1: cannot connect" in replication_text(entries, "hv-b1", now=1100.0)
     assert "Nothing named `db-*`" in replication_text(entries, "db-*", now=1100.0)

@@ -59,7 +59,7 @@ def test_the_plan_list_names_the_unhealthy_vms_and_counts_the_rest():
     # are Critical (every 7th VM of a host; the other two are app servers, in no plan)
     assert "85 VMs in 3 groups: infrastructure (20) → databases (20) → applications (45)" in shown
     assert "health: 75 Normal, 10 Critical" in shown
-    assert "• `dc-0101` hv-a01 → hv-b01 · Replicating · Critical · lag 300 s :warning:" in shown
+    assert "• `dc-0101` hv-a01 → hv-b01 · Replicating · Critical · lag 5 min :warning:" in shown
     assert "…and 5 more: `/hyperv plan site-a-core` shows every VM" in shown
     assert "No sweep has run yet" in shown
 
