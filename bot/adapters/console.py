@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+import redis
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
@@ -37,13 +39,31 @@ class ThreadWorker(SimpleWorker):
 
     death_penalty_class = TimerDeathPenalty
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.closing = threading.Event()
+
     def _install_signal_handlers(self) -> None:
         return None
+
+    def run(self) -> None:
+        try:
+            self.work(logging_level="WARNING")
+        except redis.RedisError:
+            if not self.closing.is_set():
+                raise
+            # the session's Redis stopped before this thread noticed the end: nothing was left to do
+
+    def close(self) -> None:
+        """The session ends (its Redis may stop next): stop taking jobs, and stay quiet about Redis going away."""
+        self.closing.set()
+        self._stop_requested = True
+        logging.getLogger("rq.worker").setLevel(logging.CRITICAL)
 
 
 def start_worker_thread(queue: str, connection: Any) -> ThreadWorker:
     worker = ThreadWorker([queue], connection=connection, serializer=JSONSerializer)
-    threading.Thread(target=worker.work, kwargs={"logging_level": "WARNING"}, name="hvbot-worker", daemon=True).start()
+    threading.Thread(target=worker.run, name="hvbot-worker", daemon=True).start()
     return worker
 
 
@@ -85,7 +105,8 @@ class Console:
             self.press(rest.strip())
         elif word == "lab":
             self._mark = len(self.fake.calls)
-            self._print(["lab: " + line for line in run_lab_command(self.lab, rest).splitlines()])
+            answer = run_lab_command(self.lab, rest).splitlines()
+            self._print(answer if rest.strip() in ("", "help") else ["lab: " + line for line in answer])
         elif word == "wait-alert":
             self.wait_alert(rest.strip())
         else:

@@ -136,9 +136,7 @@ def console_session(settings: Settings, stdout: TextIO, redis_conn: redis.Redis 
         app = build_app(settings, runtime=runtime, listener_executor=executor)
         waits = Outstanding(redis_conn, runtime.intake, executor, ignore=is_monitor_job)
         stack.callback(waits.close)
-        start_worker_thread(settings.queue, redis_conn)
-        # at exit the private Redis stops before the worker thread notices: its reconnect errors are not news
-        stack.callback(logging.getLogger("rq.worker").setLevel, logging.CRITICAL)
+        stack.callback(start_worker_thread(settings.queue, redis_conn).close)  # before a private Redis stops
         inventory = load_inventory(settings.inventory) if settings.inventory is not None else None
         if monitor and inventory is not None:
             stdout.write(stack.enter_context(demo_monitor(settings, redis_conn, inventory.names)) + "\n")
