@@ -1,7 +1,8 @@
 """The demo's own replica-health monitor: the same `Monitor` as `hvbot monitor`, in a thread, sweeping often.
 
 It takes the monitor lease like any monitor; when another monitor already holds it on this Redis (a real
-deployment's, or a second demo), the demo runs without one and says so rather than sweep twice.
+deployment's, or a second demo), or the Redis cannot hold it (fakeredis runs no Lua), the demo runs without one
+and says so rather than sweep twice.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def demo_monitor(settings: Settings, connection: redis.Redis, hosts: list[str]) 
         lease.acquire()
     except MonitorAlreadyRunning:
         yield "Monitor: another hvbot monitor holds the lease on this Redis; the demo runs without its own"
+        return
+    except redis.ResponseError:  # fakeredis without Lua: the lease is a script
+        yield "Monitor: not started, this Redis cannot run scripts (install redis-server to see alerts)"
         return
     stop = threading.Event()
     monitor = build_monitor(settings, connection, hosts)

@@ -58,7 +58,8 @@ def test_without_redis_server_the_demo_says_it_uses_fakeredis(monkeypatch, lab_i
     assert isinstance(conn, fakeredis.FakeRedis) and "fakeredis" in which
     out = io.StringIO()
     settings = Settings(inventory=lab_inventory_path, queue="hvbot-fake", slack_signing_secret=None)
-    demo.run_session(settings, io.StringIO("/hyperv ips 10.0.4.17\n"), out, redis_conn=conn)
+    code = demo.run_session(settings, io.StringIO("/hyperv ips 10.0.4.17\n"), out, redis_conn=conn, monitor=True)
+    assert code == 0 and "Monitor: not started, this Redis cannot run scripts" in out.getvalue()
     assert "1 row; 4 hosts answered" in out.getvalue() and "10.0.4.17" in out.getvalue()
 
 
