@@ -127,8 +127,8 @@ def console_session(settings: Settings, stdout: TextIO, redis_conn: redis.Redis 
             settings = demo_monitor_settings(settings)
         if not (settings.operators or settings.approvers):
             stdout.write("Roles: you are U100 (operator); type `as U200` to act as the on-call approver\n")
-        if settings.inventory is not None:
-            os.environ["HVBOT_INVENTORY"] = str(settings.inventory)  # the in-process worker (jobs.hyperv.settings) reads it
+        if settings.inventory is not None:  # the in-process worker reads it (jobs.hyperv.settings)
+            os.environ["HVBOT_INVENTORY"] = str(settings.inventory)
         runtime = build_runtime(settings, connection=redis_conn)
         stack.enter_context(reporters_installed(runtime))
         executor = TrackedExecutor(LISTENER_THREADS, thread_name_prefix="hvbot-listener")
@@ -168,6 +168,9 @@ def demo_command(https: bool, fleet_file: Path | None, site_fleet: bool, wait_s:
     """The bot on the embedded lab fleet, chatting in this terminal (reads stdin when piped)."""
     if fleet_file is not None and site_fleet:
         raise click.UsageError("use --fleet or --site-fleet, not both")
+    if tour and (fleet_file is not None or site_fleet):
+        raise click.UsageError("--tour tells the default fleet's story (web01, site-a, site-b): "
+                               "drop --fleet and --site-fleet")
     fleet = load_fleet(fleet_file) if fleet_file else lab_site_fleet() if site_fleet else default_fleet()
     out = sys.stdout
     with ExitStack() as stack:
@@ -176,8 +179,8 @@ def demo_command(https: bool, fleet_file: Path | None, site_fleet: bool, wait_s:
         inventory = lab.write_inventory(workdir / "inventory.yml")
         out.write(f"Lab: {len(lab.fleet.hosts)} simulated Hyper-V hosts ({', '.join(lab.fleet.hosts)})\n")
         settings = Settings(inventory=inventory, slack_signing_secret=None, slack_app_token=None)
-        if "HVBOT_QUEUE" not in os.environ:  # keep demo jobs away from a real deployment's queue
-            settings = settings.model_copy(update={"queue": "hvbot-demo"})
+        if "HVBOT_QUEUE" not in os.environ:  # keep demo jobs away from a real deployment's and other demos' queues
+            settings = settings.model_copy(update={"queue": f"hvbot-demo-{secrets.token_hex(4)}"})
         if wait_s is not None:
             settings = settings.model_copy(update={"demo_answer_timeout_seconds": wait_s})
         if tour:
