@@ -73,7 +73,9 @@ class Console:
                  channel: str = "C100") -> None:
         self.app, self.fake, self.out, self.waits, self.lab = app, fake, out, waits, lab
         self.alert_channels = alert_channels
-        self._mark = 0  # calls seen before the last `lab` command: `wait-alert` looks at what came after
+        self.shown: list[Call] = []  # every call printed so far, in order
+        self._shown = threading.Condition()
+        self._mark = 0  # calls shown before the last `lab` command: `wait-alert` looks at what came after
         self.answer_timeout = answer_timeout
         self.unanswered: list[str] = []  # what the last line started and never answered within the limit
         self.user, self.channel = user, channel
@@ -104,7 +106,8 @@ class Console:
         elif word == "press":
             self.press(rest.strip())
         elif word == "lab":
-            self._mark = len(self.fake.calls)
+            with self._shown:
+                self._mark = len(self.shown)
             answer = run_lab_command(self.lab, rest).splitlines()
             self._print(answer if rest.strip() in ("", "help") else ["lab: " + line for line in answer])
         elif word == "wait-alert":
@@ -144,18 +147,19 @@ class Console:
         self.settle()
 
     def wait_alert(self, text: str) -> Call | None:
-        """Wait for an alert posted (or updated) since the last `lab` command, mentioning `text` if given."""
-        def alert(calls: list[Call]) -> Call | None:
-            return next((c for c in calls[self._mark:] if c.method in ("chat.postMessage", "chat.update")
+        """Wait until an alert posted (or updated) since the last `lab` command, mentioning `text` if given, has
+        been printed."""
+        def alert() -> Call | None:
+            return next((c for c in self.shown[self._mark:] if c.method in ("chat.postMessage", "chat.update")
                          and str(c.args.get("channel")) in self.alert_channels
                          and text.lower() in json.dumps(c.args, ensure_ascii=False).lower()), None)
 
-        try:
-            return self.fake.wait_for(alert, timeout=self.answer_timeout)  # type: ignore[no-any-return]
-        except TimeoutError:
+        with self._shown:
+            found = self._shown.wait_for(alert, timeout=self.answer_timeout)
+        if found is None:
             self.unanswered = [f"an alert{f' mentioning {text!r}' if text else ''} since the last lab command"]
             self._print([f"(no alert within {self.answer_timeout:g} s)"])
-            return None
+        return found
 
     def settle(self) -> None:
         """Wait until every answer started so far has arrived; past the limit, say which did not."""
@@ -170,6 +174,12 @@ class Console:
             return
         with self._ack_first:  # wait until the request's own ack has been printed
             pass
+        self._show(call)
+        with self._shown:
+            self.shown.append(call)
+            self._shown.notify_all()
+
+    def _show(self, call: Call) -> None:
         args = call.args
         if call.method == "files.completeUploadExternal":
             files = args.get("files")

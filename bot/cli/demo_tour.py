@@ -37,7 +37,10 @@ class Tour:
     primary: str = ""
     replica: str = ""
     site: str = ""
-    _mark: int = field(default=0, repr=False)
+    _mark: int = field(default=0, repr=False)  # the bot's Slack calls before the current step
+
+    def begin_step(self) -> None:
+        self._mark = len(self.console.fake.calls)
 
     # --- playing ------------------------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -173,7 +176,7 @@ def play_tour(console: Console) -> int:
              f"You are {OPERATOR} (operator); {APPROVER} is the on-call approver.")
     for number, step in enumerate(STEPS, 1):
         tour.say(f"\n=== Step {number}/{len(STEPS)}: {step.title} ===\n{step.story}")
-        tour._mark = len(console.fake.calls)
+        tour.begin_step()
         try:
             step.run(tour)
         except (StepFailed, LabError) as exc:
