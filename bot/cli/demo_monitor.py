@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,12 +18,14 @@ from rq.job import Job
 
 from bot.cli.monitor import build_monitor
 from bot.settings import Settings
-from jobs.monitor.loop import LeaseLost, MonitorAlreadyRunning, MonitorLease
+from jobs.keys import SWEEP_PENDING_KEY
+from jobs.monitor.loop import LeaseLost, Monitor, MonitorAlreadyRunning, MonitorLease
 from jobs.monitor.sweep import run_host_sweep
 
 log = logging.getLogger("hvbot.demo")
 THREAD_NAME = "hvbot-demo-monitor"
 TICK_S = 1.0  # alert timers (group waits) run this often
+FIRST_SWEEP_S = 30.0  # at most this long for the first sweep before the console starts (the lab answers in ms)
 
 
 def demo_monitor_settings(settings: Settings) -> Settings:
@@ -34,6 +37,16 @@ def demo_monitor_settings(settings: Settings) -> Settings:
 def is_monitor_job(job: Job) -> bool:
     """Work the monitor starts on its own (sweeps, and what its chores enqueue): nobody at the console waits for it."""
     return job.func_name.endswith(f".{run_host_sweep.__name__}") or threading.current_thread().name == THREAD_NAME
+
+
+def first_sweep_done(monitor: Monitor, connection: redis.Redis, hosts: list[str]) -> bool:
+    """Wait until the first sweep of every host has ended, so `/hyperv replication` answers from the first line."""
+    deadline = time.monotonic() + FIRST_SWEEP_S
+    while time.monotonic() < deadline:
+        if monitor.last_sweep is not None and not connection.exists(*[SWEEP_PENDING_KEY.format(h) for h in hosts]):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @contextmanager
@@ -59,9 +72,11 @@ def demo_monitor(settings: Settings, connection: redis.Redis, hosts: list[str]) 
 
     thread = threading.Thread(target=run, name=THREAD_NAME, daemon=True)
     thread.start()
+    first = "" if first_sweep_done(monitor, connection, hosts) else " (the first sweep is still running)"
     try:
         yield (f"Monitor: sweeps every {settings.sweep_interval_seconds:g} s; alerts go to "
-               f"{settings.alert_critical_channel} (Critical) and {settings.alert_warning_channel} (Warning)")
+               f"{settings.alert_critical_channel} (Critical) and {settings.alert_warning_channel} (Warning)"
+               f"{first}")
     finally:
         stop.set()
         thread.join(10)

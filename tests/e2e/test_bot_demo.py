@@ -64,8 +64,11 @@ def test_without_redis_server_the_demo_says_it_uses_fakeredis(monkeypatch, lab_i
 
 
 def test_piped_failover_waits_for_the_preview(redis_conn: redis.Redis) -> None:
-    result = _demo("/hyperv failover web01\n")
+    result = _demo("/hyperv replication web01\n/hyperv failover web01\n")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    # the demo's monitor has swept before the first line is read
+    replication = result.stdout.split("> /hyperv replication web01", 1)[1].split("> /hyperv failover", 1)[0]
+    assert "No sweep has run yet" not in replication and "on hv-b1" in replication
     answer = result.stdout.split("Reading the replication state of web01", 1)[1]
     assert "hvbot (only you):" in answer and "failover of web01" in answer.lower()  # the preview, after the ack
     assert "Start-VMFailover" in answer and "] Request" in answer  # its steps and the button to request them
