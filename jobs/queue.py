@@ -29,7 +29,12 @@ def observe_enqueues(observer: EnqueueObserver) -> Callable[[], None]:
     follow-up jobs included, and only the enqueuing side sees a job before a worker can take it.
     """
     _observers.append(observer)
-    return lambda: _observers.remove(observer)
+
+    def stop() -> None:
+        if observer in _observers:
+            _observers.remove(observer)
+
+    return stop
 
 
 def new_job_id(kind: str = "hv") -> str:
