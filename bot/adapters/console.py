@@ -73,6 +73,7 @@ class Console:
                  channel: str = "C100") -> None:
         self.app, self.fake, self.out, self.waits, self.lab = app, fake, out, waits, lab
         self.alert_channels = alert_channels
+        self.monitoring = False  # a replica-health monitor runs beside this console (the demo's)
         self.shown: list[Call] = []  # every call printed so far, in order
         self._shown = threading.Condition()
         self._mark = 0  # calls shown before the last `lab` command: `wait-alert` looks at what came after

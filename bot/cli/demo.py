@@ -75,9 +75,10 @@ def private_redis_server() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def choose_redis(stack: ExitStack, url: str | None) -> tuple[redis.Redis, str]:
-    """A Redis connection and a sentence saying which Redis it is."""
-    if url and _answers(url):
+def choose_redis(stack: ExitStack, url: str | None, private_first: bool = False) -> tuple[redis.Redis, str]:
+    """A Redis connection and a sentence saying which Redis it is. `private_first`: a private redis-server when
+    one is installed, whatever REDIS_URL says (the tour must not meet another monitor or its alert state)."""
+    if url and _answers(url) and not (private_first and shutil.which("redis-server")):
         return redis.Redis.from_url(url), f"Redis: {_safe(url)} (from REDIS_URL)"
     if shutil.which("redis-server"):
         private = stack.enter_context(private_redis_server())
@@ -114,12 +115,12 @@ def demo_settings(settings: Settings, fake: FakeSlack) -> Settings:
 
 @contextmanager
 def console_session(settings: Settings, stdout: TextIO, redis_conn: redis.Redis | None = None,
-                    monitor: bool = False) -> Iterator[Console]:
+                    monitor: bool = False, private_redis: bool = False) -> Iterator[Console]:
     """Fake Slack + Bolt app + worker thread (+ the monitor) and a console, against settings.inventory."""
     configure_logging(json_logs=False, level=logging.ERROR)  # the chat is the output; host warnings are in it
     with ExitStack() as stack:
         if redis_conn is None:
-            redis_conn, which = choose_redis(stack, settings.redis_url)
+            redis_conn, which = choose_redis(stack, settings.redis_url, private_first=private_redis)
             stdout.write(which + "\n")
         fake = stack.enter_context(FakeSlack())
         settings = demo_settings(settings, fake)
@@ -138,11 +139,15 @@ def console_session(settings: Settings, stdout: TextIO, redis_conn: redis.Redis 
         stack.callback(waits.close)
         stack.callback(start_worker_thread(settings.queue, redis_conn).close)  # before a private Redis stops
         inventory = load_inventory(settings.inventory) if settings.inventory is not None else None
+        monitoring = False
         if monitor and inventory is not None:
-            stdout.write(stack.enter_context(demo_monitor(settings, redis_conn, inventory.names)) + "\n")
+            monitoring, text = stack.enter_context(demo_monitor(settings, redis_conn, inventory.names))
+            stdout.write(text + "\n")
         lab = LabControl(inventory.lab_control_url) if inventory and inventory.lab_control_url else None
-        yield Console(app, fake, stdout, waits, answer_timeout=settings.demo_answer_timeout_seconds, lab=lab,
-                      alert_channels=(settings.alert_critical_channel, settings.alert_warning_channel))
+        console = Console(app, fake, stdout, waits, answer_timeout=settings.demo_answer_timeout_seconds, lab=lab,
+                          alert_channels=(settings.alert_critical_channel, settings.alert_warning_channel))
+        console.monitoring = monitoring
+        yield console
 
 
 def run_session(settings: Settings, stdin: TextIO, stdout: TextIO, redis_conn: redis.Redis | None = None,
@@ -184,7 +189,7 @@ def demo_command(https: bool, fleet_file: Path | None, site_fleet: bool, wait_s:
         if wait_s is not None:
             settings = settings.model_copy(update={"demo_answer_timeout_seconds": wait_s})
         if tour:
-            with console_session(settings, out, monitor=True) as console:
+            with console_session(settings, out, monitor=True, private_redis=True) as console:
                 code = play_tour(console)
         else:
             code = run_session(settings, sys.stdin, out, monitor=True)

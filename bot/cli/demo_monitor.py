@@ -50,16 +50,16 @@ def first_sweep_done(monitor: Monitor, connection: redis.Redis, hosts: list[str]
 
 
 @contextmanager
-def demo_monitor(settings: Settings, connection: redis.Redis, hosts: list[str]) -> Iterator[str]:
-    """Run the monitor until the block ends; yields a sentence for the terminal saying what it does."""
+def demo_monitor(settings: Settings, connection: redis.Redis, hosts: list[str]) -> Iterator[tuple[bool, str]]:
+    """Run the monitor until the block ends; yields whether it runs, and a sentence for the terminal saying so."""
     lease = MonitorLease(connection, ttl_s=30.0)
     try:
         lease.acquire()
     except MonitorAlreadyRunning:
-        yield "Monitor: another hvbot monitor holds the lease on this Redis; the demo runs without its own"
+        yield False, "Monitor: another hvbot monitor holds the lease on this Redis; the demo runs without its own"
         return
     except redis.ResponseError:  # fakeredis without Lua: the lease is a script
-        yield "Monitor: not started, this Redis cannot run scripts (install redis-server to see alerts)"
+        yield False, "Monitor: not started, this Redis cannot run scripts (install redis-server to see alerts)"
         return
     stop = threading.Event()
     monitor = build_monitor(settings, connection, hosts)
@@ -74,7 +74,7 @@ def demo_monitor(settings: Settings, connection: redis.Redis, hosts: list[str]) 
     thread.start()
     first = "" if first_sweep_done(monitor, connection, hosts) else " (the first sweep is still running)"
     try:
-        yield (f"Monitor: sweeps every {settings.sweep_interval_seconds:g} s; alerts go to "
+        yield True, (f"Monitor: sweeps every {settings.sweep_interval_seconds:g} s; alerts go to "
                f"{settings.alert_critical_channel} (Critical) and {settings.alert_warning_channel} (Warning)"
                f"{first}")
     finally:

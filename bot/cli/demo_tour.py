@@ -163,8 +163,8 @@ STEPS = (
 
 def play_tour(console: Console) -> int:
     """0 when every step behaved as narrated, else 1 (the failing step named)."""
-    if console.lab is None:
-        console.out.write("The tour needs the lab (hvbot demo).\n")
+    if console.lab is None or not console.monitoring:
+        console.out.write("Tour cannot start: it needs the demo's lab and its own monitor (see the lines above).\n")
         return 1
     tour = Tour(console, console.lab)
     try:
