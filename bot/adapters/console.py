@@ -19,12 +19,15 @@ import redis
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
+from rq.exceptions import StopRequested
+from rq.worker.base import WorkerStatus
 from slack_bolt import App, BoltRequest
 
 from bot.adapters.console_lab import LabControl, run_lab_command
 from bot.adapters.console_wait import Outstanding
 from bot.adapters.fake_slack import Call, FakeSlack
 from bot.adapters.render_text import Button, render_blocks
+from jobs.workers import PolledCommands
 
 SHOWN = {"chat.postMessage", "chat.update", "chat.postEphemeral", "response_url", "files.completeUploadExternal"}
 CONSOLE_HELP = (
@@ -34,17 +37,24 @@ CONSOLE_HELP = (
 )
 
 
-class ThreadWorker(SimpleWorker):
-    """An RQ worker in a thread of this process: no signal handlers, timer-based job timeouts."""
+class ThreadWorker(PolledCommands, SimpleWorker):
+    """An RQ worker in a thread of this process: no signal handlers, timer-based job timeouts. It waits for jobs
+    a second at a time (RQ waits worker_ttl - 15 s) and heartbeats between waits, where `close` stops it."""
 
     death_penalty_class = TimerDeathPenalty
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, worker_ttl=16, **kwargs)
         self.closing = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="hvbot-worker", daemon=True)
 
     def _install_signal_handlers(self) -> None:
         return None
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if self.closing.is_set() and self.get_state() == WorkerStatus.IDLE:
+            raise StopRequested()  # RQ's work loop ends on it, between jobs, and tears the worker down
+        super().heartbeat(timeout, pipeline)
 
     def run(self) -> None:
         try:
@@ -54,16 +64,19 @@ class ThreadWorker(SimpleWorker):
                 raise
             # the session's Redis stopped before this thread noticed the end: nothing was left to do
 
-    def close(self) -> None:
-        """The session ends (its Redis may stop next): stop taking jobs, and stay quiet about Redis going away."""
+    def close(self, timeout: float = 5.0) -> None:
+        """The session ends (its Redis may stop next): stop taking jobs and wait a little for the thread to leave;
+        a job still running (a hung host) is left behind quietly."""
         self.closing.set()
         self._stop_requested = True
-        logging.getLogger("rq.worker").setLevel(logging.CRITICAL)
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            logging.getLogger("rq.worker").setLevel(logging.CRITICAL)
 
 
 def start_worker_thread(queue: str, connection: Any) -> ThreadWorker:
     worker = ThreadWorker([queue], connection=connection, serializer=JSONSerializer)
-    threading.Thread(target=worker.run, name="hvbot-worker", daemon=True).start()
+    worker.thread.start()
     return worker
 
 

@@ -102,6 +102,14 @@ def demo_roles(settings: Settings) -> dict[str, list[str]]:
     return {"operators": ["U100"], "approvers": ["U200"]}
 
 
+def quiet_pypsrp(stack: ExitStack) -> None:
+    """pypsrp logs a hung host's read timeouts as errors with tracebacks; the chat already says the host did not
+    answer, so they stay out of the terminal until the session ends."""
+    logger = logging.getLogger("pypsrp")
+    stack.callback(logger.setLevel, logger.level)
+    logger.setLevel(logging.CRITICAL)
+
+
 def demo_settings(settings: Settings, fake: FakeSlack) -> Settings:
     return settings.model_copy(update={
         "slack_bot_token": settings.slack_bot_token or SecretStr(DEMO_TOKEN),
@@ -119,6 +127,7 @@ def console_session(settings: Settings, stdout: TextIO, redis_conn: redis.Redis 
     """Fake Slack + Bolt app + worker thread (+ the monitor) and a console, against settings.inventory."""
     configure_logging(json_logs=False, level=logging.ERROR)  # the chat is the output; host warnings are in it
     with ExitStack() as stack:
+        quiet_pypsrp(stack)
         if redis_conn is None:
             redis_conn, which = choose_redis(stack, settings.redis_url, private_first=private_redis)
             stdout.write(which + "\n")
