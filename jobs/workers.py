@@ -1,4 +1,5 @@
-"""RQ workers that register themselves again when Redis forgets them.
+"""RQ workers that register themselves again when Redis forgets them (and, for workers in a thread of a longer-lived
+process, a command listener their teardown can join: `PolledCommands`).
 
 RQ registers a worker once, at start (`register_birth`: its hash plus membership of `rq:workers` and
 `rq:workers:<queue>`). Its heartbeat afterwards only refreshes `last_heartbeat` and the TTL of the hash. After Redis
