@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     alert_group_wait_seconds: float = Field(default=30.0, ge=0)
     alert_repeat_interval_seconds: float = Field(default=4 * 3600.0, gt=0)
 
+    # `hvbot demo`: its own monitor sweeps the lab this often and groups alerts this briefly, so an alert shows
+    # within seconds of a `lab` command; piped input waits this long for the answers each line started.
+    demo_sweep_interval_seconds: float = Field(default=10.0, gt=0)
+    demo_alert_group_wait_seconds: float = Field(default=5.0, ge=0)
+    demo_answer_timeout_seconds: float = Field(default=180.0, gt=0)
+
     # Failover approvals: HMAC key of approval buttons (default: the signing secret), where requests go.
     approval_secret: SecretStr | None = None
     approval_channel: str = ""  # on-call channel for approval requests; empty: the requester's channel

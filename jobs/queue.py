@@ -18,6 +18,25 @@ from rq.job import Callback, Job
 from jobs.liveness import on_job_failed, on_job_stopped
 
 
+EnqueueObserver = Callable[[Job], None]
+_observers: list[EnqueueObserver] = []
+
+
+def observe_enqueues(observer: EnqueueObserver) -> Callable[[], None]:
+    """Call `observer(job)` for every job this process enqueues from now on; returns the function that stops it.
+
+    Why: a process that runs its own worker (the demo's console) waits for every answer a request started,
+    follow-up jobs included, and only the enqueuing side sees a job before a worker can take it.
+    """
+    _observers.append(observer)
+
+    def stop() -> None:
+        if observer in _observers:
+            _observers.remove(observer)
+
+    return stop
+
+
 def new_job_id(kind: str = "hv") -> str:
     """A short unguessable id; `kind` is its prefix (hv lookups, tm teaming, fp failover previews, ...)."""
     return f"{kind}{secrets.token_hex(5)}"
@@ -52,5 +71,9 @@ def enqueue(
         "on_stopped": Callback(on_job_stopped) if report_stopped else None,
     }
     if at is not None:
-        return queue.enqueue_at(at, func, kwargs=dict(kwargs), **options)
-    return queue.enqueue(func, kwargs=dict(kwargs), **options)
+        job = queue.enqueue_at(at, func, kwargs=dict(kwargs), **options)
+    else:
+        job = queue.enqueue(func, kwargs=dict(kwargs), **options)
+    for observer in list(_observers):
+        observer(job)
+    return job

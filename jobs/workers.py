@@ -1,4 +1,5 @@
-"""RQ workers that register themselves again when Redis forgets them.
+"""RQ workers that register themselves again when Redis forgets them (and, for workers in a thread of a longer-lived
+process, a command listener their teardown can join: `PolledCommands`).
 
 RQ registers a worker once, at start (`register_birth`: its hash plus membership of `rq:workers` and
 `rq:workers:<queue>`). Its heartbeat afterwards only refreshes `last_heartbeat` and the TTL of the hash. After Redis
@@ -77,6 +78,30 @@ class Timed(BaseWorker):
             return ok
         finally:
             observe_job(job.func_name, ok, time.monotonic() - started)
+
+
+class PolledCommands(BaseWorker):
+    """Mixin for an RQ worker that runs in a thread of a longer-lived process (the demo, tests): its command
+    listener (stop-job, shutdown) looks at its stop flag every COMMAND_POLL_S, so the worker's teardown joins it.
+
+    Why: RQ's listener waits up to 60 s per read, and teardown unsubscribes *before* it stops that thread; the
+    thread usually sees the UNSUBSCRIBE reply first and goes back to wait, teardown's join(timeout=1) gives up, and
+    the thread is left reading a connection that is closed later (an exception in a stray thread).
+    """
+
+    COMMAND_POLL_S = 0.05
+
+    def subscribe(self) -> None:
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(sleep_time=self.COMMAND_POLL_S, daemon=True,
+                                                       exception_handler=self._pubsub_exception_handler)
+
+    def unsubscribe(self) -> None:
+        thread = self.pubsub_thread
+        super().unsubscribe()
+        if thread is not None:
+            thread.join()  # bounded: the listener sees its stop flag within COMMAND_POLL_S
 
 
 class HvbotWorker(Timed, ReRegistering, Worker):

@@ -5,7 +5,8 @@ The control endpoint is a small HTTP server of its own:
 - ``POST /control`` with ``{"host": "hv-a1", "action": "latency", "seconds": 0.2}``; actions
   ``latency``, ``down``, ``up``, ``hung``, ``auth_failure``, ``fault`` (``code``, ``reason``,
   ``count``), ``stall_receive`` (``seconds``), ``clear``; any other action (``vm_state``,
-  ``replication``, ``power_loss`` ...) goes to ``Fleet.apply_control(action, args)``.
+  ``replication``, ``power_loss`` ...) goes to ``Fleet.apply_control(action, args)``, including the
+  read-only ``vms`` (``vm``): every copy of a VM with its state and replication, for checks.
 - ``GET /log`` (optionally ``?host=hv-a1``): the command log as JSON.
 - ``GET /hosts``: name, url and current switches of every host.
 """

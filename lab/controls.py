@@ -91,9 +91,40 @@ def _recover(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
     return _per_site(args, [replication.recover(fleet, h, broken=broken) for h in _hosts(fleet, args)])
 
 
+def locate(fleet: Fleet, name: str) -> str:
+    """The host of the VM named ``name`` that is not a replica copy (the one that runs), for controls given no host."""
+    found = [(h.name, v) for h in fleet.hosts.values() for v in h.vms_named(name) if v.test_of is None]
+    if not found:
+        raise ValueError(f"no VM named {name!r} on any host")
+    own = [h for h, v in found if v.replication is None or v.replication.mode != "Replica"]
+    hosts = own or [h for h, _ in found]
+    if len(hosts) > 1:
+        raise ValueError(f"VM {name!r} is on several hosts ({', '.join(hosts)}): name the host")
+    return hosts[0]
+
+
+def _vms(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
+    """Read-only: every copy of the VM named ``vm`` (or every VM) with its state, heartbeat and replication."""
+    unknown = sorted(set(args) - {"vm", "host"})
+    if unknown:
+        raise ValueError(f"unknown vms field(s): {', '.join(unknown)} (known: vm, host)")
+    now, name, rows = fleet.clock(), args.get("vm"), []
+    hosts = [fleet.host(args["host"])] if "host" in args else list(fleet.hosts.values())
+    for host in hosts:
+        for vm in host.vms_named(str(name)) if name else host.vms:
+            rep = vm.replication
+            rows.append({"host": host.name, "vm": vm.name, "state": vm.state, "heartbeat": vm.heartbeat(now),
+                         "mode": rep.mode if rep else None, "replication_state": rep.state if rep else None,
+                         "health": rep.health if rep else None, "powered": bool(getattr(host, "powered", True))})
+    return {"vms": rows}
+
+
 def _heartbeat(fleet: Fleet, args: dict[str, Any]) -> dict[str, Any]:
-    """A guest that never answers (``never: true``), or one that takes ``boot_seconds`` to boot from its start."""
-    _require(args, "host", "vm")
+    """A guest that never answers (``never: true``), or one that takes ``boot_seconds`` to boot from its start.
+    Without ``host``, the VM's own copy (not a replica) is found by name."""
+    _require(args, "vm")
+    if "host" not in args:
+        args = dict(args, host=locate(fleet, str(args["vm"])))
     vm = fleet.vm(args["host"], args["vm"])
     unknown = sorted(set(args) - {"host", "vm", "never", "boot_seconds"})
     if unknown:
@@ -153,6 +184,7 @@ ACTIONS: dict[str, Callable[[Fleet, dict[str, Any]], dict[str, Any]]] = {
     "power_loss": _power_loss,
     "recover": _recover,
     "heartbeat": _heartbeat,
+    "vms": _vms,
     "broken": _broken,
     "replica_server": _replica_server,
     "remove_replication": _remove_replication,

@@ -1,55 +1,97 @@
 """The console adapter: chat with the bot in a terminal through the same Bolt dispatch Slack uses.
 
 Requests enter as Socket-Mode-style BoltRequests; the bot's Web API calls go to an in-process fake Slack
-and are printed as text. `press N` clicks a button, `as U123` acts as another user, `in C123` changes channel.
+and are printed as text. `press N` clicks a button, `as U123` acts as another user, `in C123` changes channel,
+`lab ...` drives the lab (`bot.adapters.console_lab`). After each line the console waits until every answer the
+line started has arrived (`bot.adapters.console_wait`), up to a time limit.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import re
+import logging
 import threading
-import time
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+import redis
 from rq import SimpleWorker
-from rq.job import Job
-from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
+from rq.exceptions import StopRequested
+from rq.worker.base import WorkerStatus
 from slack_bolt import App, BoltRequest
 
+from bot.adapters.console_lab import LabControl, run_lab_command
+from bot.adapters.console_wait import Outstanding
 from bot.adapters.fake_slack import Call, FakeSlack
 from bot.adapters.render_text import Button, render_blocks
+from jobs.workers import PolledCommands
 
-_JOB = re.compile(r"\bjob (hv[0-9a-f]+)")
 SHOWN = {"chat.postMessage", "chat.update", "chat.postEphemeral", "response_url", "files.completeUploadExternal"}
 CONSOLE_HELP = (
     "Type /hyperv commands (or just `ips 10.0.4.17`). `press N` clicks button N, `as U123` acts as another "
-    "user, `in C123` switches channel, `quit` leaves."
+    "user, `in C123` switches channel, `lab help` lists the commands that drive the lab (power cuts, hung "
+    "hosts), `wait-alert [TEXT]` waits for the monitor's alert after a lab command, `quit` leaves."
 )
 
 
-class ThreadWorker(SimpleWorker):
-    """An RQ worker in a thread of this process: no signal handlers, timer-based job timeouts."""
+class ThreadWorker(PolledCommands, SimpleWorker):
+    """An RQ worker in a thread of this process: no signal handlers, timer-based job timeouts. It waits for jobs
+    a second at a time (RQ waits worker_ttl - 15 s) and heartbeats between waits, where `close` stops it."""
 
     death_penalty_class = TimerDeathPenalty
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, worker_ttl=16, **kwargs)
+        self.closing = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="hvbot-worker", daemon=True)
 
     def _install_signal_handlers(self) -> None:
         return None
 
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if self.closing.is_set() and self.get_state() == WorkerStatus.IDLE:
+            raise StopRequested()  # RQ's work loop ends on it, between jobs, and tears the worker down
+        super().heartbeat(timeout, pipeline)
+
+    def run(self) -> None:
+        try:
+            self.work(logging_level="WARNING")
+        except redis.RedisError:
+            if not self.closing.is_set():
+                raise
+            # the session's Redis stopped before this thread noticed the end: nothing was left to do
+
+    def close(self, timeout: float = 5.0) -> None:
+        """The session ends (its Redis may stop next): stop taking jobs and wait a little for the thread to leave;
+        a job still running (a hung host) is left behind quietly."""
+        self.closing.set()
+        self._stop_requested = True
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            logging.getLogger("rq.worker").setLevel(logging.CRITICAL)
+
 
 def start_worker_thread(queue: str, connection: Any) -> ThreadWorker:
     worker = ThreadWorker([queue], connection=connection, serializer=JSONSerializer)
-    threading.Thread(target=worker.work, kwargs={"logging_level": "WARNING"}, name="hvbot-worker", daemon=True).start()
+    worker.thread.start()
     return worker
 
 
 class Console:
-    def __init__(self, app: App, fake: FakeSlack, out: TextIO, user: str = "U100", channel: str = "C100") -> None:
-        self.app, self.fake, self.out = app, fake, out
+    def __init__(self, app: App, fake: FakeSlack, out: TextIO, waits: Outstanding, *, answer_timeout: float,
+                 lab: LabControl | None = None, alert_channels: tuple[str, ...] = (), user: str = "U100",
+                 channel: str = "C100") -> None:
+        self.app, self.fake, self.out, self.waits, self.lab = app, fake, out, waits, lab
+        self.alert_channels = alert_channels
+        self.monitoring = False  # a replica-health monitor runs beside this console (the demo's)
+        self.shown: list[Call] = []  # every call printed so far, in order
+        self._shown = threading.Condition()
+        self._mark = 0  # calls shown before the last `lab` command: `wait-alert` looks at what came after
+        self.answer_timeout = answer_timeout
+        self.unanswered: list[str] = []  # what the last line started and never answered within the limit
         self.user, self.channel = user, channel
         self.buttons: dict[int, Button] = {}
         self._numbers = itertools.count(1)
@@ -77,12 +119,18 @@ class Console:
             self._print([f"(you are now in {self.channel})"])
         elif word == "press":
             self.press(rest.strip())
+        elif word == "lab":
+            with self._shown:
+                self._mark = len(self.shown)
+            answer = run_lab_command(self.lab, rest).splitlines()
+            self._print(answer if rest.strip() in ("", "help") else ["lab: " + line for line in answer])
+        elif word == "wait-alert":
+            self.wait_alert(rest.strip())
         else:
             self.slash(line[len("/hyperv"):].strip() if word == "/hyperv" else line)
         return True
 
     def slash(self, text: str) -> None:
-        start = len(self.fake.calls)
         payload = {
             "command": "/hyperv", "text": text, "user_id": self.user, "user_name": self.user.lower(),
             "channel_id": self.channel, "channel_name": "console", "team_id": "T0HVBOT", "api_app_id": "A0HVBOT",
@@ -93,17 +141,13 @@ class Console:
             ack = _ack_message(response.body)
             self._print(["hvbot (only you):"] + self._render(ack.get("blocks") or [], ack.get("text", ""),
                                                              self.channel, "", payload["response_url"]))
-        self.app.runtime.intake.drain()  # type: ignore[attr-defined]  # lookups are queued just after the ack
-        for job_id in _JOB.findall(json.dumps(ack)):
-            self._wait_job(job_id, start)
-        self._wait_idle()
+        self.settle()
 
     def press(self, number: str) -> None:
         button = self.buttons.get(int(number)) if number.isdigit() else None
         if button is None:
             self._print([f"(no button {number!r}; buttons are shown as [N])"])
             return
-        start = len(self.fake.calls)
         body = {
             "type": "block_actions", "user": {"id": self.user, "username": self.user.lower()},
             "team": {"id": "T0HVBOT"}, "api_app_id": "A0HVBOT", "channel": {"id": button.channel},
@@ -114,29 +158,29 @@ class Console:
                          "block_id": "console", "action_ts": "1"}],
         }
         self.app.dispatch(BoltRequest(body=body, mode="socket_mode"))
-        try:
-            self.fake.wait_for(lambda calls: any(c.method in SHOWN for c in calls[start:]), timeout=30)
-        except TimeoutError:
-            self._print(["(no answer from hvbot within 30 s)"])
-        self._wait_idle()
+        self.settle()
 
-    def _wait_idle(self, timeout: float = 120.0) -> None:
-        """Wait until the worker has nothing queued or running, so follow-up jobs (previews, failover steps) print
-        before the next line is read. Jobs scheduled for later (retries) do not hold the console."""
-        runtime = self.app.runtime  # type: ignore[attr-defined]
-        started = StartedJobRegistry(runtime.settings.queue, connection=runtime.redis)
-        deadline = time.monotonic() + timeout
-        while runtime.queue.count or started.get_job_ids(cleanup=False):
-            if time.monotonic() > deadline:
-                self._print([f"(hvbot is still working after {timeout:.0f} s)"])
-                return
-            time.sleep(0.05)
+    def wait_alert(self, text: str) -> Call | None:
+        """Wait until an alert posted (or updated) since the last `lab` command, mentioning `text` if given, has
+        been printed."""
+        def alert() -> Call | None:
+            return next((c for c in self.shown[self._mark:] if c.method in ("chat.postMessage", "chat.update")
+                         and str(c.args.get("channel")) in self.alert_channels
+                         and text.lower() in json.dumps(c.args, ensure_ascii=False).lower()), None)
 
-    def _wait_job(self, job_id: str, start: int) -> None:
-        job = Job.fetch(job_id, connection=self.app.runtime.redis, serializer=JSONSerializer)  # type: ignore[attr-defined]
-        timeout = int(self.app.runtime.settings.job_timeout_seconds) + 30  # type: ignore[attr-defined]
-        if job.latest_result(timeout=timeout) is None:
-            self._print([f"(job {job_id} has not finished after {timeout} s)"])
+        with self._shown:
+            found = self._shown.wait_for(alert, timeout=self.answer_timeout)
+        if found is None:
+            self.unanswered = [f"an alert{f' mentioning {text!r}' if text else ''} since the last lab command"]
+            self._print([f"(no alert within {self.answer_timeout:g} s)"])
+        return found
+
+    def settle(self) -> None:
+        """Wait until every answer started so far has arrived; past the limit, say which did not."""
+        self.unanswered = self.waits.wait(self.answer_timeout)
+        if self.unanswered:
+            self._print([f"(no answer within {self.answer_timeout:g} s from:"]
+                        + [f"  {what}" for what in self.unanswered] + [")"])
 
     # --- output ------------------------------------------------------------------------------------------
     def _on_call(self, call: Call) -> None:
@@ -144,6 +188,12 @@ class Console:
             return
         with self._ack_first:  # wait until the request's own ack has been printed
             pass
+        self._show(call)
+        with self._shown:
+            self.shown.append(call)
+            self._shown.notify_all()
+
+    def _show(self, call: Call) -> None:
         args = call.args
         if call.method == "files.completeUploadExternal":
             files = args.get("files")
@@ -204,3 +254,5 @@ def run_lines(console: Console, stream: TextIO, interactive: bool) -> None:
             console.out.write(f"> {line.rstrip()}\n")
         if not console.handle(line):
             return
+        if console.unanswered and not interactive:
+            return  # piped: stop at the first line that never answered; the caller exits 1

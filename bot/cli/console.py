@@ -13,4 +13,4 @@ from bot.settings import Settings
 @click.command("console")
 def console_command() -> None:
     """Chat with hvbot in this terminal against HVBOT_INVENTORY (no Slack needed)."""
-    run_session(Settings(), sys.stdin, sys.stdout)
+    sys.exit(run_session(Settings(), sys.stdin, sys.stdout))

@@ -1,5 +1,7 @@
 """The README's demo, non-interactively: `printf '/hyperv ips 10.0.4.17\n' | hvbot demo` prints the answer and
-exits 0; the console renders a paged result with numbered buttons, and `press N` pages it in place."""
+exits 0; the console renders a paged result with numbered buttons, and `press N` pages it in place. Piped input
+waits for every answer a line started (a failover's preview), and exits 1 naming what never answered; `lab`
+commands drive the lab and the demo's monitor posts the alert; `--tour` plays the seed story and checks it."""
 
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import redis
 from tests.support.fixtures_redis import TEST_QUEUE, test_redis_url
 
 
-def _demo(stdin: str) -> subprocess.CompletedProcess[str]:
+def _demo(stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("hvbot")
     env = {**os.environ, "REDIS_URL": test_redis_url(), "HVBOT_QUEUE": f"{TEST_QUEUE}-demo"}
-    return subprocess.run([str(exe), "demo"], input=stdin, capture_output=True, text=True, env=env, timeout=180)
+    return subprocess.run([str(exe), "demo", *args], input=stdin, capture_output=True, text=True, env=env,
+                          timeout=600)
 
 
 def test_demo_answers_piped_ips_and_exits_0(redis_conn: redis.Redis) -> None:
@@ -55,5 +58,51 @@ def test_without_redis_server_the_demo_says_it_uses_fakeredis(monkeypatch, lab_i
     assert isinstance(conn, fakeredis.FakeRedis) and "fakeredis" in which
     out = io.StringIO()
     settings = Settings(inventory=lab_inventory_path, queue="hvbot-fake", slack_signing_secret=None)
-    demo.run_session(settings, io.StringIO("/hyperv ips 10.0.4.17\n"), out, redis_conn=conn)
+    code = demo.run_session(settings, io.StringIO("/hyperv ips 10.0.4.17\n"), out, redis_conn=conn, monitor=True)
+    assert code == 0 and "Monitor: not started, this Redis cannot run scripts" in out.getvalue()
     assert "1 row; 4 hosts answered" in out.getvalue() and "10.0.4.17" in out.getvalue()
+
+
+def test_piped_failover_waits_for_the_preview(redis_conn: redis.Redis) -> None:
+    result = _demo("/hyperv replication web01\n/hyperv failover web01\n")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    # the demo's monitor has swept before the first line is read
+    replication = result.stdout.split("> /hyperv replication web01", 1)[1].split("> /hyperv failover", 1)[0]
+    assert "No sweep has run yet" not in replication and "on hv-b1" in replication
+    answer = result.stdout.split("Reading the replication state of web01", 1)[1]
+    assert "hvbot (only you):" in answer and "failover of web01" in answer.lower()  # the preview, after the ack
+    assert "Start-VMFailover" in answer and "] Request" in answer  # its steps and the button to request them
+
+
+def test_a_line_that_never_answers_exits_1_naming_it(redis_conn: redis.Redis) -> None:
+    # a hung host never answers; the job's own host deadline (10 s) is far above the 2 s limit given here
+    result = _demo("lab hang hv-a1\n/hyperv vms --host hv-a1\n/hyperv ips 10.0.4.17\n", "--wait", "2")
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    out = result.stdout
+    assert "lab: hv-a1 accepts connections but never answers" in out
+    assert "(no answer within 2 s from:" in out and "(/hyperv vms --host hv-a1 by U100)" in out
+    assert "> /hyperv ips" not in out  # piped input stops at the line that never answered
+    assert "Traceback" not in result.stderr
+
+
+def test_lab_power_off_raises_an_alert_in_the_demo(redis_conn: redis.Redis) -> None:
+    result = _demo("lab help\nlab power-off hv-a2\nwait-alert hv-a2\nlab status\n")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    out = result.stdout
+    assert "Monitor: sweeps every 10 s" in out
+    assert "lab power-off HOST" in out and "lab site-down SITE" in out  # the help lists the lab commands
+    alert = out.split("> wait-alert hv-a2", 1)[1].split("> lab status", 1)[0]
+    assert "hvbot in #hv-oncall:" in alert and "hv-a2" in alert and "unreachable" in alert
+    status = out.split("> lab status", 1)[1]
+    assert any(line.split()[1:4] == ["hv-a2", "site-a", "down"] for line in status.splitlines() if "hv-a2" in line)
+
+
+def test_tour_plays_the_seed_story_and_exits_0(redis_conn: redis.Redis) -> None:
+    result = _demo("", "--tour")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    out = result.stdout
+    for step in ("Power cut on site A", "The alert", "The preview", "The request", "The approval and the failover",
+                 "Site A is back", "Reverse replication"):
+        assert f"✓ {step}: as narrated" in out
+    assert "Recommended: unplanned" in out and "> as U200" in out
+    assert "Tour complete: all 7 steps behaved as narrated." in out
