@@ -89,7 +89,7 @@ def main() -> None:
     # Per-call info logs would be 200 lines per fleet call on stdout; warnings (failures) still show.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     tune_gc()  # as every `hvbot` process does (bot/cli/__init__.py): this process is the client side of the fan-out
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--vms-per-host", type=int, default=10)
     parser.add_argument("--latency", type=float, default=0.2)

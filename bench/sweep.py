@@ -119,12 +119,14 @@ def timed_sweep(r: redis.Redis, monitor: Monitor, hosts: list[str], now: datetim
 
 def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--hosts", type=int, default=250)
     parser.add_argument("--vms-per-host", type=int, default=20)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--shards", type=int, default=5)
+    parser.add_argument("--hosts-per-job", type=int, default=Settings().sweep_hosts_per_job,
+                        help="hosts per sweep job (HVBOT_SWEEP_HOSTS_PER_JOB)")
     args = parser.parse_args()
     r = redis.Redis.from_url(redis_url())
     r.flushdb()
@@ -162,7 +164,7 @@ def run(r: redis.Redis, slack: FakeSlack, hosts: list[str], controls: list[str],
     settings = Settings(slack_api_url=slack.api_url, slack_bot_token="xoxb-bench")
     poster = SlackAlertPoster(alert_client(settings), Pacer(r, interval_s=1.0))
     monitor = Monitor(r, Queue(QUEUE, connection=r, serializer=JSONSerializer), hosts, engine, poster.deliver,
-                      interval_s=60)
+                      interval_s=60, hosts_per_job=args.hosts_per_job)
     t0 = datetime.now(UTC)
     cold, _ = timed_sweep(r, monitor, hosts, t0)
     warm, warm_cmds = timed_sweep(r, monitor, hosts, t0 + timedelta(seconds=60))

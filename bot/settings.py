@@ -89,6 +89,7 @@ class Settings(BaseSettings):
 
     # Replica health monitor (`hvbot monitor`): sweep period and alert routing.
     sweep_interval_seconds: float = Field(default=60.0, ge=30)  # 30 s is the fastest replication frequency
+    sweep_hosts_per_job: int = Field(default=25, ge=1, le=1000)  # hosts one sweep job asks at once
     alert_critical_channel: str = "#hv-oncall"
     alert_warning_channel: str = "#hv-ops"
     oncall_usergroup: str | None = None  # S… id, mentioned on Critical alerts

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,18 +65,28 @@ def replica_observations(host: str, site: str, objects: Iterable[Any]) -> list[R
     return sorted(out, key=lambda o: o.vm.lower())
 
 
-def observe_host(fleet: Any, host: str) -> list[Observation]:
-    """The host's replicas plus a reachable HostObservation, or only an unreachable one."""
-    site = fleet.config(host).site or ""
+def observe_hosts(fleet: Any, hosts: Sequence[str]) -> dict[str, list[Observation]]:
+    """Each host's replicas plus a reachable HostObservation, or only an unreachable one; the hosts are asked
+    at once (one fan-out), so a job sweeping many hosts waits for the network about once, not once per host."""
     # Each VM's own relationship only: a replica that extends replication would also answer with the Extended
     # one under the same VMId (hyperv.md §1.9); the extended replica's host reports that one as its own.
     requests = [single("Get-VMReplication", ReplicationRelationshipType="Simple"),
                 single("Measure-VMReplication", ReplicationRelationshipType="Simple")]
-    result = fleet.fan_out(lambda call: call.run(requests), hosts=[host])
-    if host in result.errors:
-        err = result.errors[host]
-        return [HostObservation(host, site, reachable=False, error=err.message)]
-    return [HostObservation(host, site, reachable=True), *replica_observations(host, site, result.results[host])]
+    result = fleet.fan_out(lambda call: call.run(requests), hosts=list(hosts))
+    out: dict[str, list[Observation]] = {}
+    for host in hosts:
+        site = fleet.config(host).site or ""
+        if host in result.errors:
+            out[host] = [HostObservation(host, site, reachable=False, error=result.errors[host].message)]
+        else:
+            out[host] = [HostObservation(host, site, reachable=True),
+                         *replica_observations(host, site, result.results[host])]
+    return out
+
+
+def observe_host(fleet: Any, host: str) -> list[Observation]:
+    """One host's observations (see `observe_hosts`)."""
+    return observe_hosts(fleet, [host])[host]
 
 
 def failover_vms(client: redis.Redis, vms: Sequence[str]) -> set[str]:
@@ -114,12 +124,18 @@ def enrich(client: redis.Redis, observations: list[Observation], now: datetime) 
 # ---- last results, for `/hyperv replication` ------------------------------------------------------------
 
 
-def store_last(client: redis.Redis, host: str, observations: list[Observation], now: datetime) -> None:
+def store_last(client: redis.Redis, by_host: Mapping[str, list[Observation]], now: datetime) -> None:
+    """The hosts' last results, one HSET for all of them."""
+    if by_host:
+        client.hset(keys.REPLICATION_LAST_KEY, mapping={h: _last_entry(h, obs, now) for h, obs in by_host.items()})
+
+
+def _last_entry(host: str, observations: list[Observation], now: datetime) -> str:
     hosts = [o for o in observations if isinstance(o, HostObservation)]
     vms = [_vm_row(o, now) for o in observations if isinstance(o, ReplicaObservation)]
     entry = {"at": now.timestamp(), "host": host, "site": hosts[0].site if hosts else "",
              "error": next((h.error for h in hosts if not h.reachable), ""), "vms": vms}
-    client.hset(keys.REPLICATION_LAST_KEY, host, json.dumps(entry, separators=(",", ":")))
+    return json.dumps(entry, separators=(",", ":"))
 
 
 def _vm_row(o: ReplicaObservation, now: datetime) -> dict[str, Any]:
@@ -155,32 +171,74 @@ class SweepOutcome:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class BatchOutcome:
+    """A sweep of several hosts: per host whether it answered and how many VMs; one ingest, one delivery."""
+
+    hosts: dict[str, tuple[bool, int]]  # host -> (reachable, VMs seen)
+    notifications: int
+    slack_writes: int
+
+    def of(self, host: str) -> SweepOutcome:
+        reachable, vms = self.hosts[host]
+        return SweepOutcome(host, reachable, vms, self.notifications, self.slack_writes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hosts": [{"host": h, "reachable": r, "vms": n} for h, (r, n) in self.hosts.items()],
+                "notifications": self.notifications, "slack_writes": self.slack_writes}
+
+
+def sweep_hosts(
+    client: redis.Redis, fleet: Any, hosts: Sequence[str], now: datetime, engine: AlertEngine,
+    alert_poster: AlertPoster | None,
+) -> BatchOutcome:
+    """Observe the hosts at once, then remember, alert and deliver for all of them in one pass each."""
+    by_host = observe_hosts(fleet, hosts)
+    # A window opened after the monitor queued this sweep (at `now`) but before the host answered covers what the
+    # host reports: judge window starts at the later of the two times, or a paused VM is a false alert.
+    observations = enrich(client, [o for h in hosts for o in by_host[h]], max(now, datetime.now(UTC)))
+    enriched: dict[str, list[Observation]] = {h: [] for h in hosts}
+    for o in observations:
+        enriched[o.host].append(o)
+    store_last(client, enriched, now)
+    notes = engine.ingest(observations, now)
+    writes = alert_poster.deliver(notes, engine) if alert_poster and notes else 0
+    seen = {h: (all(o.reachable for o in obs if isinstance(o, HostObservation)),
+                sum(isinstance(o, ReplicaObservation) for o in obs)) for h, obs in enriched.items()}
+    return BatchOutcome(seen, len(notes), writes)
+
+
 def sweep_host(
     client: redis.Redis, fleet: Any, host: str, now: datetime, engine: AlertEngine,
     alert_poster: AlertPoster | None,
 ) -> SweepOutcome:
-    # A window opened after the monitor queued this sweep (at `now`) but before the host answered covers what the
-    # host reports: judge window starts at the later of the two times, or a paused VM is a false alert.
-    observations = enrich(client, observe_host(fleet, host), max(now, datetime.now(UTC)))
-    store_last(client, host, observations, now)
-    notes = engine.ingest(observations, now)
-    writes = alert_poster.deliver(notes, engine) if alert_poster and notes else 0
-    reachable = all(o.reachable for o in observations if isinstance(o, HostObservation))
-    vms = sum(isinstance(o, ReplicaObservation) for o in observations)
-    return SweepOutcome(host, reachable, vms, len(notes), writes)
+    return sweep_hosts(client, fleet, [host], now, engine, alert_poster).of(host)
+
+
+def _run(hosts: list[str], now: str | None, rules: dict[str, Any] | None, alert_prefix: str) -> BatchOutcome:
+    job = get_current_job()
+    client: redis.Redis = job.connection if job is not None else redis.Redis()
+    at = datetime.fromisoformat(now) if now else datetime.now(UTC)
+    engine = AlertEngine(client, prefix=alert_prefix, rules=AlertRules.model_validate(rules or {}))
+    try:
+        return sweep_hosts(client, process_fleet.fleet(), hosts, at, engine, current_poster())
+    finally:
+        if hosts:  # each host's pending mark goes when the job ends, whatever happened
+            client.delete(*[keys.SWEEP_PENDING_KEY.format(h) for h in hosts])
+
+
+def run_hosts_sweep(
+    hosts: list[str], now: str | None = None, rules: dict[str, Any] | None = None,
+    alert_prefix: str = keys.ALERTS_PREFIX,
+) -> dict[str, Any]:
+    """RQ entry point: several hosts in one job (the monitor's sweeps). `now` (ISO 8601) fixes the sweep time."""
+    return _run(list(hosts), now, rules, alert_prefix).to_dict()
 
 
 def run_host_sweep(
     host: str, now: str | None = None, rules: dict[str, Any] | None = None, poster_target: str | None = None,
     alert_prefix: str = keys.ALERTS_PREFIX,
 ) -> dict[str, Any]:
-    """RQ entry point: one host's sweep. `now` (ISO 8601) lets the monitor and tests fix the sweep time."""
+    """RQ entry point: one host's sweep (sweeps on demand from chat, and jobs queued by older versions)."""
     del poster_target  # named the poster in sweeps queued by older versions; the installed poster is used now
-    job = get_current_job()
-    client: redis.Redis = job.connection if job is not None else redis.Redis()
-    at = datetime.fromisoformat(now) if now else datetime.now(UTC)
-    engine = AlertEngine(client, prefix=alert_prefix, rules=AlertRules.model_validate(rules or {}))
-    try:
-        return sweep_host(client, process_fleet.fleet(), host, at, engine, current_poster()).to_dict()
-    finally:
-        client.delete(keys.SWEEP_PENDING_KEY.format(host))
+    return _run([host], now, rules, alert_prefix).of(host).to_dict()
