@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from rq import get_current_job
 from jobs import keys
 from jobs.backup.window import WindowStore
 from jobs.hyperv import process_fleet
-from jobs.hyperv.commands import single
+from jobs.hyperv.commands import command, pipeline, single
 from jobs.hyperv.records import as_int, as_str, enum_name, parse_datetime, prop, type_name
 from jobs.monitor.rules import AlertRules, HostObservation, ReplicaObservation
 from jobs.monitor.state import AlertEngine, Observation
@@ -65,14 +65,30 @@ def replica_observations(host: str, site: str, objects: Iterable[Any]) -> list[R
     return sorted(out, key=lambda o: o.vm.lower())
 
 
+# Each VM's own relationship only: a replica that extends replication would also answer with the Extended one under
+# the same VMId (hyperv.md §1.9); the extended replica's host reports that one as its own.
+_SWEEP_STATEMENTS = (single("Get-VMReplication", ReplicationRelationshipType="Simple"),
+                     single("Measure-VMReplication", ReplicationRelationshipType="Simple"))
+# The same on full-language endpoints, trimmed to the properties `replica_observations` reads (10 of 36 per object):
+# deserialising whole objects was half of a sweep worker's CPU (bench/sweep.py). `Selected.<type>` keeps the source
+# type as the first type name (hyperv.md §5.1), which tells the two kinds apart. JEA's restricted Select-Object
+# refuses these names (hyperv.md §6.2): JEA keeps the whole objects.
+_COMMON_FIELDS = ["VMId", "VMName", "ReplicationMode", "ReplicationState", "ReplicationHealth", "LastReplicationTime",
+                  "PrimaryServerName", "ReplicaServerName"]
+_SWEEP_SELECTED = (
+    pipeline(command("Get-VMReplication", ReplicationRelationshipType="Simple"),
+             command("Select-Object", piped=True, Property=[*_COMMON_FIELDS, "ReplicationFrequencySec"])),
+    pipeline(command("Measure-VMReplication", ReplicationRelationshipType="Simple"),
+             command("Select-Object", piped=True,
+                     Property=[*_COMMON_FIELDS, "SuccessfulReplicationCount", "MissedReplicationCount"])),
+)
+
+
 def observe_hosts(fleet: Any, hosts: Sequence[str]) -> dict[str, list[Observation]]:
     """Each host's replicas plus a reachable HostObservation, or only an unreachable one; the hosts are asked
     at once (one fan-out), so a job sweeping many hosts waits for the network about once, not once per host."""
-    # Each VM's own relationship only: a replica that extends replication would also answer with the Extended
-    # one under the same VMId (hyperv.md §1.9); the extended replica's host reports that one as its own.
-    requests = [single("Get-VMReplication", ReplicationRelationshipType="Simple"),
-                single("Measure-VMReplication", ReplicationRelationshipType="Simple")]
-    result = fleet.fan_out(lambda call: call.run(requests), hosts=list(hosts))
+    result = fleet.fan_out(lambda call: call.run(_SWEEP_STATEMENTS if call.session.restricted else _SWEEP_SELECTED),
+                           hosts=list(hosts))
     out: dict[str, list[Observation]] = {}
     for host in hosts:
         site = fleet.config(host).site or ""
@@ -114,10 +130,7 @@ def enrich(client: redis.Redis, observations: list[Observation], now: datetime) 
     failing_over = failover_vms(client, [o.vm for o in replicas])
     out: list[Observation] = [o for o in observations if isinstance(o, HostObservation)]
     for o in replicas:
-        out.append(ReplicaObservation(**{
-            **asdict(o), "in_backup_window": o.vm.lower() in in_window,
-            "under_failover": o.vm.lower() in failing_over,
-        }))
+        out.append(replace(o, in_backup_window=o.vm.lower() in in_window, under_failover=o.vm.lower() in failing_over))
     return out
 
 
