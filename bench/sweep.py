@@ -4,16 +4,21 @@ The lab runs as `hvbot lab --hosts N --vms-per-host M --first-host K --write-inv
 processes; shards start at even hosts so replication pairs stay together), the workers are `hvbot worker
 --simple` processes (sessions stay open between sweeps, as in production), Slack is the fake Web API in this
 process, Redis is REDIS_URL's server on database 8 (emptied before and after). Three sweeps through the real
-`Monitor`: cold (right after the workers start, while they open their sessions to every host), warm (all healthy), and a storm (500 VMs turned Critical, then the group-wait
-tick). Redis commands are the server's `total_commands_processed` delta (workers, monitor and RQ together).
-Last line: RESULT sweep_s=<float> cold_s=<float> vms=<int> hosts=<int> slack_writes=<int> redis_cmds=<int>
-redis_cmds_per_vm=<float> cpu_floor_s=<float> (the warm sweep's time, Redis commands and CPU floor: the CPU of
-workers, lab, Redis and monitor during it, spread over every core; the cold sweep's time; the storm's Slack writes).
+`Monitor`: cold (right after the workers start, while they open their sessions to every host), warm (all
+healthy), and a storm (500 VMs turned Critical, then the group-wait tick). Redis commands are the server's
+`total_commands_processed` delta (workers, monitor and RQ together). Last line:
+
+    RESULT sweep_s=<float> cold_s=<float> vms=<int> hosts=<int> slack_writes=<int>
+           slack_writes_max_per_channel=<int> redis_cmds=<int> redis_cmds_per_vm=<float> cpu_floor_s=<float>
+
+(the warm sweep's time, Redis commands and CPU floor: the CPU of workers, lab, Redis and monitor during it, spread
+over every core; the cold sweep's time; the storm's Slack writes, in all and in its busiest channel).
 """
 
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import json
 import logging
 import os
@@ -201,10 +206,12 @@ def run(r: redis.Redis, slack: FakeSlack, hosts: list[str], controls: list[str],
                     break
         if critical >= 500:
             break
-    before_writes = len([c for c in slack.calls if c.method in WRITES])
+    first_call = len(slack.calls)
     storm = timed_sweep(r, monitor, hosts, t0 + timedelta(seconds=120), pids)
     monitor.tick(t0 + timedelta(seconds=150))
-    writes = len([c for c in slack.calls if c.method in WRITES and c.status == 200]) - before_writes
+    storm_writes = [c for c in slack.calls[first_call:] if c.method in WRITES and c.status == 200]
+    per_channel = Counter(str(c.args.get("channel") or c.args.get("channel_id")) for c in storm_writes)
+    writes = len(storm_writes)
     vm_count = len(hosts) * args.vms_per_host
     cpu = sum(warm.cpu_s.values())
     floor = cpu / core_count()
@@ -214,12 +221,12 @@ def run(r: redis.Redis, slack: FakeSlack, hosts: list[str], controls: list[str],
     print(f"warm sweep (all healthy):      {warm.seconds:7.2f} s  Redis commands {warm.redis_cmds} "
           f"({warm.redis_cmds / vm_count:.2f} per VM)")
     print(f"storm sweep ({critical} Critical):  {storm.seconds:7.2f} s  Redis commands {storm.redis_cmds}, Slack writes "
-          f"after the group wait: {writes} ({poster.rate_limited} 429s)")
+          f"during it and after the group wait: {writes} ({dict(per_channel)}; {poster.rate_limited} 429s)")
     print("CPU of the warm sweep: " + ", ".join(f"{k} {v:.1f} s" for k, v in warm.cpu_s.items())
           + f"; on {core_count()} cores it cannot take less than {floor:.1f} s. Load average now: "
           f"{os.getloadavg()[0]:.2f}")
     print(f"RESULT sweep_s={warm.seconds:.3f} cold_s={cold.seconds:.3f} vms={vm_count} hosts={len(hosts)} "
-          f"slack_writes={writes} redis_cmds={warm.redis_cmds} redis_cmds_per_vm={warm.redis_cmds / vm_count:.2f} "
+          f"slack_writes={writes} slack_writes_max_per_channel={max(per_channel.values(), default=0)} redis_cmds={warm.redis_cmds} redis_cmds_per_vm={warm.redis_cmds / vm_count:.2f} "
           f"cpu_floor_s={floor:.1f}")
 
 
