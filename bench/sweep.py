@@ -220,13 +220,15 @@ def run(r: redis.Redis, slack: FakeSlack, hosts: list[str], controls: list[str],
     print(f"cold sweep (workers opening sessions): {cold.seconds:7.2f} s")
     print(f"warm sweep (all healthy):      {warm.seconds:7.2f} s  Redis commands {warm.redis_cmds} "
           f"({warm.redis_cmds / vm_count:.2f} per VM)")
-    print(f"storm sweep ({critical} Critical):  {storm.seconds:7.2f} s  Redis commands {storm.redis_cmds}, Slack writes "
+    print(f"storm sweep ({critical} Critical):  {storm.seconds:7.2f} s  Redis commands {storm.redis_cmds}, "
+          "Slack writes "
           f"during it and after the group wait: {writes} ({dict(per_channel)}; {poster.rate_limited} 429s)")
     print("CPU of the warm sweep: " + ", ".join(f"{k} {v:.1f} s" for k, v in warm.cpu_s.items())
           + f"; on {core_count()} cores it cannot take less than {floor:.1f} s. Load average now: "
           f"{os.getloadavg()[0]:.2f}")
     print(f"RESULT sweep_s={warm.seconds:.3f} cold_s={cold.seconds:.3f} vms={vm_count} hosts={len(hosts)} "
-          f"slack_writes={writes} slack_writes_max_per_channel={max(per_channel.values(), default=0)} redis_cmds={warm.redis_cmds} redis_cmds_per_vm={warm.redis_cmds / vm_count:.2f} "
+          f"slack_writes={writes} slack_writes_max_per_channel={max(per_channel.values(), default=0)} "
+          f"redis_cmds={warm.redis_cmds} redis_cmds_per_vm={warm.redis_cmds / vm_count:.2f} "
           f"cpu_floor_s={floor:.1f}")
 
 

@@ -1,10 +1,11 @@
-"""The replica-health monitor's loop: one instance (a Redis lease), sweeps per host, housekeeping, alert ticks.
+"""The replica-health monitor's loop: one instance (a Redis lease), sweep jobs of several hosts each, housekeeping,
+alert ticks.
 
-`Monitor.run_once(now)` is one round: it enqueues one sweep job per host (skipping a host whose previous sweep is
-still queued or running), runs housekeeping, and runs the alert timers (`AlertEngine.tick`) so group waits end on
-time even between sweeps. `now` is passed in, so tests drive simulated time; `run_forever` calls it from a timed
-loop that outlives Redis: a Redis error ends the round, not the monitor (it waits with backoff and tries again),
-and the first round after an outage, after a Redis restart or after the lease had to be taken back sweeps at
+`Monitor.run_once(now)` is one round: it enqueues sweep jobs of `hosts_per_job` hosts each (skipping a host whose
+previous sweep is still queued or running), runs housekeeping, and runs the alert timers (`AlertEngine.tick`) so
+group waits end on time even between sweeps. `now` is passed in, so tests drive simulated time; `run_forever` calls it
+from a timed loop that outlives Redis: a Redis error ends the round, not the monitor (it waits with backoff and tries
+again), and the first round after an outage, after a Redis restart or after the lease had to be taken back sweeps at
 once, so alert state lost with Redis is rebuilt from the hosts. Every round that completes writes the heartbeat
 (`jobs.monitor.heartbeat`). The lease lives in `jobs.monitor.lease`.
 """

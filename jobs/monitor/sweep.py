@@ -1,4 +1,5 @@
-"""One host's replica-health sweep: observe, remember, alert, deliver (the RQ entry point `run_host_sweep`).
+"""The replica-health sweep of several hosts: observe, remember, alert, deliver (RQ entry points `run_hosts_sweep`,
+and `run_host_sweep` for one host).
 
 A sweep sends `Get-VMReplication` and `Measure-VMReplication` (all VMs, Simple relationships) as two statements of one
 invocation, so a host costs one round of exchanges. The frequency only exists on `VMReplication` (hyperv.md §2.3),
