@@ -18,7 +18,6 @@ over every core; the cold sweep's time; the storm's Slack writes, in all and in 
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
