@@ -1,13 +1,18 @@
-"""Replica sweep benchmark: 5,000 VMs over 250 lab hosts, 50 ms added latency per exchange, 2 RQ workers.
+"""Replica sweep benchmark: 5,000 VMs over 250 lab hosts (by default), 50 ms per exchange, 2 RQ workers.
 
 The lab runs as `hvbot lab --hosts N --vms-per-host M --first-host K --write-inventory` shards (separate
 processes; shards start at even hosts so replication pairs stay together), the workers are `hvbot worker
 --simple` processes (sessions stay open between sweeps, as in production), Slack is the fake Web API in this
 process, Redis is REDIS_URL's server on database 8 (emptied before and after). Three sweeps through the real
-`Monitor`: cold (right after the workers start, while they open their sessions to every host), warm (all healthy), and a storm (500 VMs turned Critical, then the group-wait
-tick). Redis commands are the server's `total_commands_processed` delta (workers, monitor and RQ together).
-Last line: RESULT sweep_s=<float> vms=<int> hosts=<int> slack_writes=<int> redis_cmds=<int>
-(the warm sweep's time and Redis commands; the storm's Slack writes).
+`Monitor`: cold (right after the workers start, while they open their sessions to every host), warm (all
+healthy), and a storm (500 VMs turned Critical, then the group-wait tick). Redis commands are the server's
+`total_commands_processed` delta (workers, monitor and RQ together). Last line:
+
+    RESULT sweep_s=<float> cold_s=<float> vms=<int> hosts=<int> slack_writes=<int>
+           slack_writes_max_per_channel=<int> redis_cmds=<int> redis_cmds_per_vm=<float> cpu_floor_s=<float>
+
+(the warm sweep's time, Redis commands and CPU floor: the CPU of workers, lab, Redis and monitor during it, spread
+over every core; the cold sweep's time; the storm's Slack writes, in all and in its busiest channel).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +37,8 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 import structlog
 import yaml
+from measure.cpu import cores as core_count
+from measure.cpu import own_cpu_s, processes_cpu_s, redis_cpu_s
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -109,22 +118,38 @@ def wait_sweep(r: redis.Redis, hosts: list[str], timeout: float = 300) -> None:
         time.sleep(0.05)  # a benchmark script: the pending keys vanish when each host's job ends
 
 
-def timed_sweep(r: redis.Redis, monitor: Monitor, hosts: list[str], now: datetime) -> tuple[float, int]:
-    before, started = commands(r), time.perf_counter()
+@dataclass(frozen=True)
+class Sweep:
+    seconds: float
+    redis_cmds: int
+    cpu_s: dict[str, float]  # workers, lab, redis, monitor (this process): CPU seconds during the sweep
+
+
+def cpu_now(r: redis.Redis, workers: list[int], labs: list[int]) -> dict[str, float]:
+    return {"workers": processes_cpu_s(workers), "lab": processes_cpu_s(labs), "redis": redis_cpu_s(r),
+            "monitor": own_cpu_s()}
+
+
+def timed_sweep(r: redis.Redis, monitor: Monitor, hosts: list[str], now: datetime, pids: tuple[list[int], list[int]]
+                ) -> Sweep:
+    cpu, before, started = cpu_now(r, *pids), commands(r), time.perf_counter()
     monitor.last_sweep = None
     monitor.run_once(now)
     wait_sweep(r, hosts)
-    return time.perf_counter() - started, commands(r) - before
+    seconds, cmds = time.perf_counter() - started, commands(r) - before
+    return Sweep(seconds, cmds, {k: v - cpu[k] for k, v in cpu_now(r, *pids).items()})
 
 
 def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--hosts", type=int, default=250)
     parser.add_argument("--vms-per-host", type=int, default=20)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--shards", type=int, default=5)
+    parser.add_argument("--hosts-per-job", type=int, default=Settings().sweep_hosts_per_job,
+                        help="hosts per sweep job (HVBOT_SWEEP_HOSTS_PER_JOB)")
     args = parser.parse_args()
     r = redis.Redis.from_url(redis_url())
     r.flushdb()
@@ -143,7 +168,7 @@ def main() -> None:
             workers = [subprocess.Popen([HVBOT, "worker", "--simple", "--name", f"bench-sweep-{i}-{os.getpid()}"],
                                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                        for i in range(args.workers)]
-            run(r, slack, hosts, controls, paths, args)
+            run(r, slack, hosts, controls, paths, args, ([w.pid for w in workers], [p.pid for p in labs]))
         finally:
             for proc in workers:
                 proc.send_signal(signal.SIGTERM)
@@ -155,17 +180,17 @@ def main() -> None:
 
 
 def run(r: redis.Redis, slack: FakeSlack, hosts: list[str], controls: list[str], paths: list[Path],
-        args: argparse.Namespace) -> None:
+        args: argparse.Namespace, pids: tuple[list[int], list[int]]) -> None:
     rules = AlertRules(routing=AlertRouting(critical_channel="#oncall", warning_channel="#ops"),
                        coalesce_after_groups=1)
     engine = AlertEngine(r, rules=rules)
     settings = Settings(slack_api_url=slack.api_url, slack_bot_token="xoxb-bench")
     poster = SlackAlertPoster(alert_client(settings), Pacer(r, interval_s=1.0))
     monitor = Monitor(r, Queue(QUEUE, connection=r, serializer=JSONSerializer), hosts, engine, poster.deliver,
-                      interval_s=60)
+                      interval_s=60, hosts_per_job=args.hosts_per_job)
     t0 = datetime.now(UTC)
-    cold, _ = timed_sweep(r, monitor, hosts, t0)
-    warm, warm_cmds = timed_sweep(r, monitor, hosts, t0 + timedelta(seconds=60))
+    cold = timed_sweep(r, monitor, hosts, t0, pids)
+    warm = timed_sweep(r, monitor, hosts, t0 + timedelta(seconds=60), pids)
     vms = sum(len(json.loads(v)["vms"]) for v in r.hgetall("hvbot:replication:last").values())
     critical = 0
     for url, path in zip(controls, paths):
@@ -181,18 +206,30 @@ def run(r: redis.Redis, slack: FakeSlack, hosts: list[str], controls: list[str],
                     break
         if critical >= 500:
             break
-    before_writes = len([c for c in slack.calls if c.method in WRITES])
-    storm, storm_cmds = timed_sweep(r, monitor, hosts, t0 + timedelta(seconds=120))
+    first_call = len(slack.calls)
+    storm = timed_sweep(r, monitor, hosts, t0 + timedelta(seconds=120), pids)
     monitor.tick(t0 + timedelta(seconds=150))
-    writes = len([c for c in slack.calls if c.method in WRITES and c.status == 200]) - before_writes
-    print(f"hosts={len(hosts)} VMs={len(hosts) * args.vms_per_host} replication objects={vms} "
-          f"latency={args.latency * 1000:.0f} ms/exchange workers={args.workers} (simple, warm sessions)")
-    print(f"cold sweep (workers opening sessions): {cold:7.2f} s")
-    print(f"warm sweep (all healthy):      {warm:7.2f} s  Redis commands {warm_cmds}")
-    print(f"storm sweep ({critical} Critical):  {storm:7.2f} s  Redis commands {storm_cmds}, Slack writes after "
-          f"the group wait: {writes} ({poster.rate_limited} 429s)")
-    print(f"RESULT sweep_s={warm:.3f} vms={len(hosts) * args.vms_per_host} hosts={len(hosts)} slack_writes={writes} "
-          f"redis_cmds={warm_cmds}")
+    storm_writes = [c for c in slack.calls[first_call:] if c.method in WRITES and c.status == 200]
+    per_channel = Counter(str(c.args.get("channel") or c.args.get("channel_id")) for c in storm_writes)
+    writes = len(storm_writes)
+    vm_count = len(hosts) * args.vms_per_host
+    cpu = sum(warm.cpu_s.values())
+    floor = cpu / core_count()
+    print(f"hosts={len(hosts)} VMs={vm_count} replication objects={vms} latency={args.latency * 1000:.0f} ms/exchange "
+          f"workers={args.workers} (simple, warm sessions), {args.hosts_per_job} hosts per sweep job")
+    print(f"cold sweep (workers opening sessions): {cold.seconds:7.2f} s")
+    print(f"warm sweep (all healthy):      {warm.seconds:7.2f} s  Redis commands {warm.redis_cmds} "
+          f"({warm.redis_cmds / vm_count:.2f} per VM)")
+    print(f"storm sweep ({critical} Critical):  {storm.seconds:7.2f} s  Redis commands {storm.redis_cmds}, "
+          "Slack writes "
+          f"during it and after the group wait: {writes} ({dict(per_channel)}; {poster.rate_limited} 429s)")
+    print("CPU of the warm sweep: " + ", ".join(f"{k} {v:.1f} s" for k, v in warm.cpu_s.items())
+          + f"; on {core_count()} cores it cannot take less than {floor:.1f} s. Load average now: "
+          f"{os.getloadavg()[0]:.2f}")
+    print(f"RESULT sweep_s={warm.seconds:.3f} cold_s={cold.seconds:.3f} vms={vm_count} hosts={len(hosts)} "
+          f"slack_writes={writes} slack_writes_max_per_channel={max(per_channel.values(), default=0)} "
+          f"redis_cmds={warm.redis_cmds} redis_cmds_per_vm={warm.redis_cmds / vm_count:.2f} "
+          f"cpu_floor_s={floor:.1f}")
 
 
 if __name__ == "__main__":

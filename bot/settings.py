@@ -104,9 +104,10 @@ class Settings(BaseSettings):
     metrics_bind: str = "0.0.0.0"
 
     # Replica health monitor (`hvbot monitor`): sweep period and alert routing.
-    sweep_interval_seconds: float = Field(default=60.0, ge=30)
+    sweep_interval_seconds: float = Field(default=60.0, ge=30)  # 30 s is the fastest replication frequency
+    sweep_hosts_per_job: int = Field(default=25, ge=1, le=1000)  # hosts one sweep job asks at once
     # How long a killed monitor's lease outlives it: a standby (`hvbot monitor --standby`) takes over after it.
-    monitor_lease_seconds: float = Field(default=30.0, ge=2)  # 30 s is the fastest replication frequency
+    monitor_lease_seconds: float = Field(default=30.0, ge=2)
     alert_critical_channel: str = "#hv-oncall"
     alert_warning_channel: str = "#hv-ops"
     oncall_usergroup: str | None = None  # S… id, mentioned on Critical alerts

@@ -42,7 +42,8 @@ def build_monitor(settings: Settings, connection: redis.Redis, hosts: list[str],
     return Monitor(
         client=connection, queue=Queue(settings.queue, connection=connection, serializer=JSONSerializer),
         hosts=hosts, engine=engine, deliver=reporting.current_poster().deliver,
-        interval_s=settings.sweep_interval_seconds, **overrides,
+        interval_s=settings.sweep_interval_seconds, hosts_per_job=settings.sweep_hosts_per_job,
+        **overrides,
     )
 
 

@@ -1,10 +1,11 @@
-"""The replica-health monitor's loop: one instance (a Redis lease), sweeps per host, housekeeping, alert ticks.
+"""The replica-health monitor's loop: one instance (a Redis lease), sweep jobs of several hosts each, housekeeping,
+alert ticks.
 
-`Monitor.run_once(now)` is one round: it enqueues one sweep job per host (skipping a host whose previous sweep is
-still queued or running), runs housekeeping, and runs the alert timers (`AlertEngine.tick`) so group waits end on
-time even between sweeps. `now` is passed in, so tests drive simulated time; `run_forever` calls it from a timed
-loop that outlives Redis: a Redis error ends the round, not the monitor (it waits with backoff and tries again),
-and the first round after an outage, after a Redis restart or after the lease had to be taken back sweeps at
+`Monitor.run_once(now)` is one round: it enqueues sweep jobs of `hosts_per_job` hosts each (skipping a host whose
+previous sweep is still queued or running), runs housekeeping, and runs the alert timers (`AlertEngine.tick`) so
+group waits end on time even between sweeps. `now` is passed in, so tests drive simulated time; `run_forever` calls it
+from a timed loop that outlives Redis: a Redis error ends the round, not the monitor (it waits with backoff and tries
+again), and the first round after an outage, after a Redis restart or after the lease had to be taken back sweeps at
 once, so alert state lost with Redis is rebuilt from the hosts. Every round that completes writes the heartbeat
 (`jobs.monitor.heartbeat`). The lease lives in `jobs.monitor.lease`.
 """
@@ -28,7 +29,7 @@ from jobs.backoff import backoff_s
 from jobs.monitor.lease import LeaseState, MonitorAlreadyRunning, MonitorLease
 from jobs.monitor.notifications import Notification
 from jobs.monitor.state import AlertEngine
-from jobs.monitor.sweep import run_host_sweep
+from jobs.monitor.sweep import run_hosts_sweep
 from jobs.queue import enqueue
 
 log = logging.getLogger("hvbot.monitor")
@@ -52,22 +53,32 @@ class Monitor:
     deliver: Deliver | None
     interval_s: float = 60.0
     job_timeout_s: int = 120
+    # Hosts per sweep job: a job asks its hosts at once, so a few jobs per worker overlap the network waits that
+    # one job per host spent in turn; enough jobs remain to spread a sweep over every worker.
+    hosts_per_job: int = 25
     last_sweep: float | None = field(default=None)
     _run_id: str | None = field(default=None, repr=False)  # Redis server run id seen last round; "" = unknown
 
     def enqueue_sweeps(self, now: datetime) -> list[str]:
-        """One sweep job per host whose previous sweep finished; returns the hosts enqueued."""
+        """Sweep jobs of `hosts_per_job` hosts each, for every host whose previous sweep finished; returns the
+        hosts enqueued."""
         ttl = max(int(self.interval_s * 3), self.job_timeout_s)
-        rules = self.engine.rules.model_dump(mode="json")
-        queued = []
+        marks = self.client.pipeline(transaction=False)
         for host in self.hosts:
-            if not self.client.set(SWEEP_PENDING_KEY.format(host), now.isoformat(), nx=True, ex=ttl):
+            marks.set(SWEEP_PENDING_KEY.format(host), now.isoformat(), nx=True, ex=ttl)
+        queued = []
+        for host, marked in zip(self.hosts, marks.execute()):
+            if not marked:
                 log.warning("sweep of %s still queued or running: skipped this round", host)
                 continue
-            enqueue(self.queue, run_host_sweep, {"host": host, "now": now.isoformat(), "rules": rules},
-                    timeout=self.job_timeout_s, result_ttl=int(self.interval_s * 2), failure_ttl=3600,
-                    description=f"replica sweep of {host}")
             queued.append(host)
+        rules = self.engine.rules.model_dump(mode="json")
+        size = max(1, self.hosts_per_job)
+        for first in range(0, len(queued), size):
+            batch = queued[first:first + size]
+            enqueue(self.queue, run_hosts_sweep, {"hosts": batch, "now": now.isoformat(), "rules": rules},
+                    timeout=self.job_timeout_s, result_ttl=int(self.interval_s * 2), failure_ttl=3600,
+                    description=f"replica sweep of {_named(batch)}")
         self.last_sweep = now.timestamp()
         return queued
 
@@ -138,3 +149,7 @@ class Monitor:
         restarted = self._run_id is not None and run_id != self._run_id
         self._run_id = run_id
         return restarted
+
+
+def _named(hosts: Sequence[str]) -> str:
+    return hosts[0] if len(hosts) == 1 else f"{len(hosts)} hosts ({hosts[0]} … {hosts[-1]})"

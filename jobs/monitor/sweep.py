@@ -1,4 +1,5 @@
-"""One host's replica-health sweep: observe, remember, alert, deliver (the RQ entry point `run_host_sweep`).
+"""The replica-health sweep of several hosts: observe, remember, alert, deliver (RQ entry points `run_hosts_sweep`,
+and `run_host_sweep` for one host).
 
 A sweep sends `Get-VMReplication` and `Measure-VMReplication` (all VMs, Simple relationships) as two statements of one
 invocation, so a host costs one round of exchanges. The frequency only exists on `VMReplication` (hyperv.md §2.3),
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from rq import get_current_job
 from jobs import keys
 from jobs.backup.window import WindowStore
 from jobs.hyperv import process_fleet
-from jobs.hyperv.commands import single
+from jobs.hyperv.commands import command, pipeline, single
 from jobs.hyperv.records import as_int, as_str, enum_name, parse_datetime, prop, type_name
 from jobs.monitor.rules import AlertRules, HostObservation, ReplicaObservation
 from jobs.monitor.state import AlertEngine, Observation
@@ -65,18 +66,44 @@ def replica_observations(host: str, site: str, objects: Iterable[Any]) -> list[R
     return sorted(out, key=lambda o: o.vm.lower())
 
 
+# Each VM's own relationship only: a replica that extends replication would also answer with the Extended one under
+# the same VMId (hyperv.md §1.9); the extended replica's host reports that one as its own.
+_SWEEP_STATEMENTS = (single("Get-VMReplication", ReplicationRelationshipType="Simple"),
+                     single("Measure-VMReplication", ReplicationRelationshipType="Simple"))
+# The same on full-language endpoints, trimmed to the properties `replica_observations` reads (10 of 36 per object):
+# deserialising whole objects was half of a sweep worker's CPU (bench/sweep.py). `Selected.<type>` keeps the source
+# type as the first type name (hyperv.md §5.1), which tells the two kinds apart. JEA's restricted Select-Object
+# refuses these names (hyperv.md §6.2): JEA keeps the whole objects.
+_COMMON_FIELDS = ["VMId", "VMName", "ReplicationMode", "ReplicationState", "ReplicationHealth", "LastReplicationTime",
+                  "PrimaryServerName", "ReplicaServerName"]
+_SWEEP_SELECTED = (
+    pipeline(command("Get-VMReplication", ReplicationRelationshipType="Simple"),
+             command("Select-Object", piped=True, Property=[*_COMMON_FIELDS, "ReplicationFrequencySec"])),
+    pipeline(command("Measure-VMReplication", ReplicationRelationshipType="Simple"),
+             command("Select-Object", piped=True,
+                     Property=[*_COMMON_FIELDS, "SuccessfulReplicationCount", "MissedReplicationCount"])),
+)
+
+
+def observe_hosts(fleet: Any, hosts: Sequence[str]) -> dict[str, list[Observation]]:
+    """Each host's replicas plus a reachable HostObservation, or only an unreachable one; the hosts are asked
+    at once (one fan-out), so a job sweeping many hosts waits for the network about once, not once per host."""
+    result = fleet.fan_out(lambda call: call.run(_SWEEP_STATEMENTS if call.session.restricted else _SWEEP_SELECTED),
+                           hosts=list(hosts))
+    out: dict[str, list[Observation]] = {}
+    for host in hosts:
+        site = fleet.config(host).site or ""
+        if host in result.errors:
+            out[host] = [HostObservation(host, site, reachable=False, error=result.errors[host].message)]
+        else:
+            out[host] = [HostObservation(host, site, reachable=True),
+                         *replica_observations(host, site, result.results[host])]
+    return out
+
+
 def observe_host(fleet: Any, host: str) -> list[Observation]:
-    """The host's replicas plus a reachable HostObservation, or only an unreachable one."""
-    site = fleet.config(host).site or ""
-    # Each VM's own relationship only: a replica that extends replication would also answer with the Extended
-    # one under the same VMId (hyperv.md §1.9); the extended replica's host reports that one as its own.
-    requests = [single("Get-VMReplication", ReplicationRelationshipType="Simple"),
-                single("Measure-VMReplication", ReplicationRelationshipType="Simple")]
-    result = fleet.fan_out(lambda call: call.run(requests), hosts=[host])
-    if host in result.errors:
-        err = result.errors[host]
-        return [HostObservation(host, site, reachable=False, error=err.message)]
-    return [HostObservation(host, site, reachable=True), *replica_observations(host, site, result.results[host])]
+    """One host's observations (see `observe_hosts`)."""
+    return observe_hosts(fleet, [host])[host]
 
 
 def failover_vms(client: redis.Redis, vms: Sequence[str]) -> set[str]:
@@ -104,22 +131,25 @@ def enrich(client: redis.Redis, observations: list[Observation], now: datetime) 
     failing_over = failover_vms(client, [o.vm for o in replicas])
     out: list[Observation] = [o for o in observations if isinstance(o, HostObservation)]
     for o in replicas:
-        out.append(ReplicaObservation(**{
-            **asdict(o), "in_backup_window": o.vm.lower() in in_window,
-            "under_failover": o.vm.lower() in failing_over,
-        }))
+        out.append(replace(o, in_backup_window=o.vm.lower() in in_window, under_failover=o.vm.lower() in failing_over))
     return out
 
 
 # ---- last results, for `/hyperv replication` ------------------------------------------------------------
 
 
-def store_last(client: redis.Redis, host: str, observations: list[Observation], now: datetime) -> None:
+def store_last(client: redis.Redis, by_host: Mapping[str, list[Observation]], now: datetime) -> None:
+    """The hosts' last results, one HSET for all of them."""
+    if by_host:
+        client.hset(keys.REPLICATION_LAST_KEY, mapping={h: _last_entry(h, obs, now) for h, obs in by_host.items()})
+
+
+def _last_entry(host: str, observations: list[Observation], now: datetime) -> str:
     hosts = [o for o in observations if isinstance(o, HostObservation)]
     vms = [_vm_row(o, now) for o in observations if isinstance(o, ReplicaObservation)]
     entry = {"at": now.timestamp(), "host": host, "site": hosts[0].site if hosts else "",
              "error": next((h.error for h in hosts if not h.reachable), ""), "vms": vms}
-    client.hset(keys.REPLICATION_LAST_KEY, host, json.dumps(entry, separators=(",", ":")))
+    return json.dumps(entry, separators=(",", ":"))
 
 
 def _vm_row(o: ReplicaObservation, now: datetime) -> dict[str, Any]:
@@ -155,32 +185,74 @@ class SweepOutcome:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class BatchOutcome:
+    """A sweep of several hosts: per host whether it answered and how many VMs; one ingest, one delivery."""
+
+    hosts: dict[str, tuple[bool, int]]  # host -> (reachable, VMs seen)
+    notifications: int
+    slack_writes: int
+
+    def of(self, host: str) -> SweepOutcome:
+        reachable, vms = self.hosts[host]
+        return SweepOutcome(host, reachable, vms, self.notifications, self.slack_writes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hosts": [{"host": h, "reachable": r, "vms": n} for h, (r, n) in self.hosts.items()],
+                "notifications": self.notifications, "slack_writes": self.slack_writes}
+
+
+def sweep_hosts(
+    client: redis.Redis, fleet: Any, hosts: Sequence[str], now: datetime, engine: AlertEngine,
+    alert_poster: AlertPoster | None,
+) -> BatchOutcome:
+    """Observe the hosts at once, then remember, alert and deliver for all of them in one pass each."""
+    by_host = observe_hosts(fleet, hosts)
+    # A window opened after the monitor queued this sweep (at `now`) but before the host answered covers what the
+    # host reports: judge window starts at the later of the two times, or a paused VM is a false alert.
+    observations = enrich(client, [o for h in hosts for o in by_host[h]], max(now, datetime.now(UTC)))
+    enriched: dict[str, list[Observation]] = {h: [] for h in hosts}
+    for o in observations:
+        enriched[o.host].append(o)
+    store_last(client, enriched, now)
+    notes = engine.ingest(observations, now)
+    writes = alert_poster.deliver(notes, engine) if alert_poster and notes else 0
+    seen = {h: (all(o.reachable for o in obs if isinstance(o, HostObservation)),
+                sum(isinstance(o, ReplicaObservation) for o in obs)) for h, obs in enriched.items()}
+    return BatchOutcome(seen, len(notes), writes)
+
+
 def sweep_host(
     client: redis.Redis, fleet: Any, host: str, now: datetime, engine: AlertEngine,
     alert_poster: AlertPoster | None,
 ) -> SweepOutcome:
-    # A window opened after the monitor queued this sweep (at `now`) but before the host answered covers what the
-    # host reports: judge window starts at the later of the two times, or a paused VM is a false alert.
-    observations = enrich(client, observe_host(fleet, host), max(now, datetime.now(UTC)))
-    store_last(client, host, observations, now)
-    notes = engine.ingest(observations, now)
-    writes = alert_poster.deliver(notes, engine) if alert_poster and notes else 0
-    reachable = all(o.reachable for o in observations if isinstance(o, HostObservation))
-    vms = sum(isinstance(o, ReplicaObservation) for o in observations)
-    return SweepOutcome(host, reachable, vms, len(notes), writes)
+    return sweep_hosts(client, fleet, [host], now, engine, alert_poster).of(host)
+
+
+def _run(hosts: list[str], now: str | None, rules: dict[str, Any] | None, alert_prefix: str) -> BatchOutcome:
+    job = get_current_job()
+    client: redis.Redis = job.connection if job is not None else redis.Redis()
+    at = datetime.fromisoformat(now) if now else datetime.now(UTC)
+    engine = AlertEngine(client, prefix=alert_prefix, rules=AlertRules.model_validate(rules or {}))
+    try:
+        return sweep_hosts(client, process_fleet.fleet(), hosts, at, engine, current_poster())
+    finally:
+        if hosts:  # each host's pending mark goes when the job ends, whatever happened
+            client.delete(*[keys.SWEEP_PENDING_KEY.format(h) for h in hosts])
+
+
+def run_hosts_sweep(
+    hosts: list[str], now: str | None = None, rules: dict[str, Any] | None = None,
+    alert_prefix: str = keys.ALERTS_PREFIX,
+) -> dict[str, Any]:
+    """RQ entry point: several hosts in one job (the monitor's sweeps). `now` (ISO 8601) fixes the sweep time."""
+    return _run(list(hosts), now, rules, alert_prefix).to_dict()
 
 
 def run_host_sweep(
     host: str, now: str | None = None, rules: dict[str, Any] | None = None, poster_target: str | None = None,
     alert_prefix: str = keys.ALERTS_PREFIX,
 ) -> dict[str, Any]:
-    """RQ entry point: one host's sweep. `now` (ISO 8601) lets the monitor and tests fix the sweep time."""
+    """RQ entry point: one host's sweep (sweeps on demand from chat, and jobs queued by older versions)."""
     del poster_target  # named the poster in sweeps queued by older versions; the installed poster is used now
-    job = get_current_job()
-    client: redis.Redis = job.connection if job is not None else redis.Redis()
-    at = datetime.fromisoformat(now) if now else datetime.now(UTC)
-    engine = AlertEngine(client, prefix=alert_prefix, rules=AlertRules.model_validate(rules or {}))
-    try:
-        return sweep_host(client, process_fleet.fleet(), host, at, engine, current_poster()).to_dict()
-    finally:
-        client.delete(keys.SWEEP_PENDING_KEY.format(host))
+    return _run([host], now, rules, alert_prefix).of(host).to_dict()

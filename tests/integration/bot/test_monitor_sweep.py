@@ -363,3 +363,21 @@ def test_a_simple_worker_opens_every_host_session_before_its_first_sweep(world):
         fleet.session(h).settle()
     # one Command + Receive(s) + Signal per host job: no pool opens left for the sweep
     assert fleet.exchanges() - opened <= 4 * len(fleet.hosts)
+
+
+def test_a_sweep_of_many_hosts_runs_as_jobs_of_several_hosts_each_with_per_host_errors(world):
+    w = world(6, 2)
+    w.monitor.hosts_per_job = 4
+    w.lab.control("hv-001", "power_loss", {})
+    w.monitor.last_sweep = None
+    queued = w.monitor.run_once(w.at(0))["swept"]
+    jobs = [w.queue.fetch_job(i) for i in w.queue.job_ids]
+    assert queued == list(w.lab.hosts)
+    assert [j.kwargs["hosts"] for j in jobs] == [list(w.lab.hosts)[:4], list(w.lab.hosts)[4:]]
+    work_dry(w.queue, w.r)
+    assert not w.queue.failed_job_registry.get_job_ids()
+    entries = {e["host"]: e for e in sweep.load_last(w.r)}
+    assert sorted(entries) == sorted(w.lab.hosts)
+    assert entries["hv-001"]["error"] and not entries["hv-001"]["vms"]  # the host that is down, on its own
+    assert all(not e["error"] and e["vms"] for h, e in entries.items() if h != "hv-001")
+    assert not w.r.keys("hvbot:sweep:pending:*")  # every host can be swept again next round

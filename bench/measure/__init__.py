@@ -1,0 +1,1 @@
+"""Helpers the benchmark scripts share (not a benchmark: `./dev bench` runs only `bench/*.py`)."""
