@@ -7,8 +7,7 @@ starts after every request it answers; and a run whose VMs still read their fact
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import pytest
 import redis
@@ -19,9 +18,7 @@ from jobs.failover.plan import Kind
 from jobs.hyperv.commands import single
 from jobs.hyperv.errors import HostTimeout
 from jobs.hyperv.fleet import Fleet
-from jobs.hyperv.hosts import load_inventory
 from jobs.hyperv.lanes import HostLanes
-from jobs.hyperv.settings import JobSettings
 from jobs.recovery.batched_facts import BatchedFacts, HostBatcher
 from jobs.recovery.execute import Recovery, run_plan
 from jobs.recovery.locks import RunLocks
@@ -32,14 +29,6 @@ from lab.fleet import Lab
 WAIT_S = 30.0  # generous: the machine may be loaded
 
 
-@pytest.fixture
-def site_down(make_lab: Callable[..., Lab], tmp_path: Path) -> Iterator[tuple[Lab, Fleet]]:
-    lab = make_lab()
-    inv = lab.write_inventory(tmp_path / "inventory.yml")
-    for host in ("hv-a1", "hv-a2"):
-        lab.control(host, "power_loss", {})
-    with Fleet(load_inventory(inv), JobSettings(deadline_s=10)) as fleet:
-        yield lab, fleet
 
 
 def test_lanes_lend_up_to_per_host_sessions_and_close_only_their_own(site_down: tuple[Lab, Fleet]) -> None:
