@@ -60,6 +60,7 @@ from jobs.recovery.model import PlanGroup, ResolvedGroup, ResolvedPlan, Scope, S
 from jobs.recovery.preview import preview_plan  # noqa: E402
 from jobs.recovery.preview_tasks import resolve_scope  # noqa: E402
 from jobs.recovery.progress import RunProgress  # noqa: E402
+from jobs.recovery.settings import RecoverySettings  # noqa: E402
 from jobs.recovery.tasks import refreshing_card  # noqa: E402
 from lab.fleet_file import NOT_REPLICATED, ROLES, boot_seconds  # noqa: E402
 from tests.support.private_redis import PrivateRedis  # noqa: E402
@@ -145,7 +146,7 @@ def measure_run(conn: redis.Redis, inventory: Inventory, plan: ResolvedPlan, per
             epoch = time.time()
             with refreshing_card(progress, card, reporter, 1.0):
                 summary = run_plan(Recovery(fleet, plan, Kind.UNPLANNED, progress, locks, per_host=per_host,
-                                            heartbeat_poll_s=0.5))
+                                            heartbeat_poll_s=RecoverySettings().heartbeat_poll_s))
             figures["run_s"] = f"{time.perf_counter() - started:.2f}"
         writes = [c for c in fake.calls if c.method in ("chat.update", "chat.postMessage")
                   and c.args.get("channel") == CHANNEL][1:]  # the approval card itself is not the run's

@@ -2,9 +2,10 @@
 
 A ``HostSession`` serves one call at a time (one runspace pool, one pipeline). A site failover sends dozens of
 VMs' steps to each replica host at once; queued on one session, the bot and not the hosts would set the pace.
-``HostLanes`` gives each host up to ``per_host`` sessions: the fleet's own one first (usually open already),
-then extra sessions opened on demand with the same inventory entry and settings, and closed with the lanes. A
-caller borrows a free session for one call, or waits (bounded by its deadline) until one is free.
+``HostLanes`` gives each host up to ``per_host`` sessions of its own, opened on demand with the fleet's inventory
+entry and settings and closed with the lanes; the fleet's own session stays free for the operation's other calls
+(a heartbeat watch's polls). A caller borrows a free session for one call, or waits (bounded by its deadline)
+until one is free.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from jobs.hyperv.session import HostSession
 
 @dataclass
 class _Host:
-    idle: list[HostSession]
-    created: int = 1  # the fleet's own session counts as the first lane
-    extra: list[HostSession] = field(default_factory=list)
+    idle: list[HostSession] = field(default_factory=list)
+    opened: list[HostSession] = field(default_factory=list)
+    created: int = 0  # sessions made or being made (at most per_host)
 
 
 class HostLanes:
@@ -70,7 +71,7 @@ class HostLanes:
 
     def _take(self, name: str, at: float) -> HostSession:
         with self._free:
-            entry = self._hosts.setdefault(name, _Host(idle=[self.fleet.session(name)]))
+            entry = self._hosts.setdefault(name, _Host())
             while True:
                 if entry.idle:
                     return entry.idle.pop()
@@ -83,20 +84,20 @@ class HostLanes:
                 self._free.wait(left)
         session = HostSession(self.fleet.config(name), self.fleet.settings)  # opens its pool on its first call
         with self._free:
-            entry.extra.append(session)
+            entry.opened.append(session)
         return session
 
     def sessions(self, host: str) -> int:
-        """How many sessions of ``host`` exist now (the fleet's own one included once the host was used)."""
+        """How many sessions of ``host`` these lanes made."""
         with self._free:
             entry = self._hosts.get(self.fleet.session(host).name)
             return entry.created if entry else 0
 
     def close(self) -> None:
-        """Close the extra sessions (the fleet keeps its own)."""
+        """Close every session these lanes opened (the fleet's own stay)."""
         with self._free:
-            extra = [s for entry in self._hosts.values() for s in entry.extra]
+            opened = [s for entry in self._hosts.values() for s in entry.opened]
             self._hosts = {}
-        if extra:
-            with ThreadPoolExecutor(max_workers=min(16, len(extra))) as closer:
-                list(closer.map(lambda s: s.close(), extra))
+        if opened:
+            with ThreadPoolExecutor(max_workers=min(16, len(opened))) as closer:
+                list(closer.map(lambda s: s.close(), opened))

@@ -2,7 +2,7 @@
 
 Each VM of a group still reads its facts before its steps and after each of them (``jobs.failover.run``), but the
 reads of VMs on one host are merged: a VM's request joins the next batched read of that host
-(``jobs.recovery.gather.read_host``, two invocations of many statements for any number of VMs), and that read
+(``jobs.recovery.gather.read_replicated``: one invocation of many statements for any number of VMs), and that read
 starts only after the request was made, so every check sees facts read after it asked, as a single failover's do.
 One batched read per host is in flight at a time, on a session of the run's ``HostLanes``; requests arriving
 meanwhile make up the next one. A host that does not answer leaves its side ``reachable=False``; a PowerShell
@@ -22,7 +22,7 @@ from jobs.hyperv.errors import HostTimeout, HyperVError, PowerShellError
 from jobs.hyperv.fleet import Fleet, HostCall
 from jobs.hyperv.lanes import HostLanes
 from jobs.hyperv.session import GRACE_S
-from jobs.recovery.gather import read_host
+from jobs.recovery.gather import read_replicated
 
 Reader = Callable[[Sequence[str]], dict[str, SideFacts]]
 
@@ -140,5 +140,5 @@ class BatchedFacts:
         def read(names: Sequence[str]) -> dict[str, SideFacts]:
             at = time.monotonic() + self.deadline_s
             with self.lanes.borrow(host, at) as session:
-                return read_host(HostCall(session, at), names)
+                return read_replicated(HostCall(session, at), names)
         return read

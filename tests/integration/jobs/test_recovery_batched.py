@@ -7,6 +7,7 @@ starts after every request it answers; and a run whose VMs still read their fact
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -17,10 +18,11 @@ from jobs.failover.gather import Pair, gather
 from jobs.failover.plan import Kind
 from jobs.hyperv.commands import single
 from jobs.hyperv.errors import HostTimeout
-from jobs.hyperv.fleet import Fleet
+from jobs.hyperv.fleet import Fleet, HostCall
 from jobs.hyperv.lanes import HostLanes
 from jobs.recovery.batched_facts import BatchedFacts, HostBatcher
 from jobs.recovery.execute import Recovery, run_plan
+from jobs.recovery.gather import read_replicated, run_reads
 from jobs.recovery.locks import RunLocks
 from jobs.recovery.model import Member, PlanGroup, ResolvedGroup, ResolvedPlan, Scope, ScopeKind
 from jobs.recovery.progress import RunProgress
@@ -36,7 +38,7 @@ def test_lanes_lend_up_to_per_host_sessions_and_close_only_their_own(site_down: 
     with HostLanes(fleet, per_host=3) as lanes:
         with lanes.borrow("hv-b1") as s1, lanes.borrow("hv-b1") as s2, lanes.borrow("hv-b1") as s3:
             assert len({id(s1), id(s2), id(s3)}) == 3
-            assert fleet.session("hv-b1") in (s1, s2, s3)  # the fleet's own session is the first lane
+            assert fleet.session("hv-b1") not in (s1, s2, s3)  # the fleet's own stays free for other calls
             assert lanes.sessions("hv-b1") == 3
             with pytest.raises(HostTimeout, match="waiting for a free session"), lanes.borrow("hv-b1", deadline_at=0):
                 pass
@@ -50,8 +52,8 @@ def test_lanes_lend_up_to_per_host_sessions_and_close_only_their_own(site_down: 
             assert len(outs) == 3 and len(set(outs)) == 1 and outs[0] > 0  # three shells, one answer
         assert lanes.sessions("hv-b1") == 3  # returned, not discarded
         assert lanes.run("hv-b1", single("Get-VM"))
-        extra = [s for s in (s1, s2, s3) if s is not fleet.session("hv-b1")]
-    assert all(not s.is_open for s in extra)
+        fleet.run("hv-b1", single("Get-VM"))
+    assert all(not s.is_open for s in (s1, s2, s3))
     assert fleet.session("hv-b1").is_open  # the fleet keeps its own
 
 
@@ -127,3 +129,14 @@ def test_every_vm_is_read_after_each_of_its_commands(site_down: tuple[Lab, Fleet
         assert reads[0] < failover[0]  # checked before its first command
         assert any(failover[0] < r < start[0] for r in reads)  # its result read before the next command
         assert any(r > start[0] for r in reads)  # and the last one's result
+
+
+def test_one_invocation_falls_back_when_a_vm_is_not_replicated_there(site_down: tuple[Lab, Fleet]) -> None:
+    lab, fleet = site_down
+    before = len(lab.command_log("hv-b1"))
+    sides = read_replicated(HostCall(fleet.session("hv-b1"), time.monotonic() + 10), ["fw01", "dc01"])
+    assert len(lab.command_log("hv-b1")) - before == len(run_reads(["fw01", "dc01"]))  # one invocation
+    assert sides["fw01"].mode == "Replica" and sides["dc01"].recovery_points
+    sides = read_replicated(HostCall(fleet.session("hv-b1"), time.monotonic() + 10), ["fw01", "nosuch"])
+    assert sides["fw01"].mode == "Replica" and sides["fw01"].problem is None
+    assert sides["nosuch"].problem == "there is no VM named nosuch on hv-b1"
