@@ -15,6 +15,8 @@ power. On that one fleet:
 - ``heartbeat_s``: per group, the slowest VM's time from the end of its steps (its start) to its healthy
   heartbeat, summed over groups: what the guests themselves cost. Target: ``run_s <= 1.5 x heartbeat_s``.
 - ``slack_writes`` / ``max_writes_per_s``: the run card's writes, in total and in the busiest second.
+- ``cpu_s``: CPU seconds hvbot's side (this process) spent during the run, to tell its own cost from waiting;
+  ``lab_cpu_s``: the lab processes' CPU seconds over their whole life (fleet build, preview and run).
 
 Per group it also prints where the time went: the steps (group start to the last VM's steps done), the
 heartbeat wait after them, and the slowest guest's boot. The last line is machine-readable:
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import signal
 import sys
 import tempfile
@@ -144,10 +147,12 @@ def measure_run(conn: redis.Redis, inventory: Inventory, plan: ResolvedPlan, per
         with Fleet(inventory, job_settings) as fleet, RunLocks(conn, RUN_ID, 30_000) as locks:
             started = time.perf_counter()
             epoch = time.time()
+            cpu = _cpu()
             with refreshing_card(progress, card, reporter, 1.0):
                 summary = run_plan(Recovery(fleet, plan, Kind.UNPLANNED, progress, locks, per_host=per_host,
                                             heartbeat_poll_s=RecoverySettings().heartbeat_poll_s))
             figures["run_s"] = f"{time.perf_counter() - started:.2f}"
+            figures["cpu_s"] = f"{_cpu() - cpu:.1f}"
         writes = [c for c in fake.calls if c.method in ("chat.update", "chat.postMessage")
                   and c.args.get("channel") == CHANNEL][1:]  # the approval card itself is not the run's
         per_second = Counter(int(c.at) for c in writes)
@@ -156,6 +161,12 @@ def measure_run(conn: redis.Redis, inventory: Inventory, plan: ResolvedPlan, per
                    max_writes_per_s=max(per_second.values(), default=0), done=summary["done"],
                    failed=summary["failed"], ratio=f"{float(figures['run_s']) / max(beats, 0.01):.2f}")
     conn.delete(progress.key)
+
+
+def _cpu() -> float:
+    """CPU seconds of this process so far (hvbot's side: sessions, reads, progress, card; the lab is elsewhere)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def report_groups(summary: dict[str, Any], snap: list[dict[str, Any]], boots: dict[str, float],
@@ -237,6 +248,8 @@ def main() -> None:
                 os.killpg(proc.pid, signal.SIGTERM)
             for proc in procs:
                 proc.wait(timeout=30)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        figures["lab_cpu_s"] = f"{children.ru_utime + children.ru_stime:.1f}"  # whole life: fleet, preview, run
     order = ["vms", "hosts", "preview_s", "run_s", "slack_writes", "heartbeat_s", "max_writes_per_s"]
     print("RESULT " + " ".join(f"{k}={figures[k]}" for k in order + [k for k in figures if k not in order]))
     sys.stdout.flush()
