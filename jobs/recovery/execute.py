@@ -6,9 +6,9 @@ So that the hosts and not the bot set the pace, the VMs' reads of one host are m
 time (``jobs.recovery.batched_facts``), a step's preconditions are checked on the facts that confirmed the step
 before it, and commands go out on up to ``per_host`` sessions per host (``jobs.hyperv.lanes``). When the
 group says so, each failed-over VM's heartbeat is awaited from the moment its steps end (bounded by the group's
-time limit); the next group starts after the group's last heartbeat and its delay. A VM that fails never stops its group; ``on_failure: stop`` stops the plan
-after the group. Every change is written to the run's progress record (``jobs.recovery.progress``), which the
-live card and the dead-run sweep read.
+time limit); the next group starts after the group's last heartbeat and its delay. A VM that fails never stops
+its group; ``on_failure: stop`` stops the plan after the group. Every change is written to the run's progress
+record (``jobs.recovery.progress``), which the live card and the dead-run sweep read.
 """
 
 from __future__ import annotations
