@@ -82,7 +82,12 @@ class Run:
     """One execution: what was approved, where progress goes, and a liveness hook (lock renewal).
 
     ``signature`` None: the approval bound a whole recovery plan (jobs.recovery), not this VM's steps, so the
-    steps are built from the facts read now and each is still checked before and after it runs."""
+    steps are built from the facts read now and each is still checked before and after it runs.
+
+    A recovery run feeds many VMs at once: ``read`` (fresh facts of both sides, read after the call) and ``send``
+    (a step's command on a host) replace the fleet's own ``gather`` and ``run``, and ``reread_before_step`` False
+    checks a step's preconditions on the facts that confirmed the previous step (or the first read) instead of
+    reading them again right away. Every check still runs, on facts read after the last command."""
 
     fleet: Fleet
     kind: Kind
@@ -93,11 +98,24 @@ class Run:
     report_step: Callable[[dict[str, Any]], None]
     keepalive: Callable[[], bool] = lambda: True
     expect_wait_s: float = EXPECT_WAIT_S
+    read: Callable[[], ReplicationFacts] | None = None
+    send: Callable[[str, Pipeline], Any] | None = None
+    reread_before_step: bool = True
+
+    def facts(self) -> ReplicationFacts:
+        return self.read() if self.read is not None else gather(self.fleet, self.vm, self.pair)
+
+    def send_step(self, step: Step) -> None:
+        pipe = step_pipeline(step)
+        if self.send is not None:
+            self.send(step.host, pipe)
+        else:
+            self.fleet.run(step.host, pipe)
 
 
 def execute(run: Run) -> dict[str, Any]:
     """Run the approved plan; returns the outcome dict (ok, steps, failed step, error, state, next actions)."""
-    facts = gather(run.fleet, run.vm, run.pair)
+    facts = run.facts()
     try:
         plan = build_plan(run.kind, facts, run.point)
     except PlanRefused as refused:
@@ -109,7 +127,7 @@ def execute(run: Run) -> dict[str, Any]:
     for step in plan.steps:
         if not run.keepalive():
             return _outcome(run, facts, done, step, "lost the VM lock (worker too slow); stopped before this step")
-        result, facts = _run_step(run, step)
+        result, facts = _run_step(run, step, facts)
         done.append(result)
         run.report_step(result)
         if not result["ok"]:
@@ -117,17 +135,17 @@ def execute(run: Run) -> dict[str, Any]:
     return _outcome(run, facts, done, None, "", plan)
 
 
-def _run_step(run: Run, step: Step) -> tuple[dict[str, Any], ReplicationFacts]:
+def _run_step(run: Run, step: Step, last: ReplicationFacts) -> tuple[dict[str, Any], ReplicationFacts]:
     started = time.monotonic()
     base = {"number": step.number, "title": step.title, "host": step.host, "command": step.render()}
-    facts = gather(run.fleet, run.vm, run.pair)
+    facts = run.facts() if run.reread_before_step else last
     unmet = step.unmet_preconditions(facts)
     if unmet:
         return base | {"ok": False, "seconds": _since(started), "error": "precondition failed: " + "; ".join(unmet)}, facts
     try:
-        run.fleet.run(step.host, step_pipeline(step))
+        run.send_step(step)
     except HyperVError as err:
-        return base | {"ok": False, "seconds": _since(started), "error": err.message}, gather(run.fleet, run.vm, run.pair)
+        return base | {"ok": False, "seconds": _since(started), "error": err.message}, run.facts()
     facts, unmet = _await_expectation(run, step)
     if unmet:
         return base | {"ok": False, "seconds": _since(started),
@@ -138,7 +156,7 @@ def _run_step(run: Run, step: Step) -> tuple[dict[str, Any], ReplicationFacts]:
 def _await_expectation(run: Run, step: Step) -> tuple[ReplicationFacts, list[str]]:
     deadline = time.monotonic() + run.expect_wait_s
     while True:
-        facts = gather(run.fleet, run.vm, run.pair)
+        facts = run.facts()
         unmet = step.unmet_expectations(facts)
         if not unmet or time.monotonic() >= deadline:
             return facts, unmet

@@ -1,11 +1,14 @@
 """Executing an approved recovery plan: groups in order, VMs of a group in parallel (bounded per replica host).
 
 Every VM goes through the same checked steps as a single failover (``jobs.failover.run.execute``: facts read
-before each step, preconditions checked, the command sent once, its result awaited), under its VM lock. When the
+before its steps, each step's preconditions checked, the command sent once, its result awaited), under its VM lock.
+So that the hosts and not the bot set the pace, the VMs' reads of one host are merged into one batched read at a
+time (``jobs.recovery.batched_facts``), a step's preconditions are checked on the facts that confirmed the step
+before it, and commands go out on up to ``per_host`` sessions per host (``jobs.hyperv.lanes``). When the
 group says so, each failed-over VM's heartbeat is awaited from the moment its steps end (bounded by the group's
-time limit); the next group starts after the group's last heartbeat and its delay. A VM that fails never stops its group; ``on_failure: stop`` stops the plan
-after the group. Every change is written to the run's progress record (``jobs.recovery.progress``), which the
-live card and the dead-run sweep read.
+time limit); the next group starts after the group's last heartbeat and its delay. A VM that fails never stops
+its group; ``on_failure: stop`` stops the plan after the group. Every change is written to the run's progress
+record (``jobs.recovery.progress``), which the live card and the dead-run sweep read.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from jobs.failover.plan import Kind
 from jobs.failover.run import Run, execute
 from jobs.hyperv.errors import HyperVError
 from jobs.hyperv.fleet import Fleet
+from jobs.hyperv.lanes import HostLanes
+from jobs.recovery.batched_facts import BatchedFacts
 from jobs.recovery.heartbeats import HeartbeatWatch
 from jobs.recovery.locks import RunLocks
 from jobs.recovery.model import Member, OnFailure, ResolvedGroup, ResolvedPlan
@@ -50,6 +55,8 @@ class Recovery:
     heartbeat_poll_s: float = 1.0
     stop: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], float] = time.monotonic
+    lanes: HostLanes | None = None  # set while run_plan runs: up to per_host sessions per host
+    reads: BatchedFacts | None = None  # set while run_plan runs: the VMs' facts, merged per host
 
 
 @dataclass
@@ -67,6 +74,15 @@ class GroupResult:
 
 def run_plan(rec: Recovery) -> dict[str, Any]:
     """Run every group in order; returns the summary (per-group and overall recovery time, next actions)."""
+    with HostLanes(rec.fleet, rec.per_host) as lanes, BatchedFacts(rec.fleet, lanes) as reads:
+        rec.lanes, rec.reads = lanes, reads
+        try:
+            return _run_groups(rec)
+        finally:
+            rec.lanes, rec.reads = None, None
+
+
+def _run_groups(rec: Recovery) -> dict[str, Any]:
     started = rec.clock()
     results: list[GroupResult] = []
     stopped_after: str | None = None
@@ -160,7 +176,11 @@ def _vm_run(rec: Recovery, member: Member) -> Run:
         mark = "" if step["ok"] else " (failed)"
         rec.progress.update(member, step=f"{step['number']}. {step['title']}{mark}")
 
-    return Run(rec.fleet, rec.kind, member.vm, pair, None, None, report, keepalive=lambda: rec.locks.held(member.vm))
+    reads, lanes = rec.reads, rec.lanes
+    assert reads is not None and lanes is not None, "a member runs inside run_plan"
+    return Run(rec.fleet, rec.kind, member.vm, pair, None, None, report, keepalive=lambda: rec.locks.held(member.vm),
+               read=lambda: reads.facts(member.vm, pair), send=lambda host, pipe: lanes.run(host, pipe),
+               reread_before_step=False)
 
 
 def _fail(rec: Recovery, member: Member, error: str, start: bool = False) -> str:

@@ -8,6 +8,10 @@ invocation with ``Get-VMSnapshot -VMName ... -SnapshotType`` (Replica, AppConsis
 ``Get-VMIntegrationService -VMName ... -Name Shutdown``. A host that refuses a batched statement (a
 PowerShell error: a VM vanished between the two reads, an endpoint without Get-VMReplicationServer) is read
 VM by VM with the single-VM reader instead, so one odd VM never hides the others.
+
+A running plan reads VMs it already knows are replicated: ``read_replicated`` sends all those statements in one
+invocation (``Get-VMReplication -VMName ...`` instead of the host's every relationship) and falls back to the
+two-step read above when the host refuses one.
 """
 
 from __future__ import annotations
@@ -49,6 +53,12 @@ def detail_reads(vms: Sequence[str]) -> list[Pipeline]:
             single("Get-VMIntegrationService", VMName=list(vms), Name=[SHUTDOWN_SERVICE])]
 
 
+def run_reads(vms: Sequence[str]) -> list[Pipeline]:
+    """Every read of VMs expected to be replicated on this host, in one invocation (a recovery run's reads)."""
+    return [single("Get-VM", Name=[f"{vm}*" for vm in vms]), single("Get-VMReplicationServer"),
+            single("Get-VMReplication", VMName=list(vms)), *detail_reads(vms)]
+
+
 def _owner(obj: Any) -> str:
     """The VM an object belongs to (lower case): its Name for a VM, its VMName for everything else."""
     key = "Name" if type_name(obj) == "VirtualMachine" else "VMName"
@@ -63,8 +73,22 @@ def read_host(call: HostCall, vms: Sequence[str]) -> dict[str, SideFacts]:
         return {vm.lower(): read_side(call, vm) for vm in vms}
 
 
+def read_replicated(call: HostCall, vms: Sequence[str]) -> dict[str, SideFacts]:
+    """As ``read_host``, in one invocation while every VM is there and replicated (a running plan's VMs); when the
+    host refuses a statement (a VM gone, or no longer replicated here), ``read_host`` reads them again."""
+    try:
+        objects = call.run(run_reads(vms))
+    except PowerShellError:
+        return read_host(call, vms)
+    return _sides(call, vms, objects, detailed=True)
+
+
 def _read_batched(call: HostCall, vms: Sequence[str]) -> dict[str, SideFacts]:
-    objects = call.run(host_reads(vms))
+    return _sides(call, vms, call.run(host_reads(vms)), detailed=False)
+
+
+def _sides(call: HostCall, vms: Sequence[str], objects: list[Any], detailed: bool) -> dict[str, SideFacts]:
+    """Each VM's side from the host-wide objects; without ``detailed``, the replicated VMs' details are read now."""
     by_vm: dict[str, list[Any]] = defaultdict(list)
     servers = [o for o in objects if type_name(o) == "VMReplicationServer"]
     for obj in objects:
@@ -73,7 +97,7 @@ def _read_batched(call: HostCall, vms: Sequence[str]) -> dict[str, SideFacts]:
     present = {vm.lower() for vm in vms if any(type_name(o) == "VirtualMachine" for o in by_vm[vm.lower()])}
     replicated = [vm for vm in vms if vm.lower() in present
                   and any(type_name(o) == "VMReplication" for o in by_vm[vm.lower()])]
-    if replicated:
+    if replicated and not detailed:
         for obj in call.run(detail_reads(replicated)):
             by_vm[_owner(obj)].append(obj)
     fqdn = call.session.config.fqdn or ""

@@ -8,6 +8,8 @@
 - ``lab_inventory_path`` (session): the inventory file of ``lab`` (docs/where-things-live.md format).
 - ``make_lab`` (function): a factory, ``make_lab(fleet=..., https=..., jea_hosts=..., engine_factory=...,
   max_commands_per_shell=...)``; each lab it makes is stopped when the test ends.
+- ``site_down`` (function): a fresh default lab whose site A (hv-a1, hv-a2) lost power, and a ``Fleet`` on
+  its inventory (10 s deadline): the starting point of a site failover.
 
 ``lab_wsman(lab, host, **kwargs)`` builds the pypsrp ``WSMan`` for one lab host (Basic auth, the
 lab's credentials, the CA file over HTTPS); keyword arguments go to ``WSMan``.
@@ -21,6 +23,9 @@ from typing import Any, Callable, Iterator
 import pytest
 from pypsrp.wsman import WSMan
 
+from jobs.hyperv.fleet import Fleet
+from jobs.hyperv.hosts import load_inventory
+from jobs.hyperv.settings import JobSettings
 from lab.fleet import Lab
 
 
@@ -84,3 +89,13 @@ def make_lab() -> Iterator[Callable[..., Lab]]:
     yield factory
     for running in made:
         running.stop()
+
+
+@pytest.fixture
+def site_down(make_lab: Callable[..., Lab], tmp_path: Path) -> Iterator[tuple[Lab, Fleet]]:
+    lab = make_lab()
+    inv = lab.write_inventory(tmp_path / "inventory.yml")
+    for host in ("hv-a1", "hv-a2"):
+        lab.control(host, "power_loss", {})
+    with Fleet(load_inventory(inv), JobSettings(deadline_s=10)) as fleet:
+        yield lab, fleet

@@ -6,17 +6,12 @@ group 2's first failover command comes after group 1's heartbeat read that found
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 
 from jobs.failover.plan import Kind
 from jobs.hyperv.fleet import Fleet
-from jobs.hyperv.hosts import load_inventory
-from jobs.hyperv.settings import JobSettings
 from jobs.locks import VmLock
 from jobs.recovery.execute import Recovery, run_plan
 from jobs.recovery.locks import RunLocks
@@ -27,14 +22,6 @@ from lab.fleet import Lab
 REPLICA = {"hv-a1": "hv-b1", "hv-a2": "hv-b2"}
 
 
-@pytest.fixture
-def site_down(make_lab: Callable[..., Lab], tmp_path: Path) -> Iterator[tuple[Lab, Fleet]]:
-    lab = make_lab()
-    inv = lab.write_inventory(tmp_path / "inventory.yml")
-    for host in ("hv-a1", "hv-a2"):
-        lab.control(host, "power_loss", {})
-    with Fleet(load_inventory(inv), JobSettings(deadline_s=10)) as fleet:
-        yield lab, fleet
 
 
 def group(name: str, vms: list[tuple[str, str]], **settings: Any) -> ResolvedGroup:
