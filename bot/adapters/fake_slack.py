@@ -146,6 +146,10 @@ class FakeSlack:
             files = args.get("files")
             files = json.loads(files) if isinstance(files, str) else files or []
             return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title", "")} for f in files]}
+        if method == "views.publish":
+            view = args.get("view")
+            view = json.loads(view) if isinstance(view, str) else view or {}
+            return {"ok": True, "view": {**view, "id": f"V{next(self._ts):06d}", "team_id": TEAM}}
         if method == "apps.connections.open":
             return {"ok": True, "url": self.socket_mode_url}
         return {"ok": True}
@@ -207,7 +211,7 @@ def _parse_args(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
         args.update(json.loads(raw.decode("utf-8")))
     elif raw:
         args.update({k: v[-1] for k, v in parse_qs(raw.decode("utf-8")).items()})
-    for key in ("blocks", "attachments"):
+    for key in ("blocks", "attachments", "view"):
         if isinstance(args.get(key), str):
             try:
                 args[key] = json.loads(args[key])

@@ -20,6 +20,8 @@ from rq.serializers import JSONSerializer
 from bot.cli.connections import monitor_redis
 from bot.cli.reporters import install_reporters
 from bot.delivery.alert_routing import alert_rules
+from bot.delivery.home import HomeRefresher
+from bot.listeners.home import publisher as home_publisher
 from bot.logs import configure_logging
 from bot.runtime import build_runtime
 from bot.settings import Settings
@@ -88,7 +90,8 @@ def monitor_command(tick_s: float, health: bool) -> None:
     connection = monitor_redis(settings.redis_url)
     hosts = inventory_hosts(settings)
     # housekeeping tells users through these (abandoned jobs, dead failovers, expired approvals)
-    install_reporters(build_runtime(settings, connection=connection))
+    runtime = build_runtime(settings, connection=connection)
+    install_reporters(runtime)
     lease = MonitorLease(connection, ttl_s=max(3 * tick_s, 30.0))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -98,6 +101,7 @@ def monitor_command(tick_s: float, health: bool) -> None:
     except MonitorAlreadyRunning as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"hvbot monitor: {len(hosts)} host(s), a sweep every {settings.sweep_interval_seconds:g} s", err=True)
+    home = HomeRefresher(home_publisher(runtime), tick_s).start()  # App Home views follow the sweeps
     try:
         build_monitor(settings, connection, hosts).run_forever(lease, stop, tick_s=tick_s, max_backoff_s=MAX_BACKOFF_S)
     except LeaseLost as exc:
@@ -105,6 +109,7 @@ def monitor_command(tick_s: float, health: bool) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        home.stop()
         try:
             lease.release()
         except redis.RedisError:

@@ -26,6 +26,7 @@ from jobs.backup.window import WindowStore
 from jobs.hyperv import process_fleet
 from jobs.hyperv.commands import single
 from jobs.hyperv.records import as_int, as_str, enum_name, parse_datetime, prop, type_name
+from jobs.monitor import history
 from jobs.monitor.rules import AlertRules, HostObservation, ReplicaObservation
 from jobs.monitor.state import AlertEngine, Observation
 from jobs.ports import AlertPoster, current_poster
@@ -120,6 +121,10 @@ def store_last(client: redis.Redis, host: str, observations: list[Observation], 
     entry = {"at": now.timestamp(), "host": host, "site": hosts[0].site if hosts else "",
              "error": next((h.error for h in hosts if not h.reachable), ""), "vms": vms}
     client.hset(keys.REPLICATION_LAST_KEY, host, json.dumps(entry, separators=(",", ":")))
+    history.record(client, host, not entry["error"], vms, now)
+    # When the newest result was stored: the chat side refreshes its views when this moves; never backwards.
+    client.eval("if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then "
+                "redis.call('SET', KEYS[1], ARGV[1]) end", 1, keys.SWEEP_STORED_KEY, repr(now.timestamp()))
 
 
 def _vm_row(o: ReplicaObservation, now: datetime) -> dict[str, Any]:
