@@ -101,7 +101,7 @@ class Gate:
         def authorize_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond,
                             context: BoltContext, next: Callable[[], None]) -> BoltResponse | None:
             who = requester(body)
-            if who.channel == HOME and respond is None:  # Home clicks carry no response_url
+            if who.channel == HOME and getattr(respond, "response_url", None) is None:  # Home clicks carry none
                 respond = context["respond"] = DirectReply(context.client, who.user)
             sealed, clicked = _unsealed(action or {})
             try:
