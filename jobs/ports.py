@@ -270,3 +270,26 @@ def install_drills(reporter: DrillReporter) -> None:
 
 def current_drills() -> DrillReporter:
     return _drills.value
+
+
+class FileUploader(Protocol):
+    """A file for the requester (charts): uploaded to the request's channel with a one-line comment."""
+
+    def upload(self, reply: ReplyTo, filename: str, content: bytes, title: str, comment: str) -> None: ...
+
+
+class NoFileUploader:
+    def upload(self, reply: ReplyTo, filename: str, content: bytes, title: str, comment: str) -> None:
+        return None
+
+
+_uploader: _Installed[FileUploader] = _Installed(NoFileUploader())
+
+
+def install_uploader(uploader: FileUploader) -> None:
+    """Set the process-wide file uploader (worker start-up, before forking horses)."""
+    _uploader.value = uploader
+
+
+def current_uploader() -> FileUploader:
+    return _uploader.value

@@ -48,6 +48,7 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._failures: dict[str, list[tuple[int, int]]] = {}  # method -> [(status, retry_after)]
         self.files: dict[str, bytes] = {}
+        self.file_names: dict[str, str] = {}  # file id -> the filename it was uploaded with
         self._host = host
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = _Server((host, port), handler)
@@ -141,6 +142,7 @@ class FakeSlack:
             return {"ok": True, "channel": {"id": "D" + str(args.get("users", "")).split(",")[0]}}
         if method == "files.getUploadURLExternal":
             file_id = f"F{next(self._ts):06d}"
+            self.file_names[file_id] = str(args.get("filename", ""))
             return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
         if method == "files.completeUploadExternal":
             files = args.get("files")

@@ -49,7 +49,7 @@ def _slot_id(at: float, step_s: int) -> str:
 
 
 def _min_id(at: float, window_s: int) -> str:
-    return str(int((at - window_s) * 1000))
+    return str(int((at - window_s) * 1000) + 1)  # the slot exactly one window old goes: window / step entries
 
 
 def record(client: redis.Redis, host: str, reachable: bool, vms: Sequence[dict[str, object]], now: datetime) -> None:
