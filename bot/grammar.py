@@ -76,8 +76,9 @@ GRAMMAR: tuple[Verb, ...] = (
     Verb("checkpoint", "VM [NAME]", "create a checkpoint (Checkpoint-VM)", OPERATOR, "many"),
     Verb("export", "VM CHECKPOINT PATH", "export a checkpoint to D:\\Exports or \\\\server\\share (progress, "
          "cancel)", OPERATOR, "many"),
-    Verb("replication", "[VM|HOST|--all] [--fresh]", "replica health from the last sweep, with a chart for a VM (24 h), "
-         "a HOST or --all (7 days); --fresh: sweep now too", VIEWER, "optional"),
+    Verb("replication", "[VM|HOST|--all] [--fresh]",
+         "replica health from the last sweep, with a chart for a VM (24 h), a HOST or --all (7 days); --fresh: sweep "
+         "now too", VIEWER, "optional"),
     Verb("silence", "VM|HOST DURATION", "mute replica alerts of a VM or host for DURATION (30m, 2h, 1d)", OPERATOR,
          "many"),
     *RECOVERY_PLAN_VERBS,

@@ -3,7 +3,7 @@
 Ports, each with a do-nothing default so a process with nothing installed (e.g. `rq worker` run by hand)
 still runs every job and chore: `Reporter` (one message per request), `StepReporter` (the card of a
 multi-step operation and its approval), `RecoveryReporter` (the live card of a site/host/plan failover),
-`AlertPoster` (replica-health notifications) and `DrillReporter` (failover drills).
+`AlertPoster` (replica-health notifications), `DrillReporter` (failover drills) and `FileUploader` (charts).
 """
 
 from __future__ import annotations

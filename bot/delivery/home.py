@@ -3,9 +3,10 @@
 `HomePublisher.opened(user)` publishes at once and remembers the user in a capped sorted set
 (`jobs.keys.HOME_RECENT_KEY`: at most MAX_RECENT users, each for RECENT_S after their last open).
 `refresh_after_sweep()` republishes the views of the RECENT_PER_PASS users who opened Home most recently, once
-per new sweep result (`SWEEP_STORED_KEY` moved) or change of the pending approvals, at most every MIN_PASS_S. Every publish takes a slot of one
-shared Redis pacer: Slack lists `views.publish` as Tier 4 (100+ per minute per workspace), so hvbot stays at
-PUBLISH_INTERVAL_S between publishes across all its processes. `HomeRefresher` runs the refresh in the monitor
+per new sweep result (`SWEEP_STORED_KEY` moved) or change of the pending approvals, at most every MIN_PASS_S.
+Every publish takes a slot of one shared Redis pacer: Slack lists `views.publish` as Tier 4 (100+ per minute per
+workspace; not in the project's reference, from Slack's method page), so hvbot stays PUBLISH_INTERVAL_S apart
+across all its processes. `HomeRefresher` runs the refresh in the monitor
 process on its own thread, so a long pass never delays a monitor round.
 """
 
@@ -47,8 +48,8 @@ JOBS_SCANNED = 100
 
 
 class HomePublisher:
-    def __init__(self, connection: redis.Redis, client: WebClient, authz: Authorizer, approvals: Callable[[], ApprovalStore],
-                 queue: str, pace_s: float = PUBLISH_INTERVAL_S) -> None:
+    def __init__(self, connection: redis.Redis, client: WebClient, authz: Authorizer,
+                 approvals: Callable[[], ApprovalStore], queue: str, pace_s: float = PUBLISH_INTERVAL_S) -> None:
         self._redis = connection
         self._client = client
         self._authz = authz

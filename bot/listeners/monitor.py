@@ -49,7 +49,8 @@ def engine(runtime: Runtime) -> AlertEngine:
 
 def replication(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:
     view = _replication(runtime, command, who.user, who.channel)
-    chart = chart_request(runtime, load_last(runtime.redis), command)
+    # --fresh: the answer says to ask again once the sweep is in, and that answer brings the chart
+    chart = None if command.extra.get("fresh") else chart_request(runtime, load_last(runtime.redis), command)
     if chart is None:
         return view
     kind, target, hosts = chart
@@ -60,7 +61,8 @@ def replication(runtime: Runtime, command: Command, who: Requester, body: dict[s
     return views.notice(f"{view.text}\nA chart of {target} follows as a file in this channel.")
 
 
-def chart_request(runtime: Runtime, entries: list[dict[str, Any]], command: Command) -> tuple[str, str, list[str]] | None:
+def chart_request(runtime: Runtime, entries: list[dict[str, Any]],
+                  command: Command) -> tuple[str, str, list[str]] | None:
     """What `/hyperv replication` charts: --all every host's health counts, a HOST its own, one VM named exactly its
     lag and health on each host that reported it; a pattern or nothing asked gets no chart."""
     hosts = _hosts(runtime, entries)

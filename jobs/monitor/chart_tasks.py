@@ -25,7 +25,8 @@ def render(client: redis.Redis, kind: str, target: str, hosts: list[str], now: d
                                                                                                      now))
 
 
-def run_chart(kind: str, target: str, hosts: list[str], reply: dict[str, Any], now: str | None = None) -> dict[str, Any]:
+def run_chart(kind: str, target: str, hosts: list[str], reply: dict[str, Any],
+              now: str | None = None) -> dict[str, Any]:
     """`kind` "vm" (target: the VM) or "fleet" (target: a host name or "all hosts"); `hosts`: whose history to read."""
     job = get_current_job()
     client: redis.Redis = job.connection if job is not None else redis.Redis()
