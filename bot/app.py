@@ -15,7 +15,7 @@ import structlog
 from slack_bolt import Ack, App, BoltContext
 
 from bot.grammar import VERBS
-from bot.listeners import backup, drill, failover, jobs, lookups, monitor, recovery, site_failover, teaming
+from bot.listeners import backup, drill, failover, home, jobs, lookups, monitor, recovery, site_failover, teaming
 from bot.listeners.recovery_run import register_follow_ups, register_resume
 from bot.listeners.verbs import Verbs
 from bot.metrics import count_command
@@ -28,7 +28,7 @@ log = logging.getLogger("hvbot.app")
 COMMAND = "/hyperv"
 LISTENER_THREADS = 8  # Bolt's default is 5; a few more so post-ack work (CSV uploads) cannot hold up acks
 # site_failover after failover: it takes over the `failover` verb and routes the single-VM forms back to failover
-FEATURES = (jobs, lookups, teaming, failover, site_failover, backup, monitor, recovery, drill)
+FEATURES = (jobs, lookups, teaming, failover, site_failover, backup, monitor, recovery, drill, home)
 INTERNAL_ERROR = "hvbot hit an internal error; nothing was started. The admins can find it in the log."
 
 

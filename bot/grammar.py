@@ -79,8 +79,9 @@ GRAMMAR: tuple[Verb, ...] = (
     Verb("checkpoint", "VM [NAME]", "create a checkpoint (Checkpoint-VM)", OPERATOR, "many"),
     Verb("export", "VM CHECKPOINT PATH", "export a checkpoint to D:\\Exports or \\\\server\\share (progress, "
          "cancel)", OPERATOR, "many"),
-    Verb("replication", "[VM|HOST] [--fresh]", "replica health from the last sweep (--fresh: sweep now too)", VIEWER,
-         "optional"),
+    Verb("replication", "[VM|HOST|--all] [--fresh]",
+         "replica health from the last sweep, with a chart for a VM (24 h), a HOST or --all (7 days); --fresh: sweep "
+         "now too", VIEWER, "optional"),
     Verb("silence", "VM|HOST DURATION", "mute replica alerts of a VM or host for DURATION (30m, 2h, 1d)", OPERATOR,
          "many"),
     *RECOVERY_PLAN_VERBS,
@@ -208,8 +209,8 @@ def _split_options(verb: Verb, words: list[str]) -> tuple[list[str], dict[str, s
             opt = word.lstrip("-\u2014").lower()
             if opt == "here" and verb.lookup:
                 here = True
-            elif opt == "fresh" and verb.name == "replication":  # a flag: answer and also sweep now
-                options["fresh"] = "1"
+            elif opt in ("fresh", "all") and verb.name == "replication":  # flags: sweep now too / chart all hosts
+                options[opt] = "1"
             elif opt in verb.flags:
                 options[opt] = "1"
             elif opt in verb.options:

@@ -80,3 +80,10 @@ DRILL_LAST_INDEX_KEY = "hvbot:drill:last:index"  # sorted set of DRILL_LAST_KEY 
 DRILL_SCHEDULES_KEY = "hvbot:drill:schedules"  # hash plan -> JSON schedule set from chat (every_s, at, by, ...)
 DRILL_DUE_KEY = "hvbot:drill:due:{}:{}"  # plan, due epoch: claimed once by whoever starts that scheduled drill
 DRILL_NOTICE_KEY = "hvbot:drill:notice:{}"  # notice id: set once per period (untested plan, failed cleanup)
+
+# -- App Home and replication history (charts) -------------------------------------------------------------------
+HOME_RECENT_KEY = "hvbot:home:recent"  # sorted set user id -> when they last opened App Home (capped, see bot)
+HOME_PUBLISHED_KEY = "hvbot:home:published"  # digest of the sweep time and pending approvals last shown on Home
+SWEEP_STORED_KEY = "hvbot:sweep:stored"  # epoch seconds of the newest sweep result stored (any host)
+HISTORY_VM_KEY = "hvbot:history:vm:{}:{}"  # host, vm (lower case) -> stream of lag/health samples (24 h)
+HISTORY_HOST_KEY = "hvbot:history:host:{}"  # host -> stream of health counts (7 days)

@@ -3,7 +3,7 @@
 Ports, each with a do-nothing default so a process with nothing installed (e.g. `rq worker` run by hand)
 still runs every job and chore: `Reporter` (one message per request), `StepReporter` (the card of a
 multi-step operation and its approval), `RecoveryReporter` (the live card of a site/host/plan failover),
-`AlertPoster` (replica-health notifications) and `DrillReporter` (failover drills).
+`AlertPoster` (replica-health notifications), `DrillReporter` (failover drills) and `FileUploader` (charts).
 """
 
 from __future__ import annotations
@@ -270,3 +270,26 @@ def install_drills(reporter: DrillReporter) -> None:
 
 def current_drills() -> DrillReporter:
     return _drills.value
+
+
+class FileUploader(Protocol):
+    """A file for the requester (charts): uploaded to the request's channel with a one-line comment."""
+
+    def upload(self, reply: ReplyTo, filename: str, content: bytes, title: str, comment: str) -> None: ...
+
+
+class NoFileUploader:
+    def upload(self, reply: ReplyTo, filename: str, content: bytes, title: str, comment: str) -> None:
+        return None
+
+
+_uploader: _Installed[FileUploader] = _Installed(NoFileUploader())
+
+
+def install_uploader(uploader: FileUploader) -> None:
+    """Set the process-wide file uploader (worker start-up, before forking horses)."""
+    _uploader.value = uploader
+
+
+def current_uploader() -> FileUploader:
+    return _uploader.value

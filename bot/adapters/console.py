@@ -11,8 +11,11 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
+import tempfile
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, TextIO
 
 import redis
@@ -183,6 +186,18 @@ class Console:
                         + [f"  {what}" for what in self.unanswered] + [")"])
 
     # --- output ------------------------------------------------------------------------------------------
+    def _save_upload(self, file_id: str) -> str:
+        """Write an uploaded file (a chart, a CSV) where the terminal user can open it; its path, or ""."""
+        content = self.fake.files.get(file_id)
+        if content is None:
+            return ""
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", self.fake.file_names.get(file_id, "") or "file")
+        folder = Path(tempfile.gettempdir()) / "hvbot-files"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{file_id}-{name}"
+        path.write_bytes(content)
+        return str(path)
+
     def _on_call(self, call: Call) -> None:
         if call.method not in SHOWN or call.status != 200:
             return
@@ -199,7 +214,9 @@ class Console:
             files = args.get("files")
             files = json.loads(files) if isinstance(files, str) else files or []
             titles = ", ".join(str(f.get("title", "")) for f in files)
-            self._print([f"hvbot uploaded a file to {args.get('channel_id', '?')}: {titles}"])
+            paths = [self._save_upload(str(f.get("id", ""))) for f in files]
+            self._print([f"hvbot uploaded a file to {args.get('channel_id', '?')}: {titles}",
+                         *(f"  saved as {p}" for p in paths if p)])
             return
         channel = str(args.get("channel", self.channel))
         ts = str(args.get("ts") or call.response.get("ts") or "")

@@ -48,6 +48,7 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._failures: dict[str, list[tuple[int, int]]] = {}  # method -> [(status, retry_after)]
         self.files: dict[str, bytes] = {}
+        self.file_names: dict[str, str] = {}  # file id -> the filename it was uploaded with
         self._host = host
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = _Server((host, port), handler)
@@ -141,11 +142,16 @@ class FakeSlack:
             return {"ok": True, "channel": {"id": "D" + str(args.get("users", "")).split(",")[0]}}
         if method == "files.getUploadURLExternal":
             file_id = f"F{next(self._ts):06d}"
+            self.file_names[file_id] = str(args.get("filename", ""))
             return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
         if method == "files.completeUploadExternal":
             files = args.get("files")
             files = json.loads(files) if isinstance(files, str) else files or []
             return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title", "")} for f in files]}
+        if method == "views.publish":
+            view = args.get("view")
+            view = json.loads(view) if isinstance(view, str) else view or {}
+            return {"ok": True, "view": {**view, "id": f"V{next(self._ts):06d}", "team_id": TEAM}}
         if method == "apps.connections.open":
             return {"ok": True, "url": self.socket_mode_url}
         return {"ok": True}
@@ -207,7 +213,7 @@ def _parse_args(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
         args.update(json.loads(raw.decode("utf-8")))
     elif raw:
         args.update({k: v[-1] for k, v in parse_qs(raw.decode("utf-8")).items()})
-    for key in ("blocks", "attachments"):
+    for key in ("blocks", "attachments", "view"):
         if isinstance(args.get(key), str):
             try:
                 args[key] = json.loads(args[key])

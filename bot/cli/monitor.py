@@ -22,6 +22,8 @@ from bot.cli.connections import monitor_redis
 from bot.cli.metrics import process_registry, redis_ready, serve_metrics
 from bot.cli.reporters import install_reporters
 from bot.delivery.alert_routing import alert_rules
+from bot.delivery.home import HomeRefresher
+from bot.listeners.home import publisher as home_publisher
 from bot.logs import configure_logging
 from bot.runtime import build_runtime, redis_connection
 from bot.settings import Settings
@@ -115,7 +117,8 @@ def monitor_command(tick_s: float, health: bool, standby: bool) -> None:
     connection = monitor_redis(settings)
     hosts = inventory_hosts(settings)
     # housekeeping tells users through these (abandoned jobs, dead failovers, expired approvals)
-    install_reporters(build_runtime(settings, connection=connection))
+    runtime = build_runtime(settings, connection=connection)
+    install_reporters(runtime)
     lease = MonitorLease(connection, ttl_s=max(3 * tick_s, settings.monitor_lease_seconds))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -127,6 +130,7 @@ def monitor_command(tick_s: float, health: bool, standby: bool) -> None:
     click.echo(f"hvbot monitor: {units.plural(len(hosts), 'host')}, a sweep every {settings.sweep_interval_seconds:g} s",
                err=True)
     metrics = monitor_metrics(settings) if settings.metrics_port else None
+    home = HomeRefresher(home_publisher(runtime), tick_s).start()  # App Home views follow the sweeps
     try:
         build_monitor(settings, connection, hosts).run_forever(lease, stop, tick_s=tick_s, max_backoff_s=MAX_BACKOFF_S)
     except LeaseLost as exc:
@@ -136,6 +140,7 @@ def monitor_command(tick_s: float, health: bool, standby: bool) -> None:
     finally:
         if metrics is not None:
             metrics.stop()
+        home.stop()
         try:
             lease.release()
         except redis.RedisError:

@@ -136,7 +136,8 @@ def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
     # One authorization path, as for failover approvals: channel and role at the gate (the approval channel is
     # the one exception to the allowed-channel list); the approver role and the decision in the store.
     approval_channels = (runtime.settings.approval_channel,) if runtime.settings.approval_channel else ()
-    may_decide = gate.click(Needs(VIEWER, "approve or reject a drill", audit=True, also_in=approval_channels))
+    may_decide = gate.click(Needs(VIEWER, "approve or reject a drill", audit=True, also_in=approval_channels,
+                                 home=True))
     app.action(dv.ACTION_APPROVE, middleware=[may_decide])(decide)
     app.action(dv.ACTION_REJECT, middleware=[may_decide])(decide)
     return {"drill": handle}

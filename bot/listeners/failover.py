@@ -167,7 +167,8 @@ def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
             ack=ack_only, lazy=[next_action])
     # The approval channel is the one explicit exception to the allowed-channel list (README, "Approvals").
     approval_channels = (runtime.settings.approval_channel,) if runtime.settings.approval_channel else ()
-    may_decide = gate.click(Needs(VIEWER, "approve or reject a failover", audit=True, also_in=approval_channels))
+    may_decide = gate.click(Needs(VIEWER, "approve or reject a failover", audit=True, also_in=approval_channels,
+                                 home=True))
     app.action(fv.ACTION_APPROVE, middleware=[may_decide])(decide)
     app.action(fv.ACTION_REJECT, middleware=[may_decide])(decide)
     return {"failover": handle, "reverse": handle}

@@ -32,6 +32,7 @@ from jobs.hyperv.hosts import load_inventory
 from jobs.keys import SWEEP_PENDING_KEY
 from jobs.monitor import heartbeat
 from jobs.monitor.actions import run_resume
+from jobs.monitor.chart_tasks import run_chart
 from jobs.monitor.rules import short_host
 from jobs.monitor.state import AlertEngine
 from jobs.monitor.sweep import load_last, run_host_sweep
@@ -49,7 +50,34 @@ def engine(runtime: Runtime) -> AlertEngine:
 
 
 def replication(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:
-    return _replication(runtime, command, who.user, who.channel)
+    view = _replication(runtime, command, who.user, who.channel)
+    # --fresh: the answer says to ask again once the sweep is in, and that answer brings the chart
+    chart = None if command.extra.get("fresh") else chart_request(runtime, load_last(runtime.redis), command)
+    if chart is None:
+        return view
+    kind, target, hosts = chart
+    reply = ReplyTo(who.channel, who.user, command.canonical(), response_url=str(body.get("response_url", "")))
+    enqueue(runtime.queue, run_chart, {"kind": kind, "target": target, "hosts": hosts, "reply": reply.to_dict()},
+            timeout=120, result_ttl=300, description=f"chart of {target} for {who.user}",
+            meta={"user": who.user, "channel": who.channel, "command": f"chart {target}"})
+    return views.notice(f"{view.text}\nA chart of {target} follows as a file in this channel.")
+
+
+def chart_request(runtime: Runtime, entries: list[dict[str, Any]],
+                  command: Command) -> tuple[str, str, list[str]] | None:
+    """What `/hyperv replication` charts: --all every host's health counts, a HOST its own, one VM named exactly its
+    lag and health on each host that reported it; a pattern or nothing asked gets no chart."""
+    hosts = _hosts(runtime, entries)
+    if command.extra.get("all"):
+        return "fleet", "all hosts", hosts
+    target = command.args[0] if command.args else None
+    if target is None or any(c in target for c in "*?["):
+        return None
+    host = next((h for h in hosts if short_host(h) == short_host(target)), None)
+    if host is not None:
+        return "fleet", host, [host]
+    sides = [(e["host"], v["vm"]) for e in entries for v in e["vms"] if v["vm"].lower() == target.lower()]
+    return ("vm", sides[0][1], sorted({h for h, _ in sides})) if sides else None
 
 
 def silence(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:

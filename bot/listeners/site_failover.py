@@ -147,7 +147,8 @@ def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:
     app.action(rv.ACTION_REQUEST, middleware=[may_request])(ack=ack_only, lazy=[request])
     # As for a single VM: the approval channel is the one exception to the allowed-channel list.
     approval_channels = (runtime.settings.approval_channel,) if runtime.settings.approval_channel else ()
-    may_decide = gate.click(Needs(VIEWER, "approve or reject a failover", audit=True, also_in=approval_channels))
+    may_decide = gate.click(Needs(VIEWER, "approve or reject a failover", audit=True, also_in=approval_channels,
+                                 home=True))
     app.action(rv.ACTION_APPROVE, middleware=[may_decide])(decide)
     app.action(rv.ACTION_REJECT, middleware=[may_decide])(decide)
     return {"failover": dispatch_failover, "plan": handle_plan}

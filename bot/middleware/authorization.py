@@ -20,6 +20,7 @@ from typing import Any
 import redis
 from slack_bolt import Ack, BoltContext, BoltResponse, Respond
 
+from bot.delivery.home import DirectReply
 from bot.grammar import VERBS, VIEWER, Command, CommandError, parse
 from bot.metrics import count_command
 from bot.roles import Authorizer
@@ -35,6 +36,7 @@ ALREADY_USED = ("This button was already used, so nothing ran again. To do it ag
 NOT_OFFERED = "This button was not offered by hvbot, or it was altered; nothing was run. Run the command again."
 EXPIRED = "This button has expired; nothing was run. Run the command again (or use the latest message's buttons)."
 NO_REDIS = "hvbot cannot reach its database right now; nothing was run. Try again in a minute."
+HOME = "app_home"  # the "channel" of a click on the App Home tab, which has none (audit, allowed-channel check)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ def requester(body: dict[str, Any]) -> Requester:
     user = body.get("user")
     channel = body.get("channel")
     container = body.get("container")
+    if isinstance(container, dict) and container.get("type") == "view" and not channel:
+        return Requester(str(user.get("id", "")) if isinstance(user, dict) else "", HOME)
     return Requester(
         str(user.get("id", "")) if isinstance(user, dict) else "",
         str((channel.get("id", "") if isinstance(channel, dict) else "")
@@ -76,6 +80,7 @@ class Needs:
     audit: bool = False
     once: bool = False
     also_in: tuple[str, ...] = ()
+    home: bool = False  # also offered on the App Home tab: allowed there, answered by direct message
 
 
 # Static, or from the clicked action (its "value" already without the token); may raise CommandError.
@@ -97,13 +102,16 @@ class Gate:
         def authorize_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond,
                             context: BoltContext, next: Callable[[], None]) -> BoltResponse | None:
             who = requester(body)
+            if who.channel == HOME and getattr(respond, "response_url", None) is None:  # Home clicks carry none
+                respond = context["respond"] = DirectReply(context.client, who.user)
             sealed, clicked = _unsealed(action or {})
             try:
                 needs = policy(clicked) if callable(policy) else policy
             except CommandError as exc:
                 self.record(who.user, who.channel, f"button {clicked.get('action_id', '')}", "invalid", exc.message)
                 return _refuse_click(ack, respond, exc.message)
-            decision = self.authz.check(who.user, who.channel, needs.role, needs.what, needs.also_in)
+            also_in = needs.also_in + ((HOME,) if needs.home else ())
+            decision = self.authz.check(who.user, who.channel, needs.role, needs.what, also_in)
             refusal = decision.reason if not decision.allowed else self._spend(sealed, who) if needs.once else None
             if refusal is not None:
                 if needs.audit or needs.once:

@@ -140,19 +140,24 @@ class Clicker(Ref):
 class BlockActions(Envelope):
     type: Literal["block_actions"]
     user: Clicker
-    # One click is one action; hvbot's buttons are all on messages, so the click has a channel.
+    # One click is one action; hvbot's buttons are on messages (the click has a channel) or on the App Home tab.
     actions: list[Action] = Field(min_length=1, max_length=1)
     channel: Ref | None = None
     container: Container | None = None
     trigger_id: str | None = None
     # Clicks on messages always carry one, and a listener answers through it (Bolt's `respond`): without it the
-    # listener would fail after the ack instead of the click being refused here.
-    response_url: str = Field(pattern=r"^https?://\S+$", max_length=2000)
+    # listener would fail after the ack instead of the click being refused here. Home clicks have none (the gate
+    # answers them by direct message).
+    response_url: str | None = Field(default=None, pattern=r"^https?://\S+$", max_length=2000)
 
     @model_validator(mode="after")
     def _has_channel(self) -> BlockActions:
+        if self.container and self.container.type == "view" and self.view and self.view.type == "home":
+            return self  # App Home: no channel, no response_url
         if not ((self.channel and self.channel.id) or (self.container and self.container.channel_id)):
             raise ValueError("no channel: neither channel.id nor container.channel_id is given")
+        if not self.response_url:
+            raise ValueError("response_url: a click on a message carries one")
         return self
 
 
@@ -167,6 +172,25 @@ class ViewPayload(Envelope):
     view: View
 
 
+class AppHomeOpened(_Model):
+    type: Literal["app_home_opened"]
+    user: NonEmpty
+    tab: str | None = None
+    channel: str | None = None
+    event_ts: str | None = None
+    view: ViewRef | None = None
+
+
+class EventCallback(Envelope):
+    """Events API: hvbot subscribes to `app_home_opened` only."""
+
+    type: Literal["event_callback"]
+    event: AppHomeOpened  # type: ignore[assignment]  # narrower than Envelope's: the one event hvbot takes
+    team_id: NonEmpty
+    event_id: str | None = None
+    event_time: int | None = None
+
+
 class UrlVerification(Envelope):
     type: Literal["url_verification"]
     challenge: NonEmpty
@@ -179,7 +203,7 @@ class SslCheck(_Model):
 
 KINDS: dict[str, type[_Model]] = {
     "block_actions": BlockActions, "view_submission": ViewPayload, "view_closed": ViewPayload,
-    "url_verification": UrlVerification,
+    "url_verification": UrlVerification, "event_callback": EventCallback,
 }
 
 
@@ -230,7 +254,7 @@ def _model_of(body: dict[str, Any]) -> tuple[type[_Model] | None, str]:
         return KINDS[kind], kind
     shown = repr(kind)[:40] if kind is not None else "missing"
     return None, (f"unsupported payload type ({shown}): hvbot takes slash commands, block_actions, "
-                  "view_submission and view_closed")
+                  "view_submission, view_closed and app_home_opened events")
 
 
 def _json_object(text: str, what: str) -> dict[str, Any]:

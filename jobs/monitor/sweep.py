@@ -27,6 +27,7 @@ from jobs.backup.window import WindowStore
 from jobs.hyperv import process_fleet
 from jobs.hyperv.commands import command, pipeline, single
 from jobs.hyperv.records import as_int, as_str, enum_name, parse_datetime, prop, type_name
+from jobs.monitor import history
 from jobs.monitor.rules import AlertRules, HostObservation, ReplicaObservation
 from jobs.monitor.state import AlertEngine, Observation
 from jobs.ports import AlertPoster, current_poster
@@ -139,17 +140,25 @@ def enrich(client: redis.Redis, observations: list[Observation], now: datetime) 
 
 
 def store_last(client: redis.Redis, by_host: Mapping[str, list[Observation]], now: datetime) -> None:
-    """The hosts' last results, one HSET for all of them."""
-    if by_host:
-        client.hset(keys.REPLICATION_LAST_KEY, mapping={h: _last_entry(h, obs, now) for h, obs in by_host.items()})
+    """The hosts' last results (one HSET for all of them) and their samples for the charts."""
+    if not by_host:
+        return
+    entries = {h: _last_entry(h, obs, now) for h, obs in by_host.items()}
+    client.hset(keys.REPLICATION_LAST_KEY,
+                mapping={h: json.dumps(e, separators=(",", ":")) for h, e in entries.items()})
+    for host, entry in entries.items():
+        history.record(client, host, not entry["error"], entry["vms"], now)
+    # When the newest result was stored: the chat side refreshes its views when this moves; never backwards.
+    client.eval("if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then "
+                "redis.call('SET', KEYS[1], ARGV[1]) end", 1, keys.SWEEP_STORED_KEY, repr(now.timestamp()))
 
 
-def _last_entry(host: str, observations: list[Observation], now: datetime) -> str:
+def _last_entry(host: str, observations: list[Observation], now: datetime) -> dict[str, Any]:
     hosts = [o for o in observations if isinstance(o, HostObservation)]
     vms = [_vm_row(o, now) for o in observations if isinstance(o, ReplicaObservation)]
     entry = {"at": now.timestamp(), "host": host, "site": hosts[0].site if hosts else "",
              "error": next((h.error for h in hosts if not h.reachable), ""), "vms": vms}
-    return json.dumps(entry, separators=(",", ":"))
+    return entry
 
 
 def _vm_row(o: ReplicaObservation, now: datetime) -> dict[str, Any]:

@@ -39,8 +39,8 @@ def test_gauges_from_the_last_sweep_alerts_approvals_queues_and_heartbeat(redis_
           _vm("web-1", "Normal"), _vm("web-2", "Warning", state="Suspended")]
     b1 = [HostObservation("hv-b1", "site-b", reachable=False, error="hv-b1 is unreachable")]
     AlertEngine(redis_conn).ingest(a1, NOW)
-    store_last(redis_conn, "hv-a1", a1, NOW)
-    store_last(redis_conn, "hv-b1", b1, NOW)
+    store_last(redis_conn, {"hv-a1": a1}, NOW)
+    store_last(redis_conn, {"hv-b1": b1}, NOW)
     redis_conn.zadd(keys.approvals_pending_key(), {"ap-live": time.time() + 600, "ap-overdue": time.time() - 5})
     heartbeat.write(redis_conn, heartbeat.Heartbeat(at=1000.0, swept_at=990.0, interval_s=60, tick_s=5,
                                                     holder="box pid 7", hosts=2))

@@ -44,7 +44,8 @@ def test_unreadable_bodies_are_refused_with_a_reason(raw: str, content_type: str
     ({**click(), "response_url": ""}, "response_url"),
     ({**slash(), "text": 5}, "text"),
     ({**slash(), "user_id": ""}, "user_id"),
-    ({"type": "event_callback", "event": {}}, "unsupported payload type"),
+    ({"type": "event_callback", "event": {}}, "malformed event_callback payload"),
+    ({"type": "shortcut"}, "unsupported payload type"),
     ({}, "unsupported payload type (missing)"),
     ({**click(), "deep": json.loads("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1))}, "nests deeper"),
 ])
