@@ -19,10 +19,10 @@ from jobs.ports import ReplyTo, current, current_uploader
 def render(client: redis.Redis, kind: str, target: str, hosts: list[str], now: datetime) -> tuple[str, bytes]:
     """(title, PNG) of a VM chart (`kind` "vm") or of the hosts' health counts ("fleet"); ValueError: no history."""
     if kind == "vm":
-        return f"{target}: replication over 24 h", charts.vm_chart(target, history.vm_series(client, hosts, target,
-                                                                                               now))
-    return f"{target}: replica health over 7 days", charts.fleet_chart(target, history.fleet_series(client, hosts,
-                                                                                                     now))
+        series = history.vm_series(client, hosts, target, now)
+        return f"{target}: replication over 24 h", charts.vm_chart(target, series, now)
+    return f"{target}: replica health over 7 days", charts.fleet_chart(target, history.fleet_series(client, hosts, now),
+                                                                       now)
 
 
 def run_chart(kind: str, target: str, hosts: list[str], reply: dict[str, Any],

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobs.monitor.history import HEALTH_NAMES, HostSample, VmSample
+from jobs.monitor.history import HEALTH_NAMES, HOST_WINDOW_S, VM_WINDOW_S, HostSample, VmSample
 
 COLOURS = {"Normal": "#2a9d8f", "Warning": "#e9c46a", "Critical": "#e63946", "Other": "#adb5bd"}
 SIZE_IN = (9.0, 4.5)
@@ -35,12 +35,21 @@ def _png(fig: Any) -> bytes:
     return out.getvalue()
 
 
+def _window(ax: Any, now: datetime, window_s: int, fmt: str) -> None:
+    """The whole window on the time axis, whatever the samples span: one sample must not stretch it over years."""
+    import matplotlib.dates as mdates
+
+    ax.set_xlim(now - timedelta(seconds=window_s), now)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter(fmt, tz=UTC))
+
+
 def _times(samples: Sequence[VmSample | HostSample]) -> list[datetime]:
     return [datetime.fromtimestamp(s.at, UTC) for s in samples]
 
 
-def vm_chart(vm: str, series: Mapping[str, Sequence[VmSample]]) -> bytes:
-    """`series`: host -> that side's samples (jobs.monitor.history.vm_series). Raises ValueError when empty."""
+def vm_chart(vm: str, series: Mapping[str, Sequence[VmSample]], now: datetime) -> bytes:
+    """`series`: host -> that side's samples (jobs.monitor.history.vm_series), drawn over the 24 h up to `now`.
+    Raises ValueError when empty."""
     if not any(series.values()):
         raise ValueError(f"no replication history of {vm} yet")
     plt = _pyplot()
@@ -64,6 +73,7 @@ def vm_chart(vm: str, series: Mapping[str, Sequence[VmSample]]) -> bytes:
         health_ax.set_yticks(range(len(hosts)), hosts, fontsize="small")
         health_ax.set_ylim(-0.5, len(hosts) - 0.5)
         health_ax.set_ylabel("health")
+        _window(health_ax, now, VM_WINDOW_S, "%H:%M")
         fig.autofmt_xdate()
         fig.tight_layout()
         return _png(fig)
@@ -71,8 +81,9 @@ def vm_chart(vm: str, series: Mapping[str, Sequence[VmSample]]) -> bytes:
         plt.close(fig)
 
 
-def fleet_chart(title: str, samples: Sequence[HostSample]) -> bytes:
-    """Health counts per 15-minute slot (jobs.monitor.history.fleet_series). Raises ValueError when empty."""
+def fleet_chart(title: str, samples: Sequence[HostSample], now: datetime) -> bytes:
+    """Health counts per 15-minute slot (jobs.monitor.history.fleet_series), drawn over the 7 days up to `now`.
+    Raises ValueError when empty."""
     if not samples:
         raise ValueError(f"no replication history of {title} yet")
     plt = _pyplot()
@@ -93,6 +104,7 @@ def fleet_chart(title: str, samples: Sequence[HostSample]) -> bytes:
         ax.legend(loc="upper left", fontsize="small")
         ax.grid(True, alpha=0.3)
         ax.set_title(f"{title}: replica health, last 7 days (UTC)")
+        _window(ax, now, HOST_WINDOW_S, "%a %d %b")
         fig.autofmt_xdate()
         fig.tight_layout()
         return _png(fig)
