@@ -24,6 +24,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from slack_sdk.signature import SignatureVerifier
 
+from measure.own_redis import use_own_redis
+
 SECRET = "bench-signing-secret"
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "1000"))  # a multiple of ROUNDS
 CLIENTS = 20
@@ -201,6 +203,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def main() -> None:
+    use_own_redis()
     import redis
 
     from bot.adapters.fake_slack import FakeSlack

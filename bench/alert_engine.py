@@ -18,6 +18,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from measure.own_redis import use_own_redis  # noqa: E402
 from jobs.monitor.rules import AlertRules, HostObservation, ReplicaObservation  # noqa: E402
 from jobs.monitor.state import AlertEngine  # noqa: E402
 
@@ -51,6 +52,7 @@ def run_sweep(eng: AlertEngine, vms: dict, t: float, critical: bool) -> tuple[fl
 
 
 def main() -> None:
+    use_own_redis()
     pool = redis.ConnectionPool.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
     pool.connection_kwargs["db"] = 11  # a DB in REDIS_URL's path would otherwise win over db=
     r = redis.Redis(connection_pool=pool)

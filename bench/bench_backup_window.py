@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
+from measure.own_redis import use_own_redis  # noqa: E402
 from jobs.backup.conditions import ReplicaBackupFacts, evaluate
 from jobs.backup.window import Window, WindowStore
 
@@ -61,6 +62,7 @@ def evaluate_cost(rounds: int = 20000) -> float:
 
 
 if __name__ == "__main__":
+    use_own_redis()
     for sweepers in (1, 3):
         elapsed, resumed = sweep(1000, sweepers)
         print(f"housekeeping, 1000 overdue windows, {sweepers} sweeper(s): {elapsed * 1000:.0f} ms, "

@@ -47,6 +47,7 @@ from slack_sdk import WebClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `./dev bench` runs each script as a file
 
+from measure.own_redis import use_own_redis  # noqa: E402
 from bench.fanout import control, start_lab, wait_for  # noqa: E402
 from bot.adapters.fake_slack import FakeSlack  # noqa: E402
 from bot.delivery.recovery_run import RecoveryRunReporter  # noqa: E402
@@ -221,6 +222,7 @@ def run(conn: redis.Redis, paths: list[Path], args: argparse.Namespace) -> dict[
 
 
 def main() -> None:
+    use_own_redis()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))  # dark hosts: expected
     tune_gc()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

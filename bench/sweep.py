@@ -37,6 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 import structlog
 import yaml
+from measure.own_redis import use_own_redis  # noqa: E402
 from measure.cpu import cores as core_count
 from measure.cpu import own_cpu_s, processes_cpu_s, redis_cpu_s
 from rq import Queue
@@ -141,6 +142,7 @@ def timed_sweep(r: redis.Redis, monitor: Monitor, hosts: list[str], now: datetim
 
 
 def main() -> None:
+    use_own_redis()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--hosts", type=int, default=250)
