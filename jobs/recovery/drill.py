@@ -1,5 +1,12 @@
 """A failover drill: a test failover of each VM, its test VM started and awaited, then always cleaned up.
 
+A plan's groups are drilled as a failover runs them (``jobs.recovery.execute``): in order, the next group after
+every heartbeat of the group before (when the group waits for heartbeats) and its delay; within a group, at most
+``per_host`` VMs in their failover steps at once on one replica host (HVBOT_RECOVERY_PER_HOST_PARALLEL, the
+failover's setting); a failure stops the drill after its group when the group says ``on_failure: stop``. The test
+VMs stay up until the whole plan was brought up (later groups boot next to earlier ones, as in a real recovery),
+then every test VM is removed (``jobs.recovery.drill_groups``).
+
 Per VM (hyperv.md §1.5): the replica's facts and the same checked test plan as `/hyperv failover VM test`
 (``jobs.failover.plan.plan_test``); ``Start-VMFailover -AsTest`` on the replica, ``Start-VM '<VM> - Test'``,
 ``Get-VM`` until its heartbeat is OK, then ``Stop-VMFailover -VMName <VM>`` (stops and deletes the test VM).
@@ -14,9 +21,9 @@ last heartbeat.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,11 +39,10 @@ from jobs.hyperv.commands import single
 from jobs.hyperv.errors import HyperVError
 from jobs.hyperv.fleet import Fleet
 from jobs.hyperv.records import VmRecord, type_name
-from jobs.locks import VmLock
 from jobs.recovery import drill_store as states
-from jobs.recovery.drill_checks import check_networks
 from jobs.recovery.drill_store import DrillStore
 from jobs.recovery.model import Member
+from jobs.recovery.settings import RecoverySettings
 
 OK_HEARTBEATS = frozenset({"OkApplicationsHealthy", "OkApplicationsUnknown"})  # VMHeartbeatStatus, hyperv.md §3
 
@@ -45,8 +51,10 @@ OK_HEARTBEATS = frozenset({"OkApplicationsHealthy", "OkApplicationsUnknown"})  #
 class DrillOptions:
     heartbeat_timeout_s: float = 600.0  # per VM, from Start-VM
     poll_s: float = 2.0
-    parallel: int = 20  # VMs drilled at once (each mostly waits for its guest to boot)
+    parallel: int = 20  # test VMs awaited at once (each mostly waits for its guest to boot)
     cleanup_wait_s: float = 30.0  # how long Stop-VMFailover's result may take to show
+    per_host: int = 4  # VMs of a group in their failover steps at once on one replica host, as in a failover
+    lock_ttl_ms: int = 30_000  # the drill's VM locks, renewed while it runs
 
 
 class DrillSettings(BaseSettings):
@@ -55,10 +63,12 @@ class DrillSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HVBOT_DRILL_", extra="ignore", hide_input_in_errors=True)
     heartbeat_timeout_s: float = Field(default=600.0, gt=0, description="per VM, from its start to an OK heartbeat")
     poll_s: float = Field(default=2.0, gt=0, description="how often a test VM's heartbeat is read")
-    parallel: int = Field(default=20, ge=1, le=200, description="VMs drilled at once")
+    parallel: int = Field(default=20, ge=1, le=200, description="test VMs awaited at once")
 
     def options(self) -> DrillOptions:
-        return DrillOptions(self.heartbeat_timeout_s, self.poll_s, self.parallel)
+        recovery = RecoverySettings()  # the failover's per-host limit and lock lease: a drill runs like one
+        return DrillOptions(self.heartbeat_timeout_s, self.poll_s, self.parallel,
+                            per_host=recovery.per_host_parallel, lock_ttl_ms=recovery.lock_ttl_ms)
 
 
 @dataclass
@@ -67,15 +77,16 @@ class Drill:
     store: DrillStore
     drill_id: str
     options: DrillOptions = field(default_factory=DrillOptions)
-    on_vm: Callable[[dict[str, Any]], None] = lambda row: None  # each VM's finished row (progress)
+    on_vm: Callable[[dict[str, Any]], None] = lambda row: None  # each VM's row once its result is known
     started: float = field(default_factory=time.monotonic)
+    stop: threading.Event = field(default_factory=threading.Event)  # set when the drill is being torn down
 
     @property
     def redis(self) -> redis.Redis:
         return self.store.redis
 
 
-def _row(m: Member) -> dict[str, Any]:
+def new_row(m: Member) -> dict[str, Any]:
     return {"vm": m.vm, "primary_host": m.primary_host, "replica_host": m.replica_host, "result": "failed",
             "recovery_point": None, "point_created": None, "point_age_s": None, "test_vm_created": None,
             "time_to_heartbeat_s": None, "recovery_s": None, "heartbeat": None, "cleaned": True,
@@ -123,24 +134,25 @@ def _await_heartbeat(d: Drill, m: Member) -> VmRecord | None:
         rec = _test_vm(d.fleet.run(m.replica_host, single("Get-VM", Name=[f"{m.vm} - Test"])), m.vm, m.replica_host)
         if rec is not None and rec.heartbeat in OK_HEARTBEATS:
             return rec
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or d.stop.wait(d.options.poll_s):  # polled, bounded by the deadline
             return None
-        time.sleep(d.options.poll_s)  # the guest boots at its own pace; polled, bounded by the deadline
 
 
 def _seconds(later: Any, earlier: Any) -> float | None:
     return round((later - earlier).total_seconds(), 1) if later is not None and earlier is not None else None
 
 
-def _run_test(d: Drill, m: Member, row: dict[str, Any]) -> None:
-    """The mutating part; every exit path leaves cleanup to the caller."""
+def start_test(d: Drill, m: Member, row: dict[str, Any]) -> None:
+    """Check, ``Start-VMFailover -AsTest``, ``Start-VM``: the steps a failover bounds per replica host. Sets
+    ``row["mutated"]`` from the first mutating step on: from then a test VM of ours may exist."""
+    d.store.set_vm(d.drill_id, m.vm, states.CHECKING, replica=m.replica_host)
     facts = replica_facts(d.fleet, m)
     plan = plan_test(facts)
     point = plan.recovery_point
     if point is not None:
         row["recovery_point"], row["point_created"] = point.name, point.creation_time.isoformat()
     d.store.set_vm(d.drill_id, m.vm, states.FAILING_OVER, replica=m.replica_host)
-    row["mutated"] = True  # from here on a test VM of ours may exist
+    row["mutated"] = True
     failover, start = plan.steps[0], plan.steps[1]
     test = _test_vm(d.fleet.run(failover.host, step_pipeline(failover)), m.vm, m.replica_host)
     if test is not None and test.creation_time is not None:
@@ -148,6 +160,10 @@ def _run_test(d: Drill, m: Member, row: dict[str, Any]) -> None:
         row["point_age_s"] = _seconds(test.creation_time, point.creation_time if point else None)
     d.fleet.run(start.host, step_pipeline(start))
     d.store.set_vm(d.drill_id, m.vm, states.STARTED, replica=m.replica_host)
+
+
+def await_test(d: Drill, m: Member, row: dict[str, Any]) -> None:
+    """Wait for the started test VM's heartbeat and record when the guest answered."""
     seen = _await_heartbeat(d, m)
     if seen is None:
         row["problems"].append(f"no OK heartbeat from the test VM within {d.options.heartbeat_timeout_s:.0f} s")
@@ -158,33 +174,22 @@ def _run_test(d: Drill, m: Member, row: dict[str, Any]) -> None:
     row["result"] = "passed"
 
 
-def drill_vm(d: Drill, m: Member) -> dict[str, Any]:
-    row = _row(m)
-    lock = VmLock(d.redis, m.vm, ttl_ms=int((d.options.heartbeat_timeout_s + 600) * 1000))
-    if not lock.acquire(f"drill:{d.drill_id}"):
+def refuse(row: dict[str, Any], exc: PlanRefused | HyperVError) -> None:
+    if isinstance(exc, PlanRefused):
         row["result"] = "refused"
-        row["problems"].append(f"another operation on {m.vm} is running ({lock.holder()}); not drilled")
-        d.store.set_vm(d.drill_id, m.vm, states.REFUSED, replica=m.replica_host)
-        return row
-    try:
-        d.store.set_vm(d.drill_id, m.vm, states.CHECKING, replica=m.replica_host)
-        _run_test(d, m, row)
-    except PlanRefused as refused:
-        row["result"] = "refused"
-        row["problems"].extend(refused.reasons)
-    except HyperVError as err:
+        row["problems"].extend(exc.reasons)
+    else:
         row["result"] = "failed"
-        row["problems"].append(err.message)
-    finally:
-        # Only a test VM this drill made is removed: one that existed before is someone else's test failover.
-        if row.pop("mutated", False):
-            _clean(d, m, row)
-        else:
-            d.store.set_vm(d.drill_id, m.vm, states.REFUSED if row["result"] == "refused" else states.CLEANED,
-                           replica=m.replica_host)
-        lock.release()
-    d.on_vm(row)
-    return row
+        row["problems"].append(exc.message)
+
+
+def tear_down(d: Drill, m: Member, row: dict[str, Any]) -> None:
+    """Only a test VM this drill made is removed: one that existed before is someone else's test failover."""
+    if row.pop("mutated", False):
+        _clean(d, m, row)
+    else:
+        d.store.set_vm(d.drill_id, m.vm, states.REFUSED if row["result"] == "refused" else states.CLEANED,
+                       replica=m.replica_host)
 
 
 def _clean(d: Drill, m: Member, row: dict[str, Any]) -> None:
@@ -195,22 +200,3 @@ def _clean(d: Drill, m: Member, row: dict[str, Any]) -> None:
     row["cleaned"], row["result"] = False, "cleanup_failed"
     row["problems"].append(problem)
     d.store.set_vm(d.drill_id, m.vm, states.CLEANUP_FAILED, replica=m.replica_host, problem=problem)
-
-
-def run(d: Drill, members: Sequence[Member]) -> dict[str, Any]:
-    """Check every VM's test network, then drill them (``parallel`` at a time). Returns rows and totals."""
-    network = check_networks(d.fleet, members)
-    if network.refused:
-        rows = []
-        for m in members:
-            row = _row(m) | {"result": "refused", "problems": network.refusals.get(m.vm, []),
-                             "notes": network.notes.get(m.vm, [])}
-            if not row["problems"]:
-                row["problems"] = ["not drilled: another VM of this drill would land on a production network"]
-            rows.append(row)
-        return {"ok": False, "refused": True, "vms": rows}
-    with ThreadPoolExecutor(max_workers=max(1, d.options.parallel), thread_name_prefix="hvbot-drill") as pool:
-        rows = list(pool.map(lambda m: drill_vm(d, m), members))
-    for row in rows:
-        row["notes"] = network.notes.get(row["vm"], []) + row["notes"]
-    return {"ok": all(r["result"] == "passed" for r in rows), "refused": False, "vms": rows}

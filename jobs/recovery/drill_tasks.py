@@ -28,10 +28,10 @@ from jobs.hyperv.fleet import Fleet
 from jobs.keys import ALIVE_KEY
 from jobs.liveness import claim_final, heartbeat
 from jobs.locks import release_owned_by
-from jobs.recovery import drill, drill_report
+from jobs.recovery import drill, drill_groups, drill_report
 from jobs.recovery.drill_store import NEEDS_CLEANUP, DrillStore, RunRecord
 from jobs.recovery.drill_targets import DrillTargetError, load_plans, resolve_target
-from jobs.recovery.model import Member
+from jobs.recovery.model import Member, ResolvedGroup
 
 log = logging.getLogger("hvbot.drill")
 CLEANUP_NOTICE_EVERY_S = 3600  # a test VM that cannot be removed is re-alerted at most hourly
@@ -49,12 +49,13 @@ def run_drill(drill_id: str, target: str, host: str | None, report_to: dict[str,
     with heartbeat(conn, job.id, heartbeat_seconds):
         fleet = process_fleet.fleet()
         try:
-            plan, members = resolve_target(fleet, target, host, load_plans())
+            plan, groups = resolve_target(fleet, target, host, load_plans())
         except (DrillTargetError, FailoverLookupError, HyperVError) as exc:
             message = str(exc) if not isinstance(exc, FailoverLookupError) else \
                 f"{exc} No recovery plan is named {target} either."
             report = drill_report.build(drill_id, target, "", trigger, requested_by, started, {"vms": []}, message)
             return _final(conn, job.id, drill_id, reply_to, report)
+        members = [m for g in groups for m in g.vms]
         store.register(RunRecord(drill_id, job.id, target, plan, [asdict(m) for m in members], report_to, trigger,
                                  time.time()))
         done: list[str] = []
@@ -68,7 +69,7 @@ def run_drill(drill_id: str, target: str, host: str | None, report_to: dict[str,
                         drill.DrillSettings().options(), on_vm=progress)
         reporter.progress(drill_id, reply_to, f"Drill of {plan or target}: checking the test networks of "
                                               f"{units.plural(len(members), 'VM')} …")
-        outcome, error, left = _drive(d, members)
+        outcome, error, left = _drive(d, groups)
         report = drill_report.build(drill_id, target, plan, trigger, requested_by, started, outcome, error)
         _record_successes(store, report)
         if report["left_behind"] or left:
@@ -78,10 +79,10 @@ def run_drill(drill_id: str, target: str, host: str | None, report_to: dict[str,
         return _final(conn, job.id, drill_id, reply_to, report)
 
 
-def _drive(d: drill.Drill, members: list[Member]) -> tuple[dict[str, Any], str, list[str]]:
+def _drive(d: drill.Drill, groups: tuple[ResolvedGroup, ...]) -> tuple[dict[str, Any], str, list[str]]:
     """(outcome, error, test VMs left behind): a bug must still leave no test VM behind, and be reported."""
     try:
-        return drill.run(d, members), "", []
+        return drill_groups.run(d, groups), "", []
     except Exception as exc:
         log.exception("drill %s failed", d.drill_id)
         error = f"the drill stopped on an internal error ({type(exc).__name__})"

@@ -1,10 +1,11 @@
 """A failover drill of a 20-VM recovery plan through signed Slack requests, a real `hvbot worker` and the lab.
 
 The lab's clock is frozen, so the test VMs boot only when the test advances it: half the guests report heartbeat
-30 s after their start, half 60 s. The report (posted, and attached as a JSON file) must give exactly those times
-and each recovery point's age on the lab's clock, and no test VM may be left. A second test SIGKILLs the worker
-while every test VM is up and waiting for its heartbeat: the chat server's abandoned-job watcher must remove them
-all and say so. No sleeps: the test waits on the lab, Redis and the fake Slack's recorded calls, with deadlines.
+30 s after their start, half 60 s. The plan's second group is drilled only once every guest of the first answered,
+as a failover would run it. The report (posted, and attached as a JSON file) must give exactly those times and
+each recovery point's age on the lab's clock, and no test VM may be left. A second test SIGKILLs the worker while
+every test VM is up (the first group's answered, the second's awaiting their heartbeats): the chat server's
+abandoned-job watcher must remove them all and say so. No sleeps: the test waits on the lab, Redis and the fake Slack's recorded calls, with deadlines.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,12 @@ class World:
     def running_test_vms(self) -> int:
         return sum(1 for vm in lab_test_vms(self.lab.fleet) if vm.state == "Running")
 
+    def running_test_names(self) -> set[str]:
+        return {vm.name.removesuffix(" - Test") for vm in lab_test_vms(self.lab.fleet) if vm.state == "Running"}
+
+    def answered(self) -> set[str]:
+        return {vm for vm, state in self.vm_states().items() if state == "heartbeat"}
+
     def vm_states(self) -> dict[str, str]:
         states: dict[str, str] = {}
         for key in self.redis.scan_iter("hvbot:drill:vms:*"):
@@ -114,11 +121,16 @@ def test_a_20_vm_drill_reports_the_lab_timeline_and_leaves_no_test_vm(world: Wor
     with world.lab.fleet.lock:  # the latest recovery point of each replica, on the lab's clock
         points = {vm.name: max(c.creation_time for c in vm.checkpoints) for vm in world.lab.fleet.host("hv-b1").vms}
     world.request_and_approve()
-    wait_until(lambda: world.running_test_vms() == COUNT, 60, "every test VM started")
-    world.lab.control(None, "clock", {"advance_s": 30})
+    first = {f"dr{i:02d}" for i in range(1, COUNT // 2 + 1)}  # the plan's first group; the rest come after it
     fast = {f"dr{i:02d}" for i in range(1, COUNT + 1) if boot_of(i) == 30}
-    wait_until(lambda: {vm for vm, s in world.vm_states().items() if s in ("heartbeat", "cleaned")} == fast, 60,
-               "the 30 s guests' heartbeats")
+    wait_until(lambda: world.running_test_names() == first, 60, "group 1's test VMs started, group 2's not")
+    world.lab.control(None, "clock", {"advance_s": 30})
+    wait_until(lambda: world.answered() == fast & first, 60, "group 1's 30 s guests' heartbeats")
+    assert world.running_test_names() == first  # group 2 waits for all of group 1
+    world.lab.control(None, "clock", {"advance_s": 30})
+    wait_until(lambda: world.running_test_vms() == COUNT, 60, "group 2's test VMs started beside group 1's")
+    world.lab.control(None, "clock", {"advance_s": 30})
+    wait_until(lambda: world.answered() == first | fast, 60, "group 2's 30 s guests' heartbeats")
     world.lab.control(None, "clock", {"advance_s": 30})
     final = _first(world.fake, lambda c: c.method == "chat.update" and "Drill of plan dr-plan: PASSED" in _text(c), 60)
     upload = _first(world.fake, lambda c: c.method == "files.completeUploadExternal")
@@ -131,7 +143,8 @@ def test_a_20_vm_drill_reports_the_lab_timeline_and_leaves_no_test_vm(world: Wor
     for row in report["vms"]:
         index = int(row["vm"][2:])
         assert row["time_to_heartbeat_s"] == boot_of(index), row  # the lab's boot time, to the second
-        assert row["point_age_s"] == round((frozen - points[row["vm"]]).total_seconds(), 1), row
+        failed_over = frozen if row["vm"] in first else frozen + timedelta(seconds=60)  # group 2 at +60 s
+        assert row["point_age_s"] == round((failed_over - points[row["vm"]]).total_seconds(), 1), row
         assert row["result"] == "passed" and row["cleaned"] and row["problems"] == []
     assert report["slowest_heartbeat_s"] == 60 and report["measured_recovery_s"] is not None
     assert lab_test_vms(world.lab.fleet) == []
@@ -144,10 +157,13 @@ def test_a_20_vm_drill_reports_the_lab_timeline_and_leaves_no_test_vm(world: Wor
 
 
 def test_a_worker_killed_mid_drill_leaves_no_test_vm_behind(world: World) -> None:
-    world.lab.control(None, "clock", {"freeze": True})  # no guest ever reports heartbeat: the drill waits
+    world.lab.control(None, "clock", {"freeze": True})  # guests answer only when the test moves the clock
     world.request_and_approve()
-    wait_until(lambda: world.running_test_vms() == COUNT and set(world.vm_states().values()) == {"started"}, 60,
-               "every test VM started and awaiting its heartbeat")
+    wait_until(lambda: world.running_test_vms() == COUNT // 2, 60, "group 1's test VMs started")
+    world.lab.control(None, "clock", {"advance_s": 60})  # group 1 answers; group 2 starts and then waits
+    wait_until(lambda: world.running_test_vms() == COUNT and sorted(world.vm_states().values())
+               == ["heartbeat"] * (COUNT // 2) + ["started"] * (COUNT // 2), 60,
+               "every test VM up: group 1's answered, group 2's awaiting their heartbeats")
     job_id = json.loads(next(iter(world.redis.hvals(DRILL_RUNS_KEY))))["job_id"]
     alive = wait_until(lambda: world.redis.get(ALIVE_KEY.format(job_id)), 10, "heartbeat")
     horse = int(alive)  # type: ignore[arg-type]

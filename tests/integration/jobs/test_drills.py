@@ -28,7 +28,8 @@ from jobs.hyperv.settings import JobSettings
 from jobs.monitor.lease import MonitorLease
 from jobs.monitor.loop import LeaseLost, Monitor
 from jobs.monitor.state import AlertEngine
-from jobs.recovery import drill
+from jobs.recovery import drill, drill_groups
+from jobs.recovery.drill_groups import one_group
 from jobs.recovery.drill_chores import start_due_drills, untested_plans
 from jobs.recovery.drill_store import DrillStore, RunRecord, StoredSchedule
 from jobs.recovery.drill_tasks import sweep_dead_drills
@@ -71,7 +72,7 @@ def test_a_plan_resolves_to_its_replicated_vms_in_group_order(drill_lab: tuple[L
 def test_a_drill_passes_and_leaves_no_test_vm(drill_lab: tuple[Lab, Fleet], redis_conn: redis.Redis) -> None:
     lab, fleet = drill_lab
     members = [Member(f"dr0{i}", "hv-a1", "hv-b1") for i in range(1, 5)]
-    out = drill.run(drill.Drill(fleet, DrillStore(redis_conn), "t-pass", drill.DrillOptions(poll_s=0.1)), members)
+    out = drill_groups.run(drill.Drill(fleet, DrillStore(redis_conn), "t-pass", drill.DrillOptions(poll_s=0.1)), one_group(members))
     assert out["ok"], out
     assert [r["result"] for r in out["vms"]] == ["passed"] * 4
     assert all(r["recovery_point"] and r["point_age_s"] is not None for r in out["vms"])
@@ -86,7 +87,7 @@ def test_a_production_test_switch_refuses_the_drill_before_anything_runs(
     lab = make_lab(drill_fleet(3, boots=(0, 0), production_switch_vm="dr02"))
     with Fleet(load_inventory(lab.write_inventory(tmp_path / "inv.yml")), JobSettings(deadline_s=10)) as fleet:
         members = [Member(f"dr0{i}", "hv-a1", "hv-b1") for i in range(1, 4)]
-        out = drill.run(drill.Drill(fleet, DrillStore(redis_conn), "t-prod"), members)
+        out = drill_groups.run(drill.Drill(fleet, DrillStore(redis_conn), "t-prod"), one_group(members))
     assert out["refused"] and not out["ok"]
     bad = next(r for r in out["vms"] if r["vm"] == "dr02")
     assert "test switch 'vSwitch-LAN', which is its own production switch" in bad["problems"][0]
@@ -102,7 +103,7 @@ def test_a_vm_without_heartbeat_fails_and_is_still_cleaned_up(drill_lab: tuple[L
         lab.fleet.vm("hv-b1", "dr01").boot_seconds = 600
     members = [Member("dr01", "hv-a1", "hv-b1"), Member("dr02", "hv-a1", "hv-b1")]
     options = drill.DrillOptions(heartbeat_timeout_s=1.0, poll_s=0.1)
-    out = drill.run(drill.Drill(fleet, DrillStore(redis_conn), "t-nohb", options), members)
+    out = drill_groups.run(drill.Drill(fleet, DrillStore(redis_conn), "t-nohb", options), one_group(members))
     rows = {r["vm"]: r for r in out["vms"]}
     assert rows["dr01"]["result"] == "failed" and "no OK heartbeat" in rows["dr01"]["problems"][0]
     assert rows["dr02"]["result"] == "passed" and rows["dr02"]["time_to_heartbeat_s"] == 0
@@ -215,7 +216,7 @@ def test_someone_elses_test_vm_is_left_alone(drill_lab: tuple[Lab, Fleet], redis
     lab, fleet = drill_lab
     fleet.run("hv-b1", single("Start-VMFailover", VMName=["dr01"], AsTest=True))  # an operator's own test failover
     members = [Member("dr01", "hv-a1", "hv-b1"), Member("dr02", "hv-a1", "hv-b1")]
-    out = drill.run(drill.Drill(fleet, DrillStore(redis_conn), "t-other", drill.DrillOptions(poll_s=0.1)), members)
+    out = drill_groups.run(drill.Drill(fleet, DrillStore(redis_conn), "t-other", drill.DrillOptions(poll_s=0.1)), one_group(members))
     rows = {r["vm"]: r for r in out["vms"]}
     assert rows["dr01"]["result"] == "refused" and "already exists" in rows["dr01"]["problems"][0]
     assert rows["dr02"]["result"] == "passed"
@@ -226,7 +227,7 @@ def test_a_read_failure_before_any_step_removes_nothing(drill_lab: tuple[Lab, Fl
     lab, fleet = drill_lab
     fleet.run("hv-b1", single("Start-VMFailover", VMName=["dr01"], AsTest=True))  # an operator's own test failover
     lab.control("hv-b1", "fault", {"code": 500, "reason": "injected", "count": 2})
-    row = drill.drill_vm(drill.Drill(fleet, DrillStore(redis_conn), "t-readfail"), Member("dr01", "hv-a1", "hv-b1"))
+    row = drill_groups.drill_vm(drill.Drill(fleet, DrillStore(redis_conn), "t-readfail"), Member("dr01", "hv-a1", "hv-b1"))
     assert row["result"] == "failed" and row["problems"], row
     assert [vm.name for vm in lab_test_vms(lab.fleet)] == ["dr01 - Test"]
     assert not [e for e in lab.command_log("hv-b1") if e.cmdlet == "Stop-VMFailover"]
