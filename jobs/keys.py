@@ -87,3 +87,4 @@ HOME_PUBLISHED_KEY = "hvbot:home:published"  # digest of the sweep time and pend
 SWEEP_STORED_KEY = "hvbot:sweep:stored"  # epoch seconds of the newest sweep result stored (any host)
 HISTORY_VM_KEY = "hvbot:history:vm:{}:{}"  # host, vm (lower case) -> stream of lag/health samples (24 h)
 HISTORY_HOST_KEY = "hvbot:history:host:{}"  # host -> stream of health counts (7 days)
+HISTORY_SLOT_KEY = "hvbot:history:slot:{}"  # host -> the 5-minute slot whose samples are written (claimed)

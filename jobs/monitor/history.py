@@ -52,6 +52,19 @@ def _min_id(at: float, window_s: int) -> str:
     return str(int((at - window_s) * 1000) + 1)  # the slot exactly one window old goes: window / step entries
 
 
+def hosts_due(client: redis.Redis, hosts: Sequence[str], now: datetime) -> list[str]:
+    """The hosts whose samples of the current 5-minute slot are not written yet, claimed for this caller (one round
+    trip). Sweeps come every minute but a slot keeps only its first sample, so the other sweeps skip the writes
+    (two commands per VM) instead of having Redis refuse them."""
+    slot = _slot_id(now.timestamp(), VM_STEP_S)
+    pipe = client.pipeline(transaction=False)
+    for host in hosts:
+        pipe.set(keys.HISTORY_SLOT_KEY.format(host), slot, ex=2 * VM_STEP_S, get=True)
+    before = pipe.execute()
+    return [h for h, old in zip(hosts, before, strict=True)
+            if (old.decode() if isinstance(old, bytes) else old) != slot]
+
+
 def record(client: redis.Redis, host: str, reachable: bool, vms: Sequence[dict[str, object]], now: datetime) -> None:
     """One sweep's samples: each VM row (`jobs.monitor.sweep` last-sweep rows: vm, health, lag_s) and the host's
     health counts. One round trip; a slot already written is left as it is."""

@@ -146,8 +146,8 @@ def store_last(client: redis.Redis, by_host: Mapping[str, list[Observation]], no
     entries = {h: _last_entry(h, obs, now) for h, obs in by_host.items()}
     client.hset(keys.REPLICATION_LAST_KEY,
                 mapping={h: json.dumps(e, separators=(",", ":")) for h, e in entries.items()})
-    for host, entry in entries.items():
-        history.record(client, host, not entry["error"], entry["vms"], now)
+    for host in history.hosts_due(client, list(entries), now):
+        history.record(client, host, not entries[host]["error"], entries[host]["vms"], now)
     # When the newest result was stored: the chat side refreshes its views when this moves; never backwards.
     client.eval("if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then "
                 "redis.call('SET', KEYS[1], ARGV[1]) end", 1, keys.SWEEP_STORED_KEY, repr(now.timestamp()))
