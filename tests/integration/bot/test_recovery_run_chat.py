@@ -2,7 +2,8 @@
 actions, and a worker SIGKILLed mid-plan (the card says where every VM stands; Resume runs only the rest).
 
 The approval flow that enqueues ``run_recovery`` is the preview's; here the approved job is enqueued directly,
-with a ResolvedPlan built in the test, onto the queue a real worker serves. No sleeps: the test waits on the
+with a ResolvedPlan built in the test, onto the queue a real worker serves (Resume through its click and a second
+person's approval: test_recovery_resume_chat.py). No sleeps: the test waits on the
 fake Slack's recorded calls and on Redis with deadlines.
 """
 
