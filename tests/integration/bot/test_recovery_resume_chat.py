@@ -66,7 +66,8 @@ def _kill_mid_plan(world: World, worker: HvbotProcess, run_id: str) -> dict[str,
         return "done" in apps and "waiting" in apps
 
     wait_until(some_apps_done, 90, "a VM of group 2 done while others wait")
-    horse = int(wait_until(lambda: world.conn.get(ALIVE_KEY.format(f"rp{run_id}")), 10, "heartbeat"))  # type: ignore[arg-type]
+    alive = ALIVE_KEY.format(f"rp{run_id}")
+    horse = int(wait_until(lambda: world.conn.get(alive), 10, "heartbeat"))  # type: ignore[arg-type]
     os.killpg(worker.proc.pid, signal.SIGKILL)  # the worker and its scheduler, as if the machine died
     os.kill(horse, signal.SIGKILL)  # the work horse runs in a session of its own
     return {v["vm"]: v["state"] for v in progress.snapshot()["vms"]}
@@ -88,8 +89,8 @@ def _resume_and_approve(bot: dict[str, Any], world: World, card: dict[str, str],
 
 @pytest.mark.timeout(400)
 def test_killed_worker_resume_needs_a_new_approval_and_runs_only_the_rest(world: World, bot: dict[str, Any]) -> None:
-    plan = ResolvedPlan(Scope(ScopeKind.SITE, "site-a"), "",
-                        (_group("core", FIRST, on_failure=OnFailure.STOP), _group("apps", SECOND, wait_heartbeat=False)))
+    groups = (_group("core", FIRST, on_failure=OnFailure.STOP), _group("apps", SECOND, wait_heartbeat=False))
+    plan = ResolvedPlan(Scope(ScopeKind.SITE, "site-a"), "", groups)
     env = world.env | {"HVBOT_RECOVERY_PER_HOST_PARALLEL": "1"}
     port = free_port()
     worker = HvbotProcess(["worker", "--name", f"doomed-rec-{port}"], env)
