@@ -179,9 +179,32 @@ def _add_reverse_after_planned(b: _Builder, new_primary: str, old_primary: str) 
                 mode_is(old_primary, "Replica")))
 
 
+def interrupted_before_start(facts: ReplicationFacts) -> bool:
+    """An unplanned failover whose Start-VMFailover ran but whose Start-VM did not (a worker killed between them, or a
+    start that failed): the replica waits for completion with its VM Off, and no planned failover is half-done on
+    the primary. Finishing it is the start alone; failing over again is refused by Hyper-V in that state."""
+    r, p = facts.replica, facts.primary
+    return (r.reachable and r.mode == "Replica" and r.state == "FailedOverWaitingCompletion" and r.vm_state == "Off"
+            and not r.test_vm_present and not (p.reachable and p.state == "PreparedForFailover"))
+
+
+def _plan_start_only(facts: ReplicationFacts) -> Plan:
+    r, vm = facts.replica, facts.vm
+    b = _Builder(vm)
+    b.add(r.host, "Start the failed-over VM on the replica", "Start-VM", {"Name": vm},
+          pre=(vm_is(r.host, "Off"), state_in(r.host, {"FailedOverWaitingCompletion"})),
+          post=(vm_is(r.host, "Running"),))
+    warning = (f"{vm} has already failed over on {r.host} but was never started (an interrupted failover): only the "
+               "start remains, from the recovery point that failover used")
+    return Plan(Kind.UNPLANNED, vm, tuple(b.steps), (warning,), latest_point(r))
+
+
 def plan_unplanned(facts: ReplicationFacts, point: str | None = None) -> Plan:
-    """hyperv.md §1.4: on the replica only; the primary is left untouched."""
+    """hyperv.md §1.4: on the replica only; the primary is left untouched. An interrupted one is finished (its
+    start) unless another recovery point is asked for."""
     r, p, vm = facts.replica, facts.primary, facts.vm
+    if point is None and interrupted_before_start(facts):
+        return _plan_start_only(facts)
     reasons: list[str] = []
     _failover_gate(r, vm, reasons, test=False)
     if reasons:

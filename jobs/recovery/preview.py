@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobs.failover.facts import FAILED_OVER_STATES, ReplicationFacts
-from jobs.failover.plan import Kind, PlanRefused, build_plan, latest_point, recommend
+from jobs.failover.plan import Kind, PlanRefused, build_plan, interrupted_before_start, latest_point, recommend
 from jobs.hyperv.fleet import Fleet
 from jobs.recovery.gather import PlanFacts, gather_plan
 from jobs.recovery.model import Member, ResolvedPlan
@@ -44,7 +44,8 @@ def _refusals(m: Member, facts: ReplicationFacts, kind: Kind) -> tuple[list[str]
         return [f"{m.vm} is not replicated, so it has no replica to fail over to"], None
     r = facts.replica
     first: list[str] = []
-    if r.reachable and r.state in FAILED_OVER_STATES and kind in PLAN_KINDS:  # follow-ups act on failed-over VMs
+    finishing = kind is Kind.UNPLANNED and interrupted_before_start(facts)  # a resumed run starts it
+    if r.reachable and r.state in FAILED_OVER_STATES and kind in PLAN_KINDS and not finishing:
         first.append(f"{m.vm} has already failed over to {r.host} ({r.state})")
     try:
         plan = build_plan(kind, facts)

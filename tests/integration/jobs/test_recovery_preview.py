@@ -112,3 +112,16 @@ def test_unknown_site_and_host_are_clear(world: tuple[Lab, Fleet, ManualClock]) 
         resolve_scope(fleet, Scope(ScopeKind.SITE, "site-z"))
     with pytest.raises(ScopeError, match="no host is called `hv-zz`; hosts in the inventory: hv-a1"):
         resolve_scope(fleet, Scope(ScopeKind.HOST, "hv-zz"))
+
+
+def test_a_vm_failed_over_but_never_started_is_offered_its_start_in_an_unplanned_preview(
+        world: tuple[Lab, Fleet, ManualClock]) -> None:
+    """What a resumed run finds when its worker died between Start-VMFailover and Start-VM."""
+    lab, fleet, _ = world
+    plan = resolve_scope(fleet, Scope(ScopeKind.HOST, "hv-a1"))
+    target = plan.vms()[0]
+    fleet.run(target.replica_host, pipeline(command("Start-VMFailover", VMName=[target.vm])))
+    rows = {r["vm"]: r for g in preview_plan(fleet, plan, "unplanned")["groups"] for r in g["vms"]}
+    assert rows[target.vm]["refused"] == [] and rows[target.vm]["steps"] == 1
+    assert rows[target.vm]["signature"][0][1].startswith("Start-VM ")
+    assert any("never started" in note for note in rows[target.vm]["notes"])

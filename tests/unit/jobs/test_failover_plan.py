@@ -341,3 +341,19 @@ def test_plan_is_json_able_for_the_preview_and_the_approval_binding() -> None:
     assert data[0]["preconditions"] and data[0]["expected"]
     assert plan.signature() == build_plan("unplanned", FIREWALL, point="p2").signature()
     assert plan.signature() != build_plan("unplanned", FIREWALL).signature()
+
+
+def test_an_unplanned_failover_interrupted_before_its_start_is_finished_by_the_start_alone() -> None:
+    """A worker killed between Start-VMFailover and Start-VM: asking again (a resumed site run) starts the VM."""
+    interrupted = walk(Plan(Kind.UNPLANNED, "fw01", build_plan("unplanned", FIREWALL).steps[:-1]), FIREWALL)
+    assert (interrupted.replica.state, interrupted.replica.vm_state) == ("FailedOverWaitingCompletion", "Off")
+    plan = build_plan("unplanned", interrupted)
+    assert [(s.host, s.cmdlet) for s in plan.steps] == [("hv-b1", "Start-VM")]
+    assert "never started" in plan.warnings[0]
+    assert walk(plan, interrupted).replica.vm_state == "Running"
+    with pytest.raises(PlanRefused):  # another recovery point would need a new failover, which Hyper-V refuses now
+        build_plan("unplanned", interrupted, point="fw01 - 01:00")
+    half_planned = with_sides(HEALTHY, primary={"state": "PreparedForFailover", "vm_state": "Off"},
+                              replica={"state": "FailedOverWaitingCompletion"})
+    with pytest.raises(PlanRefused):  # a planned failover stopped half-way is reversed or cancelled, not started
+        build_plan("unplanned", half_planned)
