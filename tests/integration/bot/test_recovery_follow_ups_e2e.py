@@ -13,24 +13,16 @@ from typing import Any
 
 import pytest
 import redis
-from rq import Queue
-from rq.serializers import JSONSerializer
-from slack_bolt import App, BoltRequest
 
 from bot.adapters.fake_slack import FakeSlack
-from bot.app import build_app
-from bot.cli.reporters import reporters_installed
-from bot.runtime import build_runtime
-from bot.settings import Settings
-from jobs.hyperv import process_fleet
 from lab.fleet import Lab
 from lab.fleet_file import fleet_from_dict
-from tests.support.fixtures_redis import TEST_QUEUE
-from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
-from tests.support.workers import BurstWorker
+from tests.support.fixtures_slack import action_body, slash_body
+from tests.support.recovery_e2e import APP1, OP, buttons as _buttons, dispatch as _dispatch, recovery_world
+from tests.support.recovery_e2e import work as _work
 
-OP, APP1 = "U0OP", "U0AP1"
 VMS = ("dc01", "sql01", "web01")
+Rows = dict[tuple[str, str], dict[str, Any]]  # the lab's view of every VM copy, by (host, VM)
 
 
 def _small_fleet() -> Any:
@@ -42,49 +34,28 @@ def _small_fleet() -> Any:
 @pytest.fixture
 def chat(make_lab: Callable[..., Lab], tmp_path: Path, fake_slack: FakeSlack, redis_conn: redis.Redis,
          monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    lab = make_lab(fleet=_small_fleet())
-    monkeypatch.setenv("HVBOT_INVENTORY", str(lab.write_inventory(tmp_path / "inventory.yml")))
-    monkeypatch.setenv("HVBOT_RECOVERY_HEARTBEAT_POLL_S", "0.2")
-    process_fleet._fleet_cache.clear()
-    settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=fake_slack.api_url,
-                        queue=TEST_QUEUE, channel_post_interval_seconds=0, operators=[OP], approvers=[APP1],
-                        approval_channel="C0ONCALL")
-    runtime = build_runtime(settings, connection=redis_conn)
-    with reporters_installed(runtime):
-        yield {"lab": lab, "app": build_app(settings, runtime=runtime), "fake": fake_slack, "conn": redis_conn,
-               "queue": Queue(TEST_QUEUE, connection=redis_conn, serializer=JSONSerializer)}
-    process_fleet._fleet_cache.clear()
-
-
-def _dispatch(app: App, body: str) -> None:
-    response = app.dispatch(BoltRequest(body=body, headers={k.lower(): [v] for k, v in signed_headers(body).items()}))
-    assert response.status == 200, response.body
-
-
-def _work(c: dict[str, Any]) -> None:
-    BurstWorker([c["queue"]], connection=c["conn"], serializer=JSONSerializer).work(burst=True)
-
-
-def _buttons(call: Any, action_id: str) -> list[str]:
-    blocks = call.args.get("blocks")
-    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks or []
-    return [e["value"] for b in blocks if b.get("type") == "actions" for e in b["elements"]
-            if e.get("action_id", "").startswith(action_id)]
+    # One plan of two groups and no pause between them, so the three VMs fail over in order and quickly.
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "site-a.yaml").write_text("name: site-a\ngroups:\n  - name: identity\n    vms: [\"dc*\"]\n"
+                                       "  - name: services\n    vms: [\"sql*\", \"web*\"]\n")
+    monkeypatch.setenv("HVBOT_RECOVERY_PLANS_DIR", str(plans))
+    yield from recovery_world(make_lab(fleet=_small_fleet()), tmp_path, fake_slack, redis_conn, monkeypatch)
 
 
 def _previews(fake: FakeSlack) -> list[Any]:
     return [p for p in fake.calls_to("chat.postMessage") if _buttons(p, "hvbot_rc_request")]
 
 
-def _approve_and_run(c: dict[str, Any], open_preview: Callable[[], None], words: str) -> tuple[Any, dict[str, Any]]:
-    """Open a preview (a typed command or a card's button), Request it, have a second person approve it, run it;
-    returns the run card's last update and the run's stored record."""
+def _approve_and_run(c: dict[str, Any], open_preview: Callable[[], None], kind: str) -> tuple[Any, Rows]:
+    """Open a preview of ``kind`` (a typed command or a card's button), Request it, have a second person approve
+    it, run it; returns the run card's last update and every VM copy in the lab afterwards."""
     fake, seen = c["fake"], len(_previews(c["fake"]))
     open_preview()
     _work(c)
     fresh = _previews(fake)[seen:]
     shown = json.dumps(fresh[0].args, ensure_ascii=False) if fresh else ""
-    assert len(fresh) == 1 and words in shown and f"{len(VMS)} ready" in shown, shown[:1500] or fake.calls[-3:]
+    assert len(fresh) == 1 and kind[1:] in shown and f"{len(VMS)} ready" in shown, shown[:1500] or fake.calls[-3:]
     cards = len([x for x in fake.calls_to("chat.postMessage") if _buttons(x, "hvbot_rc_approve")])
     _dispatch(c["app"], action_body("hvbot_rc_request", _buttons(fresh[0], "hvbot_rc_request")[0], user=OP,
                                     message_ts=f"7.{seen}", response_url=fake.response_url(f"req{seen}")))
@@ -98,8 +69,8 @@ def _approve_and_run(c: dict[str, Any], open_preview: Callable[[], None], words:
     final = json.dumps(updates[-1].args, ensure_ascii=False)
     assert "finished" in final, final[:2000]
     run = json.loads(c["conn"].hget(f"hvbot:recovery:run:{approve.split('.')[0]}", "meta"))
-    assert run["summary"]["failed"] == 0 and run["summary"]["done"] == len(VMS), run["summary"]
-    return updates[-1], run
+    assert run["kind"] == kind and run["summary"]["failed"] == 0 and run["summary"]["done"] == len(VMS), run
+    return updates[-1], _lab_vms(c["lab"])
 
 
 def _click(c: dict[str, Any], card: Any, kind: str) -> Callable[[], None]:
@@ -115,14 +86,13 @@ def _typed(c: dict[str, Any], text: str) -> Callable[[], None]:
     return lambda: _dispatch(c["app"], slash_body(text, user=OP))
 
 
-def _lab_vms(lab: Lab) -> dict[tuple[str, str], dict[str, Any]]:
+def _lab_vms(lab: Lab) -> Rows:
     return {(r["host"], r["vm"]): r for r in lab.control(None, "vms", {})["vms"]}
 
 
 def _site_a_failed_over(c: dict[str, Any]) -> Any:
     c["lab"].control(None, "power_loss", {"site": "site-a"})
-    card, _ = _approve_and_run(c, _typed(c, "failover --site site-a unplanned"), "nplanned")
-    rows = _lab_vms(c["lab"])
+    card, rows = _approve_and_run(c, _typed(c, "failover --site site-a unplanned"), "unplanned")
     assert all(rows[("hv-b1", vm)]["replication_state"] == "FailedOverWaitingCompletion" for vm in VMS), rows
     return card
 
@@ -130,16 +100,12 @@ def _site_a_failed_over(c: dict[str, Any]) -> Any:
 def test_complete_all_then_reverse_all_after_a_site_a_power_loss(chat: dict[str, Any]) -> None:
     c, lab = chat, chat["lab"]
     card = _site_a_failed_over(c)
-    card, run = _approve_and_run(c, _click(c, card, "complete"), "omplete")
-    assert run["kind"] == "complete"
-    rows = _lab_vms(lab)
+    card, rows = _approve_and_run(c, _click(c, card, "complete"), "complete")
     for vm in VMS:
         assert (rows[("hv-b1", vm)]["mode"], rows[("hv-b1", vm)]["replication_state"]) == ("Replica", "FailedOver")
         assert rows[("hv-b1", vm)]["state"] == "Running"
     lab.control(None, "recover", {"site": "site-a"})
-    _, run = _approve_and_run(c, _click(c, card, "reverse"), "everse")
-    assert run["kind"] == "reverse"
-    rows = _lab_vms(lab)
+    _, rows = _approve_and_run(c, _click(c, card, "reverse"), "reverse")
     for vm in VMS:
         assert rows[("hv-b1", vm)]["mode"] == "Primary", rows[("hv-b1", vm)]
         assert rows[("hv-a1", vm)]["mode"] == "Replica", rows[("hv-a1", vm)]
@@ -147,11 +113,9 @@ def test_complete_all_then_reverse_all_after_a_site_a_power_loss(chat: dict[str,
 
 
 def test_cancel_all_after_a_site_failover_cancels_every_vm(chat: dict[str, Any]) -> None:
-    c, lab = chat, chat["lab"]
+    c = chat
     card = _site_a_failed_over(c)
-    _, run = _approve_and_run(c, _click(c, card, "cancel"), "ancel")
-    assert run["kind"] == "cancel"
-    rows = _lab_vms(lab)
+    _, rows = _approve_and_run(c, _click(c, card, "cancel"), "cancel")
     for vm in VMS:
         replica = rows[("hv-b1", vm)]
         assert (replica["mode"], replica["replication_state"], replica["state"]) == ("Replica", "Replicating", "Off")
