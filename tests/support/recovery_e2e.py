@@ -38,8 +38,8 @@ def recovery_world(lab: Lab, tmp_path: Path, fake_slack: FakeSlack, redis_conn: 
     monkeypatch.setenv("HVBOT_RECOVERY_HEARTBEAT_POLL_S", "0.2")
     process_fleet._fleet_cache.clear()
     settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
-                        slack_api_url=fake_slack.api_url, queue=TEST_QUEUE, channel_post_interval_seconds=0, operators=[OP], approvers=[APP1],
-                        approval_channel="C0ONCALL")
+                        slack_api_url=fake_slack.api_url, queue=TEST_QUEUE, channel_post_interval_seconds=0,
+                        operators=[OP], approvers=[APP1], approval_channel="C0ONCALL")
     runtime = build_runtime(settings, connection=redis_conn)
     with reporters_installed(runtime):
         yield {"lab": lab, "app": build_app(settings, runtime=runtime), "fake": fake_slack, "conn": redis_conn,

@@ -47,10 +47,11 @@ def _previews(fake: FakeSlack) -> list[Any]:
     return [p for p in fake.calls_to("chat.postMessage") if _buttons(p, "hvbot_rc_request")]
 
 
-def _approve_and_run(c: dict[str, Any], open_preview: Callable[[], None], kind: str) -> tuple[Any, Rows]:
+def _approve_and_run(c: dict[str, Any], open_preview: Callable[[], None], kind: str, command: str) -> tuple[Any, Rows]:
     """Open a preview of ``kind`` (a typed command or a card's button), Request it, have a second person approve
-    it, run it; returns the run card's last update and every VM copy in the lab afterwards."""
-    fake, seen = c["fake"], len(_previews(c["fake"]))
+    it, run it: the lab ran ``command`` (a cmdlet and the switches it must carry) once for each VM. Returns the run card's last update and every VM copy
+    in the lab afterwards."""
+    fake, seen, logged = c["fake"], len(_previews(c["fake"])), len(c["lab"].command_log())
     open_preview()
     _work(c)
     fresh = _previews(fake)[seen:]
@@ -70,6 +71,11 @@ def _approve_and_run(c: dict[str, Any], open_preview: Callable[[], None], kind: 
     assert "finished" in final, final[:2000]
     run = json.loads(c["conn"].hget(f"hvbot:recovery:run:{approve.split('.')[0]}", "meta"))
     assert run["kind"] == kind and run["summary"]["failed"] == 0 and run["summary"]["done"] == len(VMS), run
+    cmdlet, *switches = command.split(" -")
+    ran = sorted(n for e in c["lab"].command_log()[logged:]
+                 if e.cmdlet == cmdlet and set(switches) <= {k for k, _ in e.parameters}
+                 for k, v in e.parameters if k == "VMName" for n in (v if isinstance(v, list) else [v]))
+    assert ran == sorted(VMS), (command, ran)
     return updates[-1], _lab_vms(c["lab"])
 
 
@@ -92,7 +98,8 @@ def _lab_vms(lab: Lab) -> Rows:
 
 def _site_a_failed_over(c: dict[str, Any]) -> Any:
     c["lab"].control(None, "power_loss", {"site": "site-a"})
-    card, rows = _approve_and_run(c, _typed(c, "failover --site site-a unplanned"), "unplanned")
+    card, rows = _approve_and_run(c, _typed(c, "failover --site site-a unplanned"), "unplanned",
+                                  "Start-VMFailover")
     assert all(rows[("hv-b1", vm)]["replication_state"] == "FailedOverWaitingCompletion" for vm in VMS), rows
     return card
 
@@ -100,12 +107,12 @@ def _site_a_failed_over(c: dict[str, Any]) -> Any:
 def test_complete_all_then_reverse_all_after_a_site_a_power_loss(chat: dict[str, Any]) -> None:
     c, lab = chat, chat["lab"]
     card = _site_a_failed_over(c)
-    card, rows = _approve_and_run(c, _click(c, card, "complete"), "complete")
+    card, rows = _approve_and_run(c, _click(c, card, "complete"), "complete", "Complete-VMFailover")
     for vm in VMS:
         assert (rows[("hv-b1", vm)]["mode"], rows[("hv-b1", vm)]["replication_state"]) == ("Replica", "FailedOver")
         assert rows[("hv-b1", vm)]["state"] == "Running"
     lab.control(None, "recover", {"site": "site-a"})
-    _, rows = _approve_and_run(c, _click(c, card, "reverse"), "reverse")
+    _, rows = _approve_and_run(c, _click(c, card, "reverse"), "reverse", "Set-VMReplication -Reverse")
     for vm in VMS:
         assert rows[("hv-b1", vm)]["mode"] == "Primary", rows[("hv-b1", vm)]
         assert rows[("hv-a1", vm)]["mode"] == "Replica", rows[("hv-a1", vm)]
@@ -115,7 +122,7 @@ def test_complete_all_then_reverse_all_after_a_site_a_power_loss(chat: dict[str,
 def test_cancel_all_after_a_site_failover_cancels_every_vm(chat: dict[str, Any]) -> None:
     c = chat
     card = _site_a_failed_over(c)
-    _, rows = _approve_and_run(c, _click(c, card, "cancel"), "cancel")
+    _, rows = _approve_and_run(c, _click(c, card, "cancel"), "cancel", "Stop-VMFailover")
     for vm in VMS:
         replica = rows[("hv-b1", vm)]
         assert (replica["mode"], replica["replication_state"], replica["state"]) == ("Replica", "Replicating", "Off")
