@@ -47,10 +47,11 @@ def _previews(fake: FakeSlack) -> list[Any]:
     return [p for p in fake.calls_to("chat.postMessage") if _buttons(p, "hvbot_rc_request")]
 
 
-def _approve_and_run(c: dict[str, Any], open_preview: Callable[[], None], kind: str, command: str) -> tuple[Any, Rows]:
+def _approve_and_run(c: dict[str, Any], open_preview: Callable[[], None], kind: str,
+                     command: str) -> tuple[Any, Rows]:
     """Open a preview of ``kind`` (a typed command or a card's button), Request it, have a second person approve
-    it, run it: the lab ran ``command`` (a cmdlet and the switches it must carry) once for each VM. Returns the run card's last update and every VM copy
-    in the lab afterwards."""
+    it, run it: the lab ran ``command`` (a cmdlet and the switches it must carry) once for each VM. Returns the
+    run card's last update and every VM copy in the lab afterwards."""
     fake, seen, logged = c["fake"], len(_previews(c["fake"])), len(c["lab"].command_log())
     open_preview()
     _work(c)
