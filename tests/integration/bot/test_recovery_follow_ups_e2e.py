@@ -1,8 +1,9 @@
 """The whole-site follow-ups end to end, through signed Slack requests, real Redis, an in-process RQ worker and
 the lab (a small fleet: three replicated VMs on site A, so it is quick): after an unplanned failover of site A,
 *Complete all* on the run's card opens its own preview, is approved by a second person and completes every VM;
-once site A is back, *Reverse all* does the same and every VM's primary is on site B. *Cancel all* after a site
-failover opens its own preview and approval and cancels every VM (the replicas replicate again, as before)."""
+once site A is back, *Reverse all* does the same and every VM's primary is on site B. *Cancel all* after an unplanned
+or a test site failover opens its own preview and approval and cancels every VM (replication as before; no test VM
+left)."""
 
 from __future__ import annotations
 
@@ -126,4 +127,18 @@ def test_cancel_all_after_a_site_failover_cancels_every_vm(chat: dict[str, Any])
     _, rows = _approve_and_run(c, _click(c, card, "cancel"), "cancel", "Stop-VMFailover")
     for vm in VMS:
         replica = rows[("hv-b1", vm)]
+        assert (replica["mode"], replica["replication_state"], replica["state"]) == ("Replica", "Replicating", "Off")
+
+
+def test_cancel_all_after_a_site_test_failover_removes_every_test_vm(chat: dict[str, Any]) -> None:
+    c = chat
+    card, rows = _approve_and_run(c, _typed(c, "failover --site site-a test"), "test", "Start-VMFailover -AsTest")
+    assert all(("hv-b1", f"{vm} - Test") in rows for vm in VMS), sorted(rows)
+    assert _buttons(card, "hvbot_recovery_command") == ["failover --site site-a cancel"]  # a drill is only undone
+    _, rows = _approve_and_run(c, _click(c, card, "cancel"), "cancel", "Stop-VMFailover")
+    assert not [key for key in rows if key[1].endswith(" - Test")], sorted(rows)
+    for vm in VMS:  # replication as before the test failover: the primaries run on site A, the replicas replicate
+        primary, replica = rows[("hv-a1", vm)], rows[("hv-b1", vm)]
+        assert (primary["mode"], primary["replication_state"], primary["state"]) == ("Primary", "Replicating",
+                                                                                   "Running")
         assert (replica["mode"], replica["replication_state"], replica["state"]) == ("Replica", "Replicating", "Off")
