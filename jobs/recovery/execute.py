@@ -94,8 +94,9 @@ def _run_groups(rec: Recovery) -> dict[str, Any]:
         results.append(result)
         if result.failed and group.settings.on_failure is OnFailure.STOP:
             stopped_after = group.name
-        elif group.settings.delay_s > 0 and index < len(rec.plan.groups) - 1:
-            rec.stop.wait(group.settings.delay_s)  # the plan's own pause between groups
+        elif group.settings.delay_s > 0 and index < len(rec.plan.groups) - 1 and rec.kind in START_KINDS:
+            # The plan's pause lets booted services settle; complete, cancel and reverse boot nothing
+            rec.stop.wait(group.settings.delay_s)
     ok = sum(len(r.ok) for r in results)
     failed = sum(len(r.failed) for r in results)
     skipped = sum(len(r.skipped) for r in results)

@@ -13,56 +13,19 @@ from typing import Any
 
 import pytest
 import redis
-from rq import Queue
-from rq.serializers import JSONSerializer
-from slack_bolt import App, BoltRequest
 
 from bot.adapters.fake_slack import FakeSlack
-from bot.app import build_app
-from bot.cli.reporters import reporters_installed
 from bot.delivery.cards import approval_store
-from bot.runtime import build_runtime
-from bot.settings import Settings
-from jobs.hyperv import process_fleet
 from lab.fleet import Lab
-from tests.support.fixtures_redis import TEST_QUEUE
-from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
-from tests.support.workers import BurstWorker
-
-OP, APP1 = "U0OP", "U0AP1"
+from tests.support.fixtures_slack import action_body, slash_body
+from tests.support.recovery_e2e import APP1, OP, buttons as _buttons, dispatch as _dispatch, recovery_world
+from tests.support.recovery_e2e import work as _work
 
 
 @pytest.fixture
 def chat(make_lab: Callable[..., Lab], tmp_path: Path, fake_slack: FakeSlack, redis_conn: redis.Redis,
          monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    lab = make_lab()
-    monkeypatch.setenv("HVBOT_INVENTORY", str(lab.write_inventory(tmp_path / "inventory.yml")))
-    monkeypatch.setenv("HVBOT_RECOVERY_HEARTBEAT_POLL_S", "0.2")
-    process_fleet._fleet_cache.clear()
-    settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=fake_slack.api_url,
-                        queue=TEST_QUEUE, channel_post_interval_seconds=0, operators=[OP], approvers=[APP1],
-                        approval_channel="C0ONCALL")
-    runtime = build_runtime(settings, connection=redis_conn)
-    with reporters_installed(runtime):
-        yield {"lab": lab, "app": build_app(settings, runtime=runtime), "fake": fake_slack, "conn": redis_conn,
-               "settings": settings, "queue": Queue(TEST_QUEUE, connection=redis_conn, serializer=JSONSerializer)}
-    process_fleet._fleet_cache.clear()
-
-
-def _dispatch(app: App, body: str) -> None:
-    response = app.dispatch(BoltRequest(body=body, headers={k.lower(): [v] for k, v in signed_headers(body).items()}))
-    assert response.status == 200, response.body
-
-
-def _work(c: dict[str, Any]) -> None:
-    BurstWorker([c["queue"]], connection=c["conn"], serializer=JSONSerializer).work(burst=True)
-
-
-def _buttons(call: Any, action_id: str) -> list[str]:
-    blocks = call.args.get("blocks")
-    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks or []
-    return [e["value"] for b in blocks if b.get("type") == "actions" for e in b["elements"]
-            if e.get("action_id", "").startswith(action_id)]
+    yield from recovery_world(make_lab(), tmp_path, fake_slack, redis_conn, monkeypatch)
 
 
 def _named(entry: Any) -> set[str]:

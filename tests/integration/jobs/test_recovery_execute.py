@@ -6,6 +6,7 @@ group 2's first failover command comes after group 1's heartbeat read that found
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import redis
@@ -141,3 +142,33 @@ def test_a_locked_vm_is_refused_and_left_alone(site_down: tuple[Lab, Fleet], red
     assert not log_index(lab, "Start-VMFailover", {"dc01"})
     assert states["fw01"]["state"] == "done"
     assert other.holder() == "someone-else"
+
+
+class RecordedWaits(threading.Event):
+    """The run's stop event, recording how long the run asked to pause, and never pausing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.asked.append(timeout)
+        return super().wait(0)
+
+
+def test_a_group_delay_pauses_a_failover_but_not_the_cancel_that_follows(site_down: tuple[Lab, Fleet],
+                                                                        redis_conn: redis.Redis) -> None:
+    lab, fleet = site_down
+    plan = site_plan(group("core", [("dc01", "hv-a1")], delay_s=3600, wait_heartbeat=False),
+                     group("apps", [("web01", "hv-a1")]))
+    for kind, run_id, asked in ((Kind.UNPLANNED, "ap1", True), (Kind.CANCEL, "ap2", False)):
+        waits = RecordedWaits()
+        progress = RunProgress(redis_conn, run_id)
+        progress.create(plan, {"kind": str(kind)})
+        with RunLocks(redis_conn, run_id, 30_000) as locks:
+            summary = run_plan(Recovery(fleet, plan, kind, progress, locks, per_host=2, stop=waits))
+        assert summary["done"] == 2 and summary["failed"] == 0, summary
+        assert (3600 in waits.asked) is asked, (kind, waits.asked)
+    for vm in ("dc01", "web01"):
+        rep = lab.fleet.vm("hv-b1", vm).replication
+        assert rep is not None and (rep.state, vm_state(lab, "hv-b1", vm)) == ("Replicating", "Off")
