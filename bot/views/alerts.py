@@ -83,8 +83,8 @@ def _row_block(row: AlertRow) -> SectionBlock:
 
 
 def _summary(note: Notification) -> str:
-    parts = [f"{units.plural(note.vm_count, 'VM')} on {units.plural(note.host_count, 'host')}",
-             f"severity *{note.severity}*"]
+    hosts = units.plural(note.host_count, 'host')  # a host-down alert names no VMs: not "0 VMs on 1 host"
+    parts = [f"{units.plural(note.vm_count, 'VM')} on {hosts}" if note.vm_count else hosts, f"severity *{note.severity}*"]
     if note.muted_count:
         parts.append(f"{note.muted_count} more muted (silenced, inhibited or suppressed)")
     if note.attachment_rows:

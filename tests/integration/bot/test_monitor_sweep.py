@@ -219,6 +219,7 @@ def test_host_down_is_one_host_alert_and_no_vm_alerts(world):
     assert len(posts) == 1, [_text(p) for p in posts]
     assert "hv-000" in _text(posts[0]) and "unreachable" in _text(posts[0])
     assert "vm-00" not in _text(posts[0])  # the partner's Critical replicas are inhibited
+    assert "0 VMs" not in _text(posts[0]) and "1 host" in _text(posts[0])  # a host alert counts hosts, not VMs
 
 
 def test_resolve_updates_in_place_and_replies_in_thread(world):
