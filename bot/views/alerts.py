@@ -84,7 +84,8 @@ def _row_block(row: AlertRow) -> SectionBlock:
 
 def _summary(note: Notification) -> str:
     hosts = units.plural(note.host_count, 'host')  # a host-down alert names no VMs: not "0 VMs on 1 host"
-    parts = [f"{units.plural(note.vm_count, 'VM')} on {hosts}" if note.vm_count else hosts, f"severity *{note.severity}*"]
+    scope = f"{units.plural(note.vm_count, 'VM')} on {hosts}" if note.vm_count else hosts
+    parts = [scope, f"severity *{note.severity}*"]
     if note.muted_count:
         parts.append(f"{note.muted_count} more muted (silenced, inhibited or suppressed)")
     if note.attachment_rows:
