@@ -9,7 +9,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -46,16 +46,19 @@ def _env(fake: FakeSlack, inventory: Path, **more: str) -> dict[str, str]:
 
 def _scraped_until(port: int, check: Callable[[Scrape], bool], what: str) -> Scrape:
     """Scrape until `check` holds (a live value arrived), or fail with the last scrape's hvbot_ samples."""
-    deadline, last = time.monotonic() + DEADLINE_S, None
-    while time.monotonic() < deadline:
-        status, _ = get(port, "/healthz")
-        if status == 200:
-            last = scrape(port)
-            if check(last):
-                return last
-        time.sleep(0.5)  # polling a process's metrics between checks, with the deadline above
-    shown = [s for s in (last.samples if last else ()) if s[0].startswith("hvbot_")]
-    raise AssertionError(f"{what}: not seen within {DEADLINE_S} s; last scrape: {shown}")
+    last: list[Scrape] = []
+
+    def arrived() -> Scrape | None:
+        if get(port, "/healthz")[0] != 200:
+            return None
+        last[:] = [scrape(port)]
+        return last[0] if check(last[0]) else None
+
+    try:
+        return cast(Scrape, wait_until(arrived, DEADLINE_S, what))
+    except TimeoutError:
+        shown = [s for s in (last[0].samples if last else ()) if s[0].startswith("hvbot_")]
+        raise AssertionError(f"{what}: not seen within {DEADLINE_S} s; last scrape: {shown}") from None
 
 
 def _at_least(value: float | None, minimum: float) -> bool:
