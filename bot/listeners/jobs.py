@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rq.command import send_stop_job_command
@@ -19,6 +20,10 @@ from bot.views import common as views
 from jobs.liveness import claim_final
 from jobs.ports import ReplyTo
 
+log = logging.getLogger("hvbot.jobs")
+
+INTAKE_WAIT_S = 1.0  # pending enqueues take milliseconds; the ack must still come well within Slack's 3 s
+
 
 def show_help(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:
     runtime.record(who.user, who.channel, command.canonical(), "done")
@@ -26,6 +31,7 @@ def show_help(runtime: Runtime, command: Command, who: Requester, body: dict[str
 
 
 def list_jobs(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:
+    _let_intake_land(runtime)
     runtime.record(who.user, who.channel, command.canonical(), "done")
     return views.jobs_list(recent_jobs(runtime))
 
@@ -47,6 +53,7 @@ def recent_jobs(runtime: Runtime, limit: int = 20) -> list[dict[str, str]]:
 
 def cancel(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:
     job_id, user, channel = command.args[0], who.user, who.channel
+    _let_intake_land(runtime)
     try:
         job = Job.fetch(job_id, connection=runtime.redis, serializer=JSONSerializer)
     except NoSuchJobError:
@@ -70,6 +77,16 @@ def cancel(runtime: Runtime, command: Command, who: Requester, body: dict[str, A
         outcome = f"nothing to do: it is already {getattr(status, 'value', status)}"
     runtime.record(user, channel, f"cancel {job_id}", "cancelled", outcome, job_id)
     return views.notice(f"Job `{job_id}`: {outcome}.")
+
+
+def _let_intake_land(runtime: Runtime) -> None:
+    """Lookups are queued just after their ack, off the request thread (bot/intake.py): a `cancel` or `jobs` sent
+    right after must see them, not answer "there is no job"."""
+    try:
+        runtime.intake.drain(timeout=INTAKE_WAIT_S)
+    except TimeoutError:
+        log.warning("the intake is still queueing after %.1f s (Redis slow?): answering with what is queued",
+                    INTAKE_WAIT_S)
 
 
 def _report_cancelled(runtime: Runtime, job: Job, user: str) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
+import pytest
 import redis
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
@@ -56,3 +58,25 @@ def test_operator_may_cancel_anyones_job(fake_slack: FakeSlack, redis_conn: redi
     app = _app(fake_slack, redis_conn, operators=["U300"])
     job_id = re.search(r"job (hv[0-9a-f]+)", _say(app, "memory")).group(1)  # type: ignore[union-attr]
     assert "cancelled before it started" in _say(app, f"cancel {job_id}", user="U300")
+
+
+def test_cancel_right_after_the_ack_finds_the_job_still_being_queued(
+        fake_slack: FakeSlack, redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ack comes before the enqueue (bot/intake.py): a `cancel` typed at once must wait for it, not answer
+    "there is no job". The intake's one thread is held busy until `cancel` asks it to land what it has."""
+    app = _app(fake_slack, redis_conn)
+    intake = app.runtime.intake  # type: ignore[attr-defined]
+    release = threading.Event()
+    intake.submit(lambda: release.wait(30), "", "a slow enqueue ahead")
+    job_id = re.search(r"job (hv[0-9a-f]+)", _say(app, "memory")).group(1)  # type: ignore[union-attr]
+    assert not redis_conn.exists(f"rq:job:{job_id}")  # acked, not queued yet
+    drain = intake.drain
+
+    def drain_after_release(timeout: float = 10.0) -> None:
+        release.set()
+        drain(timeout)
+
+    monkeypatch.setattr(intake, "drain", drain_after_release)
+    monkeypatch.setattr("bot.listeners.jobs.INTAKE_WAIT_S", 30.0)  # a loaded machine must not make this flaky
+    assert "cancelled before it started" in _say(app, f"cancel {job_id}")
+    assert Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer).get_status() == JobStatus.CANCELED
