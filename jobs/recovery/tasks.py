@@ -23,6 +23,7 @@ import redis
 from rq import get_current_job
 
 from jobs import ports
+from jobs.backoff import backoff_s
 from jobs.failover.gather import Pair, locate
 from jobs.failover.plan import Kind
 from jobs.failover.run import state_now
@@ -40,6 +41,7 @@ log = logging.getLogger("hvbot.recovery")
 DEAD_MESSAGE = ("The worker running this plan stopped unexpectedly (killed or lost). VMs marked interrupted were "
                 "in the middle of their steps; the table shows what the hosts report now. Nothing is re-run "
                 "automatically: Resume asks for a new approval for the VMs not done.")
+MAX_REFRESH_BACKOFF_S = 60.0  # a card at most a minute behind once Redis is back
 
 
 def run_recovery(approval_id: str, plan: dict[str, Any], kind: str, reply: dict[str, Any],
@@ -78,24 +80,44 @@ def run_recovery(approval_id: str, plan: dict[str, Any], kind: str, reply: dict[
         conn.hdel(RECOVERY_RUNS_KEY, approval_id)
 
 
+class CardRefresher:
+    """One round at a time: redraw the card if the progress moved; while Redis or Slack fail, back off and log
+    the traceback once per outage, not every interval (jobs/backoff.py)."""
+
+    def __init__(self, progress: RunProgress, card: dict[str, Any], reporter: ports.RecoveryReporter,
+                 interval_s: float) -> None:
+        self.progress, self.card, self.reporter, self.interval_s = progress, card, reporter, interval_s
+        self.shown, self.failures = 0, 0
+
+    def round(self) -> float:
+        """Redraw if needed; returns how long to wait before the next round."""
+        try:
+            version = self.progress.version()
+            if version != self.shown:
+                self.reporter.progress(self.card, self.progress.snapshot())
+                self.shown = version
+        except Exception as exc:
+            self.failures += 1
+            if self.failures == 1:
+                log.warning("recovery card refresh failed; retrying with backoff", exc_info=True)
+            else:
+                log.warning("recovery card refresh failed %d times in a row: %s", self.failures, clear_message(exc))
+            return backoff_s(self.failures, self.interval_s, max(self.interval_s, MAX_REFRESH_BACKOFF_S))
+        if self.failures:
+            log.info("recovery card refresh works again after %d failed rounds", self.failures)
+            self.failures = 0
+        return self.interval_s
+
+
 @contextmanager
 def refreshing_card(progress: RunProgress, card: dict[str, Any], reporter: ports.RecoveryReporter,
-                interval_s: float) -> Iterator[None]:
+                    interval_s: float) -> Iterator[None]:
     """Redraw the card when the progress moved, at most every ``interval_s`` (one writer: no write storms)."""
-    stop = threading.Event()
+    stop, refresher = threading.Event(), CardRefresher(progress, card, reporter, interval_s)
 
-    def loop() -> None:
-        shown = 0
-        while True:  # the first round draws at once: the card turns into the table as soon as the run starts
-            try:
-                version = progress.version()
-                if version != shown:
-                    reporter.progress(card, progress.snapshot())
-                    shown = version
-            except Exception:
-                log.warning("recovery card refresh failed", exc_info=True)
-            if stop.wait(interval_s):
-                return
+    def loop() -> None:  # the first round draws at once: the card turns into the table as soon as the run starts
+        while not stop.wait(refresher.round()):
+            pass
 
     thread = threading.Thread(target=loop, name="hvbot-recovery-card", daemon=True)
     thread.start()
