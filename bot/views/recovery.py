@@ -15,6 +15,7 @@ from typing import Any
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot.views.common import MAX_BLOCKS, MESSAGE_CHARS, SECTION_CHARS, View
+from bot.views.legend import legend_text
 from jobs import units
 from jobs.recovery.model import Member, PlanGroup, RecoveryPlan, ResolvedPlan
 from jobs.recovery.resolve import ReplicaPair
@@ -116,15 +117,25 @@ def plans_view(plans: Sequence[tuple[RecoveryPlan, ResolvedPlan]], health: Healt
         lines = [head, f"{_vms_in_groups(len(vms), len(resolved.groups))}: {groups}", drill_line(plan, last)]
         if vms:
             lines.append(f"health: {_health_counts(vms, health)}")
-        sick = [m for m in vms if (p := health.of(m)) is None or p.health != HEALTHY]
+        sick = _sick(vms, health)
         lines += [f"• {_vm_line(m, health)}" for m in sick[:MAX_PROBLEMS]]
         if len(sick) > MAX_PROBLEMS:
             lines.append(f"…and {len(sick) - MAX_PROBLEMS} more: `/hyperv plan {plan.name}` shows every VM")
         blocks.append(_md("\n".join(lines)))
     if len(plans) > MAX_BLOCKS - 3:
         blocks.append(_md(f"…and {len(plans) - (MAX_BLOCKS - 3)} more plans."))
-    blocks.append(_context(age_line(health)))
+    shown_sick = [m for plan, resolved in plans[: MAX_BLOCKS - 3] for m in _sick(resolved.vms(), health)[:MAX_PROBLEMS]]
+    blocks.append(_context("\n".join(filter(None, [age_line(health), _legend(shown_sick, health)]))))
     return View(f"{len(plans)} recovery plans", blocks)
+
+
+def _sick(vms: Sequence[Member], health: Health) -> list[Member]:
+    return [m for m in vms if (p := health.of(m)) is None or p.health != HEALTHY]
+
+
+def _legend(vms: Sequence[Member], health: Health) -> str:
+    """What the cryptic replication states among ``vms`` mean (bot/views/legend.py); empty when none is."""
+    return legend_text(p.state for m in vms if (p := health.of(m)) is not None)
 
 
 def _group_blocks(index: int, name: str, settings: PlanGroup, vms: Sequence[Member], health: Health) -> list[Block]:
@@ -166,6 +177,8 @@ def plan_view(plan: RecoveryPlan, resolved: ResolvedPlan, health: Health,
     if shown < len(body):
         blocks.append(_md("…the plan is longer than one message; `/hyperv replication` lists every VM's health."))
     notes = [age_line(health), f"from {_escape(plan.source)}"] + [f":warning: {_escape(w)}" for w in resolved.warnings]
+    if legend := _legend(vms, health):
+        notes.append(_escape(legend))
     blocks.append(_context("\n".join(notes)[:NOTES_CHARS]))
     return View(f"Recovery plan {plan.name}: {_vms_in_groups(len(vms), len(resolved.groups))}", blocks)
 

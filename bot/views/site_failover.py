@@ -20,6 +20,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.views.common import View, approval_buttons
+from bot.views.legend import legend_text
 from bot.views.tokens import CARD_LIFETIME, seal
 from jobs import units
 
@@ -142,6 +143,9 @@ def thread_details(data: dict[str, Any]) -> list[str]:
         lines += [vm_line(row, data["kind"]) for row in group["vms"]]
     for host, error in sorted((data.get("host_errors") or {}).items()):
         lines.append(f":warning: `{_esc(host)}` does not answer: {_esc(error)}")
+    rows = [row for group in data["groups"] for row in group["vms"] if row["replica_reachable"]]
+    if legend := legend_text(row["state"] for row in rows):
+        lines.append(f"_{_esc(legend)}_")
     return _chunks(lines)
 
 

@@ -74,3 +74,17 @@ def test_a_plan_says_when_it_was_last_drilled_or_that_it_never_was() -> None:
     assert "never drilled" in views.drill_line(plan)
     line = views.drill_line(plan, {"at": 1796558400.0})
     assert line.startswith("drill every") and "last successful drill 2026-12-06 12:00 UTC" in line
+
+
+def test_plan_views_explain_the_cryptic_states_they_show():
+    pairs, inventory = _site_world()
+    pairs[0] = ReplicaPair(pairs[0].vm, pairs[0].primary_host, pairs[0].replica_host, "WaitingForStartResynchronize",
+                           "Critical", 900, seen_on=pairs[0].seen_on, seen_at=1000.0)
+    plans = load_plans(SHIPPED_PLANS)
+    health = views.Health({(p.vm.lower(), p.primary_host): p for p in pairs}, 42.0)
+    meaning = "WaitingForStartResynchronize: the primary needs a resynchronization"
+    listing = [(p, resolve(Scope(ScopeKind.PLAN, p.name), plans, pairs, inventory)) for p in plans]
+    shown = [_within_limits(views.plans_view(listing, health))]
+    shown += [_within_limits(views.plan_view(p, r, health)) for p, r in listing if pairs[0].vm in
+              {m.vm for m in r.vms()}]
+    assert len(shown) == 2 and all(meaning in s and "Replicating:" not in s for s in shown)

@@ -65,3 +65,14 @@ def test_nothing_ready_offers_no_request() -> None:
     data = _data(4, 1)
     data["totals"]["ready"] = 0
     assert "hvbot_rc_request" not in json.dumps(rv.preview(data, "p1").block_dicts())
+
+
+def test_the_thread_explains_cryptic_replication_states_once() -> None:
+    data = _data(6, 2)
+    data["groups"][0]["vms"][1]["state"] = "WaitingForStartResynchronize"
+    data["groups"][1]["vms"][1]["state"] = "WaitingForStartResynchronize"
+    joined = "\n".join(rv.thread_details(data))
+    assert joined.count("WaitingForStartResynchronize: the primary needs a resynchronization") == 1
+    assert "Replicating:" not in joined  # plain names need no legend
+    plain = _data(6, 2)
+    assert "States:" not in "\n".join(rv.thread_details(plain))
