@@ -105,10 +105,23 @@ def tls_kwargs(settings: Settings) -> dict[str, Any]:
 
 
 def describe(settings: Settings) -> str:
-    """Where this configuration's Redis is, without any secret: for start-up lines and check-config."""
+    """Where this configuration's Redis is and how TLS trusts it, without any secret: for check-config."""
+    tls = tls_kwargs(settings)
     if settings.redis_sentinels:
         return (f"master {settings.redis_master_name!r} of sentinels {', '.join(settings.redis_sentinels)} "
-                f"(db {settings.redis_db}{', TLS' if tls_kwargs(settings) else ''})")
+                f"(db {settings.redis_db}{', ' + _describe_tls(tls) if tls else ''})")
     parts = urlsplit(settings.redis_url)
     host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}:{parts.port or 6379}{parts.path or '/0'}"
+    scheme = "rediss" if tls else parts.scheme  # connect() upgrades redis:// when HVBOT_REDIS_TLS is on
+    where = f"{scheme}://{host}:{parts.port or 6379}{parts.path or '/0'}"
+    return f"{where} ({_describe_tls(tls)})" if tls else where
+
+
+def _describe_tls(tls: dict[str, Any]) -> str:
+    """Whether the server's certificate is checked, and against what: an unverified link only looks safe."""
+    if tls["ssl_cert_reqs"] == ssl.CERT_NONE:
+        trust = "server certificate NOT verified (HVBOT_REDIS_TLS_VERIFY=false)"
+    else:
+        trust = f"server certificate verified against {tls.get('ssl_ca_certs', 'the system CAs')}"
+    client = f", client certificate {tls['ssl_certfile']}" if "ssl_certfile" in tls else ""
+    return f"TLS, {trust}{client}"

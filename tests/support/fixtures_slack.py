@@ -157,6 +157,7 @@ class HvbotProcess:
                                      stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.lines: list[str] = []
         self._ready = threading.Event()
+        self._drained = threading.Event()
         self._ready_line = ready_line
         threading.Thread(target=self._drain, daemon=True).start()
 
@@ -167,6 +168,13 @@ class HvbotProcess:
             if self._ready_line and self._ready_line in line:
                 self._ready.set()
         self._ready.set()  # the process ended: wake any waiter
+        self._drained.set()
+
+    def output(self, timeout: float = 15) -> str:
+        """Everything it wrote to stderr, once it has exited (after stop()) and its last line was read."""
+        if not self._drained.wait(timeout):
+            raise TimeoutError("hvbot's stderr is still open")
+        return "".join(self.lines)
 
     def wait_ready(self, timeout: float = 30) -> None:
         if not self._ready.wait(timeout) or self.proc.poll() is not None:

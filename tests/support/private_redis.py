@@ -1,7 +1,8 @@
 """A redis-server owned by the caller: its own free port on loopback, its own temp dir, nothing saved to disk.
 
 The test session starts one for the run (tests/support/fixtures_redis.py), and tests that need "somebody else's
-Redis" start a second one, so no test ever reads, writes or flushes a server it did not start.
+Redis" start a second one, so no test ever reads, writes or flushes a server it did not start. `ServerOptions`
+starts a variant the same way (TLS and a password: tests/support/tls_redis.py).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import redis
 
@@ -52,6 +54,19 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, sigterm)
 
 
+@dataclass(frozen=True)
+class ServerOptions:
+    """What sets one kind of private server apart: the option that takes the free port, further options (given
+    after the defaults, so they may override one), and the client options its readiness PING needs."""
+
+    port_option: str = "--port"
+    args: tuple[str, ...] = ()
+    client: Mapping[str, Any] = field(default_factory=dict)
+
+
+PLAIN = ServerOptions()
+
+
 @dataclass
 class PrivateRedis:
     """One running redis-server on 127.0.0.1:port; stop() kills it and removes its directory."""
@@ -59,40 +74,49 @@ class PrivateRedis:
     port: int
     directory: Path
     process: subprocess.Popen[bytes]
+    options: ServerOptions = PLAIN
     _stopped: bool = field(default=False, repr=False)
 
     @classmethod
-    def start(cls) -> PrivateRedis:
+    def start(cls, options: ServerOptions = PLAIN, directory: Path | None = None) -> PrivateRedis:
+        """Start on a free port; `directory` (default: a new temp dir) becomes the server's and goes at stop()."""
         binary = redis_server_binary()
-        directory = Path(tempfile.mkdtemp(prefix="hvbot-test-redis-"))
+        directory = directory or Path(tempfile.mkdtemp(prefix="hvbot-test-redis-"))
+        output = ""
         try:
             for _ in range(PORT_ATTEMPTS):
-                server = cls._try_port(binary, directory, free_port())
+                server, output = cls._try_port(binary, directory, free_port(), options)
                 if server is not None:
                     return server
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
         shutil.rmtree(directory, ignore_errors=True)
-        raise RuntimeError(f"could not start redis-server on a free port after {PORT_ATTEMPTS} attempts")
+        raise RuntimeError(f"could not start redis-server on a free port after {PORT_ATTEMPTS} attempts; "
+                           f"its output ends:\n{output}")
 
     @classmethod
-    def _try_port(cls, binary: str, directory: Path, port: int) -> PrivateRedis | None:
-        args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(directory), "--logfile", str(directory / "redis.log"), "--daemonize", "no"]
+    def _try_port(cls, binary: str, directory: Path, port: int,
+                  options: ServerOptions) -> tuple[PrivateRedis | None, str]:
+        """The running server, or None and the end of its output (a failed start says why only there)."""
+        args = [binary, options.port_option, str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(directory), "--logfile", str(directory / "redis.log"), "--daemonize", "no",
+                *options.args]
         # preexec_fn is only safe while this process has one thread (the session's server starts before any).
         guard = _die_with_parent if sys.platform == "linux" and threading.active_count() == 1 else None
-        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, preexec_fn=guard)  # noqa: PLW1509 - see above
-        server = cls(port=port, directory=directory, process=process)
+        # Errors in the options are written to stderr before the log file opens.
+        with (directory / "redis.err").open("wb") as errors:
+            process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
+                                       preexec_fn=guard)  # noqa: PLW1509 - see above
+        server = cls(port=port, directory=directory, process=process, options=options)
         if server._wait_ready():
-            return server
+            return server, ""
         server._kill()
-        return None
+        return None, server.log_tail()
 
     def _wait_ready(self) -> bool:
         """True once the server answers PING; False if it exited (port taken) or missed the deadline."""
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1)
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1, **self.options.client)
         deadline = time.monotonic() + START_DEADLINE_S
         tick = threading.Event()
         try:
@@ -109,8 +133,9 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def log_tail(self, lines: int = 20) -> str:
-        log = self.directory / "redis.log"
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+        found = [path.read_text(errors="replace") for path in (self.directory / "redis.err",
+                                                               self.directory / "redis.log") if path.exists()]
+        return "\n".join("\n".join(found).splitlines()[-lines:])
 
     def owns(self, client: redis.Redis) -> bool:
         """Whether `client` talks to this server (and so may be flushed by the tests)."""

@@ -57,6 +57,19 @@ def test_plain_url_gets_the_profile_and_tls_options(tmp_path: Path) -> None:
     assert describe(Settings(redis_url="redis://:pw-123@cache:6379/0")) == "redis://cache:6379/0"
 
 
+def test_describe_says_whether_tls_verifies_the_server(tmp_path: Path) -> None:
+    upgraded = Settings(redis_url="redis://:pw-123@cache:6380/2", redis_tls=True, redis_tls_ca_file=tmp_path / "ca.pem")
+    assert describe(upgraded) == f"rediss://cache:6380/2 (TLS, server certificate verified against {tmp_path}/ca.pem)"
+    system = describe(Settings(redis_url="rediss://cache:6379/0", redis_tls_cert_file=tmp_path / "me.pem"))
+    assert system == ("rediss://cache:6379/0 (TLS, server certificate verified against the system CAs, "
+                      f"client certificate {tmp_path}/me.pem)")
+    unverified = describe(Settings(redis_url="rediss://cache:6379/0", redis_tls_verify=False))
+    assert "NOT verified (HVBOT_REDIS_TLS_VERIFY=false)" in unverified
+    sentinels = describe(Settings(redis_sentinels="s1:26379", redis_tls=True))
+    assert sentinels == ("master 'hvbot' of sentinels s1:26379 (db 0, TLS, server certificate verified against "
+                         "the system CAs)")
+
+
 def test_compose_redis_is_durable_and_the_sentinel_variant_uses_real_settings() -> None:
     base = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     assert "--appendonly" in base["services"]["redis"]["command"]
