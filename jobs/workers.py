@@ -69,7 +69,8 @@ class ReRegistering(BaseWorker):
 
 
 class Timed(BaseWorker):
-    """Mixin: every job's run counted and timed by kind and outcome (in the work horse, where the job runs)."""
+    """Mixin: every job's run counted and timed by kind and outcome (in the work horse, where the job runs; in the
+    forking worker itself when the horse died before it could)."""
 
     def perform_job(self, job: Job, queue: Queue) -> bool:
         started, ok = time.monotonic(), False
@@ -77,7 +78,21 @@ class Timed(BaseWorker):
             ok = super().perform_job(job, queue)
             return ok
         finally:
-            observe_job(job.func_name, ok, time.monotonic() - started)
+            observe_job(job.func_name, "ok" if ok else "failed", time.monotonic() - started)
+
+    def handle_work_horse_killed(self, job: Job, retpid: int | None, ret_val: int | None, rusage: Any) -> None:
+        """The horse ended before finishing the job (SIGKILL, OOM, a crash, RQ's own kill past the timeout), so it
+        never counted it: the worker does. RQ calls this only for a job the horse left neither finished nor failed
+        (the horse sets that status before it counts)."""
+        observe_job(job.func_name, "killed", _horse_seconds(job))
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+
+
+def _horse_seconds(job: Job) -> float | None:
+    """From the fork to the horse's end, as the worker saw them (RQ sets both just before its killed hook)."""
+    if job.started_at is None or job.ended_at is None:
+        return None
+    return max(0.0, (job.ended_at - job.started_at).total_seconds())
 
 
 class PolledCommands(BaseWorker):

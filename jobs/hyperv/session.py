@@ -221,18 +221,18 @@ class HostSession:
             out = self._run_rebuilding(statements, at)
             log.info("hyperv.call", host=self.name, command=statements.render(), objects=len(out),
                      seconds=round(time.monotonic() - started, 3))
-            observe_host_call(self.name, "ok", time.monotonic() - started)
+            observe_host_call(self.name, "invoke", "ok", time.monotonic() - started)
             return out
         except HyperVError as err:
             log.warning("hyperv.call_failed", host=self.name, command=statements.render(), kind=err.kind,
                         error=err.message, seconds=round(time.monotonic() - started, 3))
-            observe_host_call(self.name, err.kind, time.monotonic() - started)
+            observe_host_call(self.name, "invoke", err.kind, time.monotonic() - started)
             raise
         except Exception as exc:  # noqa: BLE001 - every failure leaves as a typed, secret-free error
             failure = self._translate(exc, statements, at, limit)
             log.warning("hyperv.call_failed", host=self.name, command=statements.render(), kind=failure.kind,
                         error=failure.message, seconds=round(time.monotonic() - started, 3))
-            observe_host_call(self.name, failure.kind, time.monotonic() - started)
+            observe_host_call(self.name, "invoke", failure.kind, time.monotonic() - started)
             raise failure from None
         finally:
             self._lock.release()
@@ -310,6 +310,18 @@ class HostSession:
         if self._pool is not None and self._wsman is not None:
             self._wsman.deadline = at
             return self._pool
+        started = time.monotonic()
+        try:
+            self._pool = self._open_pool(at)
+        except Exception as exc:  # counted with the kind the caller will raise
+            kind = translate_error(exc, self.config, "opening the session", self.settings.deadline_s).kind
+            observe_host_call(self.name, "open", kind, time.monotonic() - started)
+            raise
+        observe_host_call(self.name, "open", "ok", time.monotonic() - started)
+        return self._pool
+
+    def _open_pool(self, at: float) -> RunspacePool:
+        """A new WinRM shell and runspace pool; when it fails, nothing of it is kept."""
         try:
             wsman = build_wsman(self.config, self.settings)
         except (ValueError, InventoryError) as exc:
@@ -323,7 +335,6 @@ class HostSession:
         except BaseException:
             self._discard(graceful=False)
             raise
-        self._pool = pool
         return pool
 
     def _invoke(self, pool: RunspacePool, pipe: Statements, at: float,

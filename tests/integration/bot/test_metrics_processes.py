@@ -118,6 +118,8 @@ def test_live_metrics_of_serve_worker_and_monitor_cover_the_dashboard_and_rules(
         assert _at_least(worker.value("hvbot_job_duration_seconds_count", kind="run_lookup"), 2)
         assert _at_least(worker.value("hvbot_host_calls_total", host="hv-001", outcome="ok"), 2)
         assert _at_least(worker.value("hvbot_host_call_seconds_count", host="hv-000"), 2)
+        # each work horse opens its own sessions: the down host's failed opens are host calls too
+        assert _at_least(worker.value("hvbot_host_calls_total", host="hv-002", call="open", outcome="unreachable"), 1)
 
         monitor = _scraped_until(monitor_port, lambda s: (
             s.value("hvbot_hosts_swept") == 3 and _at_least(s.value("hvbot_alerts_firing", severity="critical"), 1)),

@@ -1,7 +1,8 @@
-"""A worker SIGKILLed mid-job (its work horse too): the request's message says so within 60 s.
+"""A worker SIGKILLed mid-job (its work horse too): the request's message says so within 60 s. A work horse
+SIGKILLed alone (OOM, `kill -9`): its worker counts the job as killed in /metrics.
 
 The detection period is configurable (HVBOT_ABANDONED_CHECK_SECONDS); here 0.5 s, so the test is quick.
-No sleeps: the test waits on the fake Slack's recorded calls with a deadline.
+No sleeps: the tests wait on the fake Slack's recorded calls, Redis or /metrics with a deadline.
 """
 
 from __future__ import annotations
@@ -14,20 +15,26 @@ import time
 from pathlib import Path
 
 import redis
-from rq.job import Job
+from rq import Queue
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from bot.adapters.fake_slack import FakeSlack
+from jobs.inventory.tasks import run_lookup
+from jobs.ports import ReplyTo
+from jobs.queue import enqueue
 from tests.support.fixtures_redis import TEST_QUEUE, test_redis_url, wait_until
 from tests.support.fixtures_slack import (
     BOT_TOKEN,
     SIGNING_SECRET,
     HvbotProcess,
     free_port,
+    get,
     post,
     signed_headers,
     slash_body,
 )
+from tests.support.scrape import Scrape, scrape
 
 
 def test_killed_worker_is_reported_within_60_s(clean_lab, lab_inventory_path: Path, fake_slack: FakeSlack,
@@ -63,3 +70,40 @@ def test_killed_worker_is_reported_within_60_s(clean_lab, lab_inventory_path: Pa
         server.stop()
         worker.stop()
         clean_lab.control("hv-a1", "hung", {"on": False})
+
+
+def _killed_counted(port: int) -> Scrape | None:
+    if get(port, "/healthz")[0] != 200:
+        return None  # the worker is still starting (it restarts itself in multiprocess mode first)
+    scraped = scrape(port)
+    return scraped if scraped.value("hvbot_jobs_total", kind="run_lookup", outcome="killed") else None
+
+
+def test_a_killed_work_horse_is_counted_by_its_worker(clean_lab, lab_inventory_path: Path, fake_slack: FakeSlack,
+                                                     redis_conn: redis.Redis) -> None:
+    """The horse's own count dies with it; the forking worker counts the job (outcome `killed`, with its duration),
+    and its /metrics, which adds up every process's multiprocess files, exports it."""
+    clean_lab.control("hv-a1", "hung", {"on": True})  # the job waits on hv-a1 until we kill its horse
+    port = free_port()
+    env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": fake_slack.api_url, "REDIS_URL": test_redis_url(),
+           "HVBOT_INVENTORY": str(lab_inventory_path), "HVBOT_LOG_JSON": "false", "HVBOT_QUEUE": TEST_QUEUE,
+           "HVBOT_DEADLINE_S": "120", "HVBOT_METRICS_BIND": "127.0.0.1", "HVBOT_METRICS_PORT": str(port)}
+    worker = HvbotProcess(["worker", "--name", f"horse-killed-{port}"], env)
+    try:
+        queue = Queue(TEST_QUEUE, connection=redis_conn, serializer=JSONSerializer)
+        reply = ReplyTo(channel="C100", user="U100", command="vms --host hv-a1", here=True).to_dict()
+        job = enqueue(queue, run_lookup, {"verb": "vms", "args": [], "host": "hv-a1", "reply": reply},
+                      description="vms on a hung host (killed horse test)")
+        horse = wait_until(lambda: job.get_meta(refresh=True).get("pid"), 60, "the work horse's pid")
+        os.kill(int(horse), signal.SIGKILL)  # as the OOM killer would: the worker itself lives on
+        scraped = wait_until(lambda: _killed_counted(port), 60, "the killed job in the worker's /metrics")
+        assert isinstance(scraped, Scrape)
+        assert scraped.value("hvbot_jobs_total", kind="run_lookup", outcome="killed") == 1
+        assert scraped.value("hvbot_job_duration_seconds_count", kind="run_lookup", outcome="killed") == 1
+        assert 0 < (scraped.value("hvbot_job_duration_seconds_sum", kind="run_lookup", outcome="killed") or 0)
+        assert scraped.value("hvbot_jobs_total", kind="run_lookup", outcome="failed") is None  # counted once
+        wait_until(lambda: job.get_status(refresh=True) == JobStatus.FAILED, 30, "RQ's own handling of the job")
+    finally:
+        worker.stop()
+        clean_lab.control("hv-a1", "hung", {"on": False})
+    assert [line for line in worker.lines if "Traceback" in line] == [], "".join(worker.lines[-40:])

@@ -14,7 +14,8 @@ from bot.metrics import SocketModeCollector
 from bot.middleware.authorization import verb_label
 from tests.support.scrape import Scrape
 
-CALLS = ("hvbot_host_calls", "hvbot_host_calls_total", ["host", "outcome"], ["hv-a1", "ok"], "calls")
+CALLS = ("hvbot_host_calls", "hvbot_host_calls_total", ["host", "call", "outcome"], ["hv-a1", "invoke", "ok"],
+         "calls")
 
 
 def _write(path: Path, values: dict[tuple, float]) -> None:
