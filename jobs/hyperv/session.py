@@ -1,8 +1,8 @@
 """One PowerShell session per Hyper-V host: a WSMan + RunspacePool reused across calls, one thread at a time.
 
-Every call has an absolute deadline. pypsrp has none of its own (psrp.md §7), so ``_DeadlineWSMan``
-bounds each HTTP exchange by the time left and turns off pypsrp's Receive retries; the pipeline is driven
-with ``begin_invoke`` / ``poll_invoke`` and stopped (ctrl_c) when the deadline passes. A shell that is
+Every call has an absolute deadline. pypsrp has none of its own (psrp.md §7), so ``DeadlineWSMan``
+(``transport.py``) bounds each HTTP exchange by the time left and turns off pypsrp's Receive retries; the pipeline
+is driven with ``begin_invoke`` / ``poll_invoke`` and stopped (ctrl_c) when the deadline passes. A shell that is
 gone or a pool that broke is rebuilt once per call, transparently.
 """
 
@@ -14,40 +14,23 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-import requests
 import structlog
-from pypsrp.exceptions import (
-    AuthenticationError,
-    InvalidPipelineStateError,
-    InvalidPSRPOperation,
-    InvalidRunspacePoolStateError,
-    WinRMError,
-    WinRMTransportError,
-    WSManFaultError,
-)
+from pypsrp.exceptions import AuthenticationError, InvalidPSRPOperation, InvalidRunspacePoolStateError, WSManFaultError
 from pypsrp.powershell import DEFAULT_CONFIGURATION_NAME, PowerShell, PSInvocationState, RunspacePool
-from pypsrp.wsman import WSMan
 
 from jobs.hyperv.clixml import FastSerializer, use_fast_deserializer
 from jobs.hyperv.commands import Pipeline, sent_parameters
-from jobs.hyperv.errors import (
-    AuthFailed,
-    ConfigError,
-    ErrorDetail,
-    HostTimeout,
-    HostUnreachable,
-    HyperVError,
-    PowerShellError,
-    ProtocolError,
-    WSManFault,
-)
+from jobs.hyperv.errors import ConfigError, ErrorDetail, HostTimeout, HyperVError, PowerShellError
 from jobs.hyperv.hosts import HostConfig, InventoryError
+from jobs.hyperv.session_errors import config_reason, error_detail, shell_gone, translate_error
 from jobs.hyperv.settings import JobSettings
+from jobs.hyperv.statements import Statements, as_statements, pipeline_key
+from jobs.hyperv.transport import GRACE_S, DeadlineHit, DeadlineWSMan, build_wsman
 from jobs.metrics import observe_host_call
+
+__all__ = ["GRACE_S", "HostSession", "WatchStopped", "build_wsman", "translate_error"]
 
 log = structlog.get_logger(__name__)
 
@@ -75,48 +58,10 @@ def _forget_closer_in_child() -> None:
 
 os.register_at_fork(after_in_child=_forget_closer_in_child)
 
-SHELL_NOT_FOUND = 2150858843  # 0x8033805B: unknown ShellId, the shell is gone (psrp.md §4 #13)
-GRACE_S = 0.5  # extra time for stop/close after the deadline, and HTTP slack on the last exchange
-
-
-@dataclass(frozen=True)
-class Statements:
-    """Pipelines sent as the statements of one PowerShell invocation (``add_statement``, not script text).
-
-    One Command + Receive + Signal serves them all, so a two-pipeline operation costs the exchanges of
-    one. Outputs arrive as one stream, in statement order; a terminating error ends the invocation.
-    """
-
-    pipes: tuple[Pipeline, ...]
-
-    @property
-    def first_cmdlet(self) -> str:
-        return self.pipes[0].commands[0].cmdlet
-
-    @property
-    def mutating(self) -> bool:
-        return any(p.mutating for p in self.pipes)
-
-    def render(self) -> str:
-        return "; ".join(p.render() for p in self.pipes)
-
-    def failed_command(self) -> str:
-        return " / ".join(dict.fromkeys(p.commands[-1].cmdlet for p in self.pipes))
-
-
-def as_statements(pipe: Pipeline | Sequence[Pipeline]) -> Statements:
-    pipes = (pipe,) if isinstance(pipe, Pipeline) else tuple(pipe)
-    if not pipes or any(not p.commands for p in pipes):
-        raise ValueError("nothing to run: every pipeline needs a command")
-    return Statements(pipes)
 
 
 class WatchStopped(Exception):
     """``run_watched``'s watcher asked to stop the pipeline (e.g. a Cancel button)."""
-
-
-class _DeadlineHit(Exception):
-    """The call's deadline passed before an HTTP exchange could start."""
 
 
 class _ShellGone(Exception):
@@ -126,55 +71,6 @@ class _ShellGone(Exception):
         self.started = started
 
 
-class _DeadlineWSMan(WSMan):
-    """WSMan whose every exchange fits inside ``deadline`` (time.monotonic) and is counted."""
-
-    def __init__(self, settings: JobSettings, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.settings = settings
-        self.deadline = time.monotonic() + settings.deadline_s
-        self.exchanges = 0
-
-    def invoke(self, action: str, resource_uri: str, resource: Any, option_set: Any = None,
-               selector_set: Any = None, timeout: int | None = None, *, retries_on_read_timeout: int = 0) -> Any:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise _DeadlineHit()
-        s = self.settings
-        # A Receive long-polls for operation_timeout; the HTTP read must outlast it but not the deadline.
-        self.operation_timeout = max(1, min(s.operation_timeout_s, int(remaining)))
-        # pypsrp annotates these as int; requests takes float seconds, which a deadline needs
-        self.transport.read_timeout = min(s.read_timeout_s, self.operation_timeout + 1.0,  # type: ignore[assignment]
-                                          remaining + GRACE_S)
-        self.transport.connection_timeout = min(s.connection_timeout_s,  # type: ignore[assignment]
-                                                remaining / (s.reconnection_retries + 1) + 0.05)
-        self.exchanges += 1
-        session = self.transport.session
-        if session is not None and session.trust_env:
-            # pypsrp merged the environment (CA bundle, proxies) when it built the session; re-reading
-            # os.environ on every request cost ~3 ms of CPU per exchange.
-            session.trust_env = False
-        # timeout=None: pypsrp would otherwise set the HTTP timeout to timeout+2, past our deadline.
-        return super().invoke(action, resource_uri, resource, option_set, selector_set, None,
-                              retries_on_read_timeout=0)
-
-
-def build_wsman(config: HostConfig, settings: JobSettings) -> _DeadlineWSMan:
-    parts = urlsplit(config.url)
-    ssl = parts.scheme == "https"
-    cert_validation: bool | str = str(config.ca_file) if config.ca_file else config.verify_tls
-    return _DeadlineWSMan(
-        settings, server=parts.hostname or "", port=parts.port or (5986 if ssl else 5985),
-        path=parts.path.lstrip("/") or "wsman", ssl=ssl, auth=config.auth, username=config.username,
-        password=config.secret(), cert_validation=cert_validation,
-        # Basic over plain HTTP only exists in the lab; every other auth mode keeps message encryption.
-        encryption="never" if (not ssl and config.auth == "basic") else "auto",
-        operation_timeout=settings.operation_timeout_s, connection_timeout=int(settings.connection_timeout_s) or 1,
-        read_timeout=int(settings.read_timeout_s) or 1, reconnection_retries=settings.reconnection_retries,
-        reconnection_backoff=settings.reconnection_backoff_s, no_proxy=config.proxy is None, proxy=config.proxy,
-    )
-
-
 class HostSession:
     """The reusable PowerShell session of one host. Thread-safe: calls are serialised by a lock."""
 
@@ -182,7 +78,7 @@ class HostSession:
         self.config = config
         self.settings = settings or JobSettings()
         self._lock = threading.Lock()
-        self._wsman: _DeadlineWSMan | None = None
+        self._wsman: DeadlineWSMan | None = None
         self._pool: RunspacePool | None = None
         self._exchanges_closed = 0  # exchanges of discarded WSMan objects
         self._pending_close: Future[None] | None = None  # the last finished pipeline's deferred close
@@ -325,7 +221,7 @@ class HostSession:
         try:
             wsman = build_wsman(self.config, self.settings)
         except (ValueError, InventoryError) as exc:
-            raise ConfigError.build(self.name, _config_reason(exc)) from None
+            raise ConfigError.build(self.name, config_reason(exc)) from None
         wsman.deadline = at
         self._wsman = wsman
         pool = RunspacePool(wsman, configuration_name=self.config.configuration or DEFAULT_CONFIGURATION_NAME)
@@ -352,24 +248,25 @@ class HostSession:
         try:
             ps.begin_invoke()
         except (WSManFaultError, InvalidPSRPOperation, InvalidRunspacePoolStateError) as exc:
-            if _shell_gone(exc):
+            if shell_gone(exc):
                 raise _ShellGone(exc, started=False) from None
             raise
         with self._closing(ps, at):
             try:
                 while ps.state == PSInvocationState.RUNNING:
                     if time.monotonic() >= at:
-                        raise _DeadlineHit()
+                        raise DeadlineHit()
                     ps.poll_invoke()
                     # watch sees every poll, the last one too; only a running pipeline can be stopped
-                    if watch is not None and not watch(list(ps.streams.progress)) and ps.state == PSInvocationState.RUNNING:
+                    stop = watch is not None and not watch(list(ps.streams.progress))
+                    if stop and ps.state == PSInvocationState.RUNNING:
                         raise WatchStopped()  # _closing stops the pipeline on the host
             except (WSManFaultError, InvalidPSRPOperation) as exc:
-                if _shell_gone(exc):
+                if shell_gone(exc):
                     raise _ShellGone(exc, started=True) from None
                 raise
         if ps.streams.error or ps.had_errors:
-            details = tuple(_detail(rec) for rec in ps.streams.error) or (ErrorDetail("pipeline failed", "", ""),)
+            details = tuple(error_detail(rec) for rec in ps.streams.error) or (ErrorDetail("pipeline failed", "", ""),)
             raise PowerShellError.build(self.name, pipe.failed_command(), details)
         return list(ps.output)
 
@@ -426,95 +323,9 @@ class HostSession:
         return translate_error(exc, self.config, pipe.render(), limit)
 
 
-_PLAIN = (str, int, float, bool, type(None))
-
-
-def pipeline_key(pipe: Statements) -> str | None:
-    """The commands and parameter values as sent (types included), or None when a value is not plain data."""
-    sent = tuple(tuple((cmd.cmdlet, sent_parameters(cmd)) for cmd in p.commands) for p in pipe.pipes)
-    for statement in sent:
-        for _, params in statement:
-            for _, value in params:
-                items = value if isinstance(value, (list, tuple)) else (value,)
-                if not all(isinstance(v, _PLAIN) for v in items):
-                    return None
-    return repr(sent)
-
-
-def _close_finished(ps: PowerShell, wsman: _DeadlineWSMan) -> None:
+def _close_finished(ps: PowerShell, wsman: DeadlineWSMan) -> None:
     """Signal terminate for a pipeline that has finished; bounded like any exchange."""
     wsman.deadline = time.monotonic() + GRACE_S
     if ps.state == PSInvocationState.RUNNING:  # cannot happen after a normal finish; never leave one running
         ps.stop()
     ps.close()
-
-
-def translate_error(exc: BaseException, config: HostConfig, action: str, limit: float) -> HyperVError:
-    """Map pypsrp/requests exceptions to typed errors without copying their (possibly secret) text."""
-    host = config.name
-    if isinstance(exc, HyperVError):
-        return exc
-    if isinstance(exc, (_DeadlineHit, requests.exceptions.Timeout)):
-        return HostTimeout.build(host, action, limit)
-    if isinstance(exc, requests.exceptions.SSLError):
-        return HostUnreachable.build(host, "TLS handshake failed; check the certificate, ca_file and verify_tls")
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return HostUnreachable.build(host, _connection_reason(exc))
-    if isinstance(exc, AuthenticationError):
-        return AuthFailed.build(host, config.auth, config.username)
-    if isinstance(exc, WSManFaultError):
-        return WSManFault.build(host, exc.code, exc.reason)
-    if isinstance(exc, WinRMTransportError):
-        return ProtocolError.build(host, f"HTTP {exc.code} from the WinRM endpoint")
-    if isinstance(exc, (InvalidPSRPOperation, InvalidRunspacePoolStateError, InvalidPipelineStateError,
-                        WinRMError)):
-        return ProtocolError.build(host, type(exc).__name__)
-    if isinstance(exc, (ValueError, InventoryError)):
-        return ConfigError.build(host, _config_reason(exc))
-    return ProtocolError.build(host, f"unexpected {type(exc).__name__}")
-
-
-def _shell_gone(exc: BaseException) -> bool:
-    if isinstance(exc, WSManFaultError):
-        # unknown shell, or the per-shell command quota (no numeric code, psrp.md §4 #10)
-        return exc.code == SHELL_NOT_FOUND or exc.code == "w:InternalError"
-    return isinstance(exc, (InvalidPSRPOperation, InvalidRunspacePoolStateError))
-
-
-def _connection_reason(exc: BaseException) -> str:
-    text = str(exc)
-    if "NameResolution" in text or "Name or service not known" in text or "getaddrinfo" in text:
-        return "the host name does not resolve"
-    if "refused" in text.lower():
-        return "connection refused"
-    if "reset" in text.lower() or "aborted" in text.lower():
-        return "the connection was dropped"
-    return "network error"
-
-
-def _config_reason(exc: BaseException) -> str:
-    if isinstance(exc, InventoryError):
-        return str(exc)
-    return "invalid WinRM settings (auth/encryption/TLS combination)"
-
-
-def _detail(rec: Any) -> ErrorDetail:
-    exception = getattr(rec, "exception", None)
-    message = None
-    if exception is not None:
-        message = getattr(exception, "adapted_properties", {}).get("Message")
-    return ErrorDetail(
-        message=str(message or rec),
-        fq_error_id=str(getattr(rec, "fq_error", "") or ""),
-        category=_category(getattr(rec, "category", None)),
-        target=getattr(rec, "target_name", None),
-    )
-
-
-def _category(value: Any) -> str:
-    try:
-        from psrpcore.types import ErrorCategory
-
-        return ErrorCategory(int(value)).name
-    except (TypeError, ValueError):
-        return "" if value is None else str(value)
