@@ -92,6 +92,17 @@ def make_lab() -> Iterator[Callable[..., Lab]]:
 
 
 @pytest.fixture
+def lab_fleet(make_lab: Callable[..., Lab], tmp_path: Path,
+              request: pytest.FixtureRequest) -> Iterator[tuple[Lab, Fleet]]:
+    """A private lab (its switches and faults cannot leak into other tests) and a Fleet on its inventory; the call
+    deadline is the test module's ``DEADLINE`` (seconds), 10 s when it sets none."""
+    lab = make_lab()
+    inventory = load_inventory(lab.write_inventory(tmp_path / "inventory.yml"))
+    with Fleet(inventory, JobSettings(deadline_s=getattr(request.module, "DEADLINE", 10.0))) as fleet:
+        yield lab, fleet
+
+
+@pytest.fixture
 def site_down(make_lab: Callable[..., Lab], tmp_path: Path) -> Iterator[tuple[Lab, Fleet]]:
     lab = make_lab()
     inv = lab.write_inventory(tmp_path / "inventory.yml")

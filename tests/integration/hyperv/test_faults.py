@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -21,15 +21,6 @@ from tests.integration.lab.test_protocol import HOSTILE
 DEADLINE = 5.0
 
 pytest.importorskip("lab.cmdlets", reason="lab/cmdlets.py (HyperVEngine) is not in the checkout yet")
-
-
-@pytest.fixture
-def lab_fleet(make_lab: Callable[..., Any], tmp_path: Path) -> Iterator[tuple[Any, Fleet]]:
-    """A private lab (switches cannot leak into other tests) and a Fleet on its inventory."""
-    lab = make_lab()
-    inventory = load_inventory(lab.write_inventory(tmp_path / "inventory.yml"))
-    with Fleet(inventory, JobSettings(deadline_s=DEADLINE)) as fleet:
-        yield lab, fleet
 
 
 def test_host_down_others_answer(lab_fleet: tuple[Any, Fleet]) -> None:

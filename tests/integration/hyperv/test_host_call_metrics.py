@@ -5,8 +5,7 @@ auth, timeout); invocations are `call="invoke"`."""
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -14,8 +13,6 @@ from prometheus_client import REGISTRY
 from jobs.hyperv.commands import single
 from jobs.hyperv.errors import HyperVError
 from jobs.hyperv.fleet import Fleet
-from jobs.hyperv.hosts import load_inventory
-from jobs.hyperv.settings import JobSettings
 
 DEADLINE = 5.0
 
@@ -32,15 +29,6 @@ def _calls(host: str) -> Counter[tuple[str, str]]:
 
 def _open_seconds_count(host: str) -> float:
     return REGISTRY.get_sample_value("hvbot_host_call_seconds_count", {"host": host, "call": "open"}) or 0.0
-
-
-@pytest.fixture
-def lab_fleet(make_lab: Callable[..., Any], tmp_path: Path) -> Iterator[tuple[Any, Fleet]]:
-    """A private lab (its switches cannot leak into other tests) and a Fleet on its inventory."""
-    lab = make_lab()
-    inventory = load_inventory(lab.write_inventory(tmp_path / "inventory.yml"))
-    with Fleet(inventory, JobSettings(deadline_s=DEADLINE)) as fleet:
-        yield lab, fleet
 
 
 def test_a_session_open_is_one_host_call_and_the_calls_after_it_are_invocations(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,17 +10,7 @@ from jobs.failover.gather import AmbiguousVm, gather, locate
 from jobs.failover.plan import Kind
 from jobs.failover.run import Run, execute, preview, recovery_points
 from jobs.hyperv.fleet import Fleet
-from jobs.hyperv.hosts import load_inventory
-from jobs.hyperv.settings import JobSettings
 from lab.fleet import Lab
-
-
-@pytest.fixture
-def lab_fleet(make_lab: Callable[..., Lab], tmp_path: Path) -> Iterator[tuple[Lab, Fleet]]:
-    lab = make_lab()
-    inv = lab.write_inventory(tmp_path / "inventory.yml")
-    with Fleet(load_inventory(inv), JobSettings(deadline_s=10)) as fleet:
-        yield lab, fleet
 
 
 def _run(fleet: Fleet, kind: Kind, vm: str = "fw01", point: str | None = None) -> dict[str, Any]:

@@ -3,8 +3,6 @@ replication, Replica-server facts, a side where the VM is missing or not replica
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,19 +15,9 @@ from jobs.failover.run import Run, execute, preview
 from jobs.hyperv.commands import single
 from jobs.hyperv.errors import PowerShellError
 from jobs.hyperv.fleet import Fleet
-from jobs.hyperv.hosts import load_inventory
-from jobs.hyperv.settings import JobSettings
 from jobs.monitor.rules import ReplicaObservation
 from jobs.monitor.sweep import observe_host
 from lab.fleet import Lab
-
-
-@pytest.fixture
-def lab_fleet(make_lab: Callable[..., Lab], tmp_path: Path) -> Iterator[tuple[Lab, Fleet]]:
-    lab = make_lab()
-    inv = lab.write_inventory(tmp_path / "inventory.yml")
-    with Fleet(load_inventory(inv), JobSettings(deadline_s=10)) as fleet:
-        yield lab, fleet
 
 
 def _run(fleet: Fleet, kind: Kind, vm: str) -> dict[str, Any]:
