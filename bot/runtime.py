@@ -177,17 +177,3 @@ class AbandonedJobWatcher:
             failures = 0
             if found:
                 log.warning("reported %d abandoned job(s)", found)
-
-
-def job_summary(job: Job) -> dict[str, Any]:
-    meta = job.meta or {}
-    return {
-        "id": job.id,
-        "status": _status_text(job.get_status(refresh=False)),
-        "command": str(meta.get("command", "")),
-        "user": str(meta.get("user", "")),
-    }
-
-
-def _status_text(status: object) -> str:
-    return str(getattr(status, "value", status) or "unknown")  # JobStatus.QUEUED -> "queued"

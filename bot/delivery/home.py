@@ -21,10 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from rq import Queue
-from rq.job import Job
-from rq.registry import FinishedJobRegistry, StartedJobRegistry
-from rq.serializers import JSONSerializer
 from slack_sdk import WebClient
 
 from bot.delivery.pacing import Pacer
@@ -32,9 +28,9 @@ from bot.roles import Authorizer
 from bot.views.home import HomeData, PendingApproval, home_view
 from jobs import keys
 from jobs.failover.approvals import Approval, ApprovalStore
+from jobs.job_listing import recent_jobs
 from jobs.monitor.state import AlertEngine
 from jobs.monitor.sweep import load_last
-from jobs.recovery.drill_store import DrillStore
 
 log = logging.getLogger("hvbot.home")
 
@@ -125,16 +121,7 @@ class HomePublisher:
         return out
 
     def _jobs(self, user: str) -> list[dict[str, str]]:
-        conn = self._redis
-        queue = Queue(self._queue, connection=conn, serializer=JSONSerializer)
-        ids = list(StartedJobRegistry(self._queue, connection=conn).get_job_ids(cleanup=False))
-        ids += queue.get_job_ids(0, JOBS_SCANNED)
-        ids += FinishedJobRegistry(self._queue, connection=conn).get_job_ids(0, JOBS_SCANNED, desc=True,
-                                                                             cleanup=False)
-        jobs = Job.fetch_many(list(dict.fromkeys(ids))[:JOBS_SCANNED], connection=conn, serializer=JSONSerializer)
-        return [{"id": j.id, "status": str(getattr(j.get_status(refresh=False), "value", "unknown")),
-                 "command": str(j.meta.get("command", ""))}
-                for j in jobs if j is not None and (j.meta or {}).get("user") == user]
+        return [j for j in recent_jobs(self._redis, self._queue, JOBS_SCANNED) if j["user"] == user]
 
     def _drills(self) -> dict[str, dict[str, Any]]:
         out = {}

@@ -8,20 +8,21 @@ from typing import Any
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 from slack_bolt import App
 
 from bot.grammar import OPERATOR, Command, help_text
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Requester
-from bot.runtime import Runtime, job_summary
+from bot.runtime import Runtime
 from bot.views import common as views
+from jobs.job_listing import recent_jobs
 from jobs.liveness import claim_final
 from jobs.ports import ReplyTo
 
 log = logging.getLogger("hvbot.jobs")
 
+JOBS_LISTED = 20
 INTAKE_WAIT_S = 1.0  # pending enqueues take milliseconds; the ack must still come well within Slack's 3 s
 
 
@@ -33,22 +34,13 @@ def show_help(runtime: Runtime, command: Command, who: Requester, body: dict[str
 def list_jobs(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:
     _let_intake_land(runtime)
     runtime.record(who.user, who.channel, command.canonical(), "done")
-    return views.jobs_list(recent_jobs(runtime))
+    return views.jobs_list(recent_jobs(runtime.redis, runtime.settings.queue, JOBS_LISTED))
 
 
 def show_audit(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:
     count = int(command.args[0]) if command.args else 20
     runtime.record(who.user, who.channel, command.canonical(), "done")
     return views.audit_list(runtime.audit.recent(count))
-
-
-def recent_jobs(runtime: Runtime, limit: int = 20) -> list[dict[str, str]]:
-    name, conn = runtime.settings.queue, runtime.redis
-    ids = list(StartedJobRegistry(name, connection=conn).get_job_ids(cleanup=False))
-    ids += runtime.queue.get_job_ids(0, limit)
-    ids += FinishedJobRegistry(name, connection=conn).get_job_ids(0, limit, desc=True, cleanup=False)
-    jobs = Job.fetch_many(list(dict.fromkeys(ids))[:limit], connection=conn, serializer=JSONSerializer)
-    return [job_summary(j) for j in jobs if j is not None]
 
 
 def cancel(runtime: Runtime, command: Command, who: Requester, body: dict[str, Any]) -> views.View:

@@ -17,6 +17,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextB
 
 from bot.views import tables
 from jobs import units
+from jobs.job_listing import job_line
 
 MAX_BLOCKS = 50
 SECTION_CHARS = 3000
@@ -220,7 +221,7 @@ def _csv_value(value: Any) -> str:
 def jobs_list(jobs: list[dict[str, str]], limit: int = 40) -> View:
     if not jobs:
         return notice("No running or queued jobs.")
-    lines = [f"• `{j['id']}` {j['status']} — `{_escape(j['command'])}` by <@{j['user']}>" for j in jobs[:limit]]
+    lines = [f"• `{j['id']}` {_escape(job_line(j))}" + (f" by <@{j['user']}>" if j["user"] else "") for j in jobs[:limit]]
     if len(jobs) > limit:
         lines.append(f"…and {len(jobs) - limit} more.")
     text = "\n".join(lines)

@@ -27,6 +27,7 @@ from bot.views import drills as drill_views
 from bot.views import failover as failover_views
 from bot.views import site_failover as recovery_views
 from bot.views.common import SECTION_CHARS, approval_buttons
+from jobs.job_listing import job_line
 
 MAX_BLOCKS = 100  # a Home tab's limit (slack_sdk's View refuses more)
 MAX_APPROVALS = 10  # three blocks each
@@ -165,7 +166,7 @@ def _approvals(data: HomeData) -> list[Block]:
 def _jobs(data: HomeData) -> list[Block]:
     if not data.jobs:
         return [_md("You have no running or recent jobs.")]
-    lines = [f"• `{_esc(j['id'])}` {_esc(j['status'])} — `{_esc(j['command'])}`" for j in data.jobs]
+    lines = [f"• `{_esc(j['id'])}` {_esc(job_line(j))}" for j in data.jobs]
     return [_md(fit(lines, 10))]
 
 

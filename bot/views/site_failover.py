@@ -29,7 +29,7 @@ ACTION_APPROVE = "hvbot_rc_approve"
 ACTION_REJECT = "hvbot_rc_reject"
 SECTION = 2900  # Slack allows 3,000 characters per section text
 GROUP_SECTIONS = 3  # group lines in at most this many sections; the rest are counted, and all are in the thread
-MAX_LINE = 400
+MAX_LINE = 1000  # a refusal says what would work instead: it must reach the reader whole
 
 
 def section(text: str) -> SectionBlock:

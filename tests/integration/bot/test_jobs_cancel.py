@@ -17,6 +17,8 @@ from bot.adapters.fake_slack import FakeSlack
 from bot.app import build_app
 from bot.runtime import build_runtime
 from bot.settings import Settings
+from jobs.inventory.tasks import run_lookup
+from jobs.queue import enqueue
 from tests.support.fixtures_redis import TEST_QUEUE
 from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, signed_headers, slash_body
 
@@ -80,3 +82,15 @@ def test_cancel_right_after_the_ack_finds_the_job_still_being_queued(
     monkeypatch.setattr("bot.listeners.jobs.INTAKE_WAIT_S", 30.0)  # a loaded machine must not make this flaky
     assert "cancelled before it started" in _say(app, f"cancel {job_id}")
     assert Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer).get_status() == JobStatus.CANCELED
+
+
+def test_jobs_names_what_every_job_does_and_when(fake_slack: FakeSlack, redis_conn: redis.Redis) -> None:
+    """Jobs no one typed (a monitor sweep, a site failover preview) are named by their description, not "— by <@>"."""
+    app = _app(fake_slack, redis_conn)
+    mine = re.search(r"job (hv[0-9a-f]+)", _say(app, "vms web*")).group(1)  # type: ignore[union-attr]
+    queue = app.runtime.queue  # type: ignore[attr-defined]
+    enqueue(queue, run_lookup, {}, job_id="sweep1", description="replica sweep of hv-a1, hv-a2")
+    listing = json.loads(_say(app, "jobs").split("\n", 1)[1])[1]["text"]["text"]
+    assert f"`{mine}` queued just now — /hyperv vms web* by <@U100>" in listing
+    assert "`sweep1` queued just now — replica sweep of hv-a1, hv-a2" in listing
+    assert "by <@>" not in listing

@@ -76,3 +76,15 @@ def test_the_thread_explains_cryptic_replication_states_once() -> None:
     assert "Replicating:" not in joined  # plain names need no legend
     plain = _data(6, 2)
     assert "States:" not in "\n".join(rv.thread_details(plain))
+
+
+def test_a_long_refusal_reaches_the_thread_whole() -> None:
+    """The extended-replication refusal ends with what would work instead; cutting it would hide that."""
+    data = _data(4, 1)
+    advice = ("hv-b2 also replicates vm-000 to hv-b1.lab.local (extended replication), and a VM has only one replica, "
+              "so replication could not be reversed back to hv-a2. Either remove the extended replication on hv-b2 "
+              "(Remove-VMReplication -VMName vm-000 -ReplicationRelationshipType Extended) and ask again, or fail over "
+              "without reversing (`failover vm-000 unplanned`; changes since the last replication are lost) and keep "
+              "replicating to hv-b1.lab.local")
+    data["groups"][0]["vms"][0]["refused"] = [advice]
+    assert rv._esc(advice) in "\n".join(rv.thread_details(data))
