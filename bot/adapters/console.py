@@ -15,6 +15,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,6 +32,8 @@ from bot.adapters.console_wait import Outstanding
 from bot.adapters.fake_slack import Call, FakeSlack
 from bot.adapters.render_text import Button, render_blocks
 from jobs.workers import PolledCommands
+
+log = logging.getLogger("hvbot.console")
 
 SHOWN = {"chat.postMessage", "chat.update", "chat.postEphemeral", "response_url", "files.completeUploadExternal"}
 CONSOLE_HELP = (
@@ -101,6 +104,10 @@ class Console:
         self._urls = itertools.count(1)
         self._lock = threading.Lock()
         self._ack_first = threading.Lock()  # the ack is printed before anything the worker posts for it
+        # Calls are printed by one thread of their own, in arrival order: a listener may post (a drill's approval
+        # card) before its ack is printed, and holding the fake Slack's answer until then would deadlock it.
+        self._printer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hvbot-console-print")
+        self._printing: list[Future[None]] = []
         fake.listeners.append(self._on_call)
 
     # --- input -------------------------------------------------------------------------------------------
@@ -179,8 +186,9 @@ class Console:
         return found
 
     def settle(self) -> None:
-        """Wait until every answer started so far has arrived; past the limit, say which did not."""
+        """Wait until every answer started so far has arrived and been printed; past the limit, say which did not."""
         self.unanswered = self.waits.wait(self.answer_timeout)
+        self._printed(self.answer_timeout)
         if self.unanswered:
             self._print([f"(no answer within {self.answer_timeout:g} s from:"]
                         + [f"  {what}" for what in self.unanswered] + [")"])
@@ -201,6 +209,24 @@ class Console:
     def _on_call(self, call: Call) -> None:
         if call.method not in SHOWN or call.status != 200:
             return
+        future = self._printer.submit(self._show_after_ack, call)
+        with self._lock:
+            self._printing = [f for f in self._printing if not f.done()] + [future]
+
+    def _printed(self, timeout: float) -> None:
+        """Wait until every call received so far has been printed."""
+        with self._lock:
+            pending = list(self._printing)
+        for future in pending:
+            try:
+                future.result(timeout=timeout)
+            except TimeoutError:
+                self.unanswered.append("printing an answer that has arrived")
+                return
+            except Exception:  # noqa: BLE001 - a rendering bug must not end the session; it is logged
+                log.exception("could not print a message the bot sent")
+
+    def _show_after_ack(self, call: Call) -> None:
         with self._ack_first:  # wait until the request's own ack has been printed
             pass
         self._show(call)

@@ -74,6 +74,17 @@ def test_piped_failover_waits_for_the_preview(redis_conn: redis.Redis) -> None:
     assert "Start-VMFailover" in answer and "] Request" in answer  # its steps and the button to request them
 
 
+def test_a_drill_request_posts_its_approval_card_after_its_ack(redis_conn: redis.Redis) -> None:
+    """The drill listener posts its card while its slash command is being answered: the console must not hold the
+    fake Slack's answer until the ack is printed (it did, and the post timed out as an internal error)."""
+    result = _demo("/hyperv drill site-a-core\n", "--wait", "20")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    out = result.stdout.split("> /hyperv drill site-a-core", 1)[1]
+    ack, card = out.index("Drill of site-a-core requested"), out.index("requests a failover drill of site-a-core")
+    assert ack < card and "] Approve" in out[card:]
+    assert "internal error" not in out and "Traceback" not in result.stderr
+
+
 def test_a_line_that_never_answers_exits_1_naming_it(redis_conn: redis.Redis) -> None:
     # a hung host never answers; the job's own host deadline (10 s) is far above the 2 s limit given here
     result = _demo("lab hang hv-a1\n/hyperv vms --host hv-a1\n/hyperv ips 10.0.4.17\n", "--wait", "2")
