@@ -37,12 +37,14 @@ def build_app(settings: Settings, runtime: Runtime | None = None, verify_token: 
     """`listener_executor` runs the lazy listeners (default: a pool of LISTENER_THREADS); the console passes one
     that counts them, to wait for a button's follow-ups."""
     runtime = runtime or build_runtime(settings)
+    listener_executor = listener_executor or ThreadPoolExecutor(max_workers=LISTENER_THREADS,
+                                                                thread_name_prefix="hvbot-listener")
+    runtime.follow_ups = listener_executor
     app = App(
         client=runtime.client,
         signing_secret=settings.secret("slack_signing_secret") or None,
         token_verification_enabled=verify_token and bool(settings.slack_bot_token),
-        listener_executor=listener_executor
-        or ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="hvbot-listener"),
+        listener_executor=listener_executor,
         # Our ack listeners only parse, authorize and enqueue (~1 ms), so run them in the request thread and answer
         # as soon as they return, instead of Bolt's 10 ms ack polling. Slow follow-up work runs as lazy listeners.
         process_before_response=True,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +45,13 @@ def redis_connection(settings: Settings) -> redis.Redis:
     return connect(settings, CHAT)
 
 
+def _logged(work: Callable[[], None], what: str) -> None:
+    try:
+        work()
+    except Exception:  # noqa: BLE001 - an executor would swallow it: the log is the last place it can show
+        log.exception("%s failed after the ack", what)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -55,6 +64,15 @@ class Runtime:
     def __post_init__(self) -> None:
         self.queue = Queue(self.settings.queue, connection=self.redis, serializer=JSONSerializer)
         self.intake = Intake(self.redis)
+        self.follow_ups: Executor | None = None  # build_app's lazy-listener pool: work that runs after an ack
+
+    def after_ack(self, work: Callable[[], None], what: str) -> None:
+        """Run ``work`` once the ack has gone: Slack wants the ack within 3 s, and a Web API call can wait out a
+        429 for longer. Without a pool (no Bolt app built) it runs at once. ``work`` reports its own failures."""
+        if self.follow_ups is None:
+            _logged(work, what)
+        else:
+            self.follow_ups.submit(_logged, work, what)
 
     def enqueue_lookup(self, command: Command, reply: ReplyTo, job_id: str | None = None) -> Job:
         """Enqueue and audit in one Redis round trip (run by the intake, after the ack)."""

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk.webhook import WebhookClient
 
 from bot.delivery.cards import approval_store, lazy_approval_store
 from bot.grammar import APPROVER, VIEWER, Command, parse_duration
@@ -64,10 +65,26 @@ def handle(runtime: Runtime, command: Command, who: Requester, body: dict[str, A
     where = runtime.settings.approval_channel or who.channel
     expires = datetime.fromtimestamp(approval.expires_at, UTC).strftime("%H:%M UTC")
     view = dv.approval_card(target, who.user, approval.button_value, expires)
-    posted = runtime.client.chat_postMessage(channel=where, text=view.text, blocks=view.block_dicts())
-    store.attach_message(approval.id, str(posted["channel"]), str(posted["ts"]))
+    response_url = str(body.get("response_url") or "")
+    runtime.after_ack(lambda: _post_card(runtime, store, approval.id, where, view, response_url),
+                      f"posting the approval card of drill {approval.id}")
     return views.notice(f"Drill of {target} requested (approval {approval.id}) in <#{where}>: it needs a second "
                         "person's approval, as a test failover does.")
+
+
+def _post_card(runtime: Runtime, store: ApprovalStore, approval_id: str, where: str, view: views.View,
+               response_url: str) -> None:
+    """After the ack: the approval card, or a word to the requester that it could not be posted."""
+    try:
+        posted = runtime.client.chat_postMessage(channel=where, text=view.text, blocks=view.block_dicts())
+        store.attach_message(approval_id, str(posted["channel"]), str(posted["ts"]))
+    except Exception:  # noqa: BLE001 - Slack or Redis failed: the requester must not wait for a card that never comes
+        log.exception("could not post the approval card of drill %s", approval_id)
+        if response_url:
+            WebhookClient(response_url, timeout=5).send(
+                text=f"The approval card of drill request {approval_id} could not be posted in <#{where}> (Slack or "
+                     "Redis did not answer); nothing was started and the request expires unused. Please try again "
+                     "in a minute.", response_type="ephemeral", replace_original=False)
 
 
 def _schedule(runtime: Runtime, command: Command, who: Requester) -> views.View:

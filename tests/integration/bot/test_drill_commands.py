@@ -78,3 +78,17 @@ def test_replication_shows_each_vms_last_successful_drill(world):
     drilled = [line for line in answer.splitlines() if "`vm-000-0000`" in line]
     assert drilled and all(time.strftime("drilled %Y-%m-%d", time.gmtime()) in line for line in drilled)
     assert all("no successful drill" in line for line in answer.splitlines() if "`vm-000-0001`" in line)
+
+
+def test_a_drill_card_slack_refuses_is_told_to_the_requester(world):
+    """The card is posted after the ack (a 429 may make it wait past Slack's 3 s); when Slack refuses it, the
+    requester hears so through the command's response_url instead of waiting for a card that never comes."""
+    w = world(1, 1)
+    app = _app(w)
+    w.slack.fail_next("chat.postMessage", status=500)
+    body = slash_body("drill dr-plan", user=OP, response_url=w.slack.response_url("drill-request"))
+    response = app.dispatch(BoltRequest(body=body, headers={k.lower(): [v] for k, v in signed_headers(body).items()}))
+    assert "Drill of dr-plan requested" in json.loads(response.body)["text"]
+    told = w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/drill-request")], 10)[0]
+    assert "could not be posted" in told.args["text"] and "nothing was started" in told.args["text"]
+    assert not [c for c in w.slack.calls_to("chat.postMessage") if c.status == 200]
