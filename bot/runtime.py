@@ -151,7 +151,8 @@ class Runtime:
                                  reporter=SlackDrillReporter(self.settings, self.redis, self.client))
 
 
-def build_runtime(settings: Settings, connection: redis.Redis | None = None, client: WebClient | None = None) -> Runtime:
+def build_runtime(settings: Settings, connection: redis.Redis | None = None,
+                  client: WebClient | None = None) -> Runtime:
     connection = connection if connection is not None else redis_connection(settings)
     client = client or web_client(settings)
     groups = GroupCache(slack_group_fetcher(client), settings.usergroup_cache_seconds)
