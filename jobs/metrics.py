@@ -30,8 +30,8 @@ JOBS = Counter("hvbot_jobs", "Jobs run by workers, by kind (the job function) an
 JOB_SECONDS = Histogram("hvbot_job_duration_seconds", "Wall time of a job run by kind and outcome.",
                         ["kind", "outcome"], buckets=JOB_BUCKETS)
 HOST_CALLS = Counter("hvbot_host_calls", "Hyper-V calls by host, call (open: a session opened; invoke: one "
-                     "invocation) and outcome (ok, or the error kind: unreachable, timeout, auth, wsman, powershell, "
-                     "protocol, config).", ["host", "call", "outcome"])
+                     "invocation) and outcome (ok; stopped: its watcher stopped it; or the error kind: unreachable, "
+                     "timeout, auth, wsman, powershell, protocol, config).", ["host", "call", "outcome"])
 HOST_CALL_SECONDS = Histogram("hvbot_host_call_seconds", "Latency of Hyper-V calls by host and call (open, invoke).",
                               ["host", "call"], buckets=HOST_CALL_BUCKETS)
 
