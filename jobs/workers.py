@@ -15,16 +15,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime
 from typing import Any
 
 import redis
 from rq import Queue, SimpleWorker, Worker
 from rq import worker_registration as registration
-from rq.job import Job
+from rq.job import Job, JobStatus
+from rq.utils import now
 from rq.worker import BaseWorker
 
 from jobs.backoff import backoff_s
-from jobs.metrics import observe_job
+from jobs.metrics import JobOutcome, observe_job
 
 log = logging.getLogger("hvbot.worker")
 
@@ -70,7 +72,7 @@ class ReRegistering(BaseWorker):
 
 class Timed(BaseWorker):
     """Mixin: every job's run counted and timed by kind and outcome (in the work horse, where the job runs; in the
-    forking worker itself when the horse died before it could)."""
+    forking worker itself when the horse died, or was killed on a stop-job command, before it could)."""
 
     def perform_job(self, job: Job, queue: Queue) -> bool:
         started, ok = time.monotonic(), False
@@ -78,21 +80,46 @@ class Timed(BaseWorker):
             ok = super().perform_job(job, queue)
             return ok
         finally:
-            observe_job(job.func_name, "ok" if ok else "failed", time.monotonic() - started)
+            observe_job(job.func_name, _performed_outcome(job, ok), time.monotonic() - started)
 
     def handle_work_horse_killed(self, job: Job, retpid: int | None, ret_val: int | None, rusage: Any) -> None:
         """The horse ended before finishing the job (SIGKILL, OOM, a crash, RQ's own kill past the timeout), so it
         never counted it: the worker does. RQ calls this only for a job the horse left neither finished nor failed
         (the horse sets that status before it counts)."""
-        observe_job(job.func_name, "killed", _horse_seconds(job))
+        observe_job(job.func_name, "killed", _horse_seconds(job, job.ended_at))
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
 
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None,
+                           exc_string: str = "") -> None:
+        """A stop-job command (`/hyperv cancel`) makes a forking worker SIGKILL the horse and come here, without
+        `handle_work_horse_killed`: the worker counts the job as stopped, once, before RQ marks it so."""
+        if self._killed_on_stop(job):
+            observe_job(job.func_name, "stopped", _horse_seconds(job, now()))
+        super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string)
 
-def _horse_seconds(job: Job) -> float | None:
-    """From the fork to the horse's end, as the worker saw them (RQ sets both just before its killed hook)."""
-    if job.started_at is None or job.ended_at is None:
+    def _killed_on_stop(self, job: Job) -> bool:
+        # Only a forking worker's parent kills horses (a simple worker's job runs on and counts itself). A horse that
+        # got as far as finishing or failing the job has counted it (it sets that status first).
+        if not isinstance(self, Worker) or self.is_horse or self._stopped_job_id != job.id:
+            return False
+        try:
+            return job.get_status(refresh=True) not in (JobStatus.FINISHED, JobStatus.FAILED)
+        except redis.RedisError:  # RQ's own handling must go on; a horse killed on a stop had most likely not counted
+            return True
+
+
+def _performed_outcome(job: Job, ok: bool) -> JobOutcome:
+    """A job that failed after a stop-job command is marked STOPPED by RQ (a simple worker does not kill it)."""
+    if ok:
+        return "ok"
+    return "stopped" if job.get_status(refresh=False) == JobStatus.STOPPED else "failed"
+
+
+def _horse_seconds(job: Job, ended_at: datetime | None) -> float | None:
+    """From the fork to the horse's end, as the worker saw them (RQ sets `started_at` when it forks the horse)."""
+    if job.started_at is None or ended_at is None:
         return None
-    return max(0.0, (job.ended_at - job.started_at).total_seconds())
+    return max(0.0, (ended_at - job.started_at).total_seconds())
 
 
 class PolledCommands(BaseWorker):

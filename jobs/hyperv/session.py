@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -64,6 +65,17 @@ class WatchStopped(Exception):
     """``run_watched``'s watcher asked to stop the pipeline (e.g. a Cancel button)."""
 
 
+@dataclass
+class _Call:
+    """One invocation under way: when it started and, once it succeeded, its output."""
+
+    started: float
+    output: list[Any] = field(default_factory=list)
+
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+
 class _ShellGone(Exception):
     def __init__(self, cause: BaseException, started: bool) -> None:
         super().__init__(type(cause).__name__)
@@ -108,28 +120,12 @@ class HostSession:
         statements = as_statements(pipe)
         limit = deadline_s if deadline_s is not None else self.settings.deadline_s
         at = deadline_at if deadline_at is not None else time.monotonic() + limit
-        budget = max(0.0, at - time.monotonic())
-        if not self._lock.acquire(timeout=budget):
-            raise HostTimeout.build(self.name, f"waiting for the previous call ({statements.first_cmdlet})", limit)
-        started = time.monotonic()
+        self._acquire(statements, max(0.0, at - time.monotonic()), limit)
         try:
-            self._settle()
-            out = self._run_rebuilding(statements, at)
-            log.info("hyperv.call", host=self.name, command=statements.render(), objects=len(out),
-                     seconds=round(time.monotonic() - started, 3))
-            observe_host_call(self.name, "invoke", "ok", time.monotonic() - started)
-            return out
-        except HyperVError as err:
-            log.warning("hyperv.call_failed", host=self.name, command=statements.render(), kind=err.kind,
-                        error=err.message, seconds=round(time.monotonic() - started, 3))
-            observe_host_call(self.name, "invoke", err.kind, time.monotonic() - started)
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure leaves as a typed, secret-free error
-            failure = self._translate(exc, statements, at, limit)
-            log.warning("hyperv.call_failed", host=self.name, command=statements.render(), kind=failure.kind,
-                        error=failure.message, seconds=round(time.monotonic() - started, 3))
-            observe_host_call(self.name, "invoke", failure.kind, time.monotonic() - started)
-            raise failure from None
+            with self._invocation(statements, at, limit) as call:
+                self._settle()
+                call.output = self._run_rebuilding(statements, at)
+            return call.output
         finally:
             self._lock.release()
 
@@ -160,18 +156,12 @@ class HostSession:
         when it returns False the pipeline is stopped and ``WatchStopped`` raised. Never re-sent."""
         statements = as_statements(pipe)
         at = time.monotonic() + deadline_s
-        if not self._lock.acquire(timeout=deadline_s):
-            raise HostTimeout.build(self.name, f"waiting for the previous call ({statements.first_cmdlet})", deadline_s)
+        self._acquire(statements, deadline_s, deadline_s)
         try:
-            self._settle()
-            return self._invoke(self._ensure_pool(at), statements, at, watch)
-        except (HyperVError, WatchStopped):
-            raise
-        except _ShellGone as gone:
-            self._discard(graceful=False)
-            raise translate_error(gone.cause, self.config, statements.render(), deadline_s) from None
-        except Exception as exc:  # noqa: BLE001 - typed, secret-free errors only
-            raise self._translate(exc, statements, at, deadline_s) from None
+            with self._invocation(statements, at, deadline_s) as call:
+                self._settle()
+                call.output = self._invoke(self._ensure_pool(at), statements, at, watch)
+            return call.output
         finally:
             self._lock.release()
 
@@ -185,7 +175,39 @@ class HostSession:
             self._settle()
             self._discard(graceful=True)
 
+    def _acquire(self, statements: Statements, wait_s: float, limit: float) -> None:
+        if not self._lock.acquire(timeout=wait_s):
+            raise HostTimeout.build(self.name, f"waiting for the previous call ({statements.first_cmdlet})", limit)
+
     # -- internals (lock held) -------------------------------------------------------------------
+
+    @contextmanager
+    def _invocation(self, statements: Statements, at: float, limit: float) -> Iterator[_Call]:
+        """One invocation, logged and counted as a host call (`invoke`): `ok`, `stopped` when its watcher stopped
+        it, else the kind of the typed error it leaves with (anything else is translated to one here)."""
+        call = _Call(time.monotonic())
+        try:
+            yield call
+        except WatchStopped:
+            log.info("hyperv.call_stopped", host=self.name, command=statements.render(),
+                     seconds=round(call.seconds(), 3))
+            observe_host_call(self.name, "invoke", "stopped", call.seconds())
+            raise
+        except HyperVError as err:
+            self._failed(statements, call, err)
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure leaves as a typed, secret-free error
+            failure = self._translate(exc.cause if isinstance(exc, _ShellGone) else exc, statements, at, limit)
+            self._failed(statements, call, failure)
+            raise failure from None
+        log.info("hyperv.call", host=self.name, command=statements.render(), objects=len(call.output),
+                 seconds=round(call.seconds(), 3))
+        observe_host_call(self.name, "invoke", "ok", call.seconds())
+
+    def _failed(self, statements: Statements, call: _Call, err: HyperVError) -> None:
+        log.warning("hyperv.call_failed", host=self.name, command=statements.render(), kind=err.kind,
+                    error=err.message, seconds=round(call.seconds(), 3))
+        observe_host_call(self.name, "invoke", err.kind, call.seconds())
 
     def _run_rebuilding(self, pipe: Statements, at: float) -> list[Any]:
         try:
