@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.connection import SSLConnection
 from redis.retry import Retry
 from redis.sentinel import Sentinel
@@ -77,7 +77,10 @@ def sentinel(settings: Settings, resilience: Resilience = CLI) -> Sentinel:
     """The sentinels of HVBOT_REDIS_SENTINELS (their `.sentinels` are one client each, for checks)."""
     tls = tls_kwargs(settings)
     tls |= _set_up_hook(tls)
+    # No retry of their own: Sentinel asks each sentinel in turn and the master's retry (`resilience`) asks them
+    # all again; redis-py's default (10 tries each) made a chat handler wait ~30 s for sentinels that refuse it.
     sentinel_kwargs = {"socket_connect_timeout": resilience.connect_timeout_s, "socket_timeout": 2.0, **tls,
+                       "retry": Retry(NoBackoff(), 0),
                        **_auth(settings.redis_sentinel_username, settings.secret("redis_sentinel_password"))}
     return Sentinel(settings.sentinel_addresses(), sentinel_kwargs=sentinel_kwargs, **tls)
 
