@@ -11,6 +11,8 @@ With Sentinel, a connection to a master that was demoted fails with "The previou
 (a ConnectionError in redis-py), and the retry asks the sentinels again: a failover costs seconds, not a restart.
 `health_check_interval` pings a connection idle for longer than that before using it, which finds a connection a
 restart broke before a command is lost on it (it matters most for RQ's pub/sub command channel).
+Over TLS, a server that wants a client certificate (`tls-auth-clients yes`) and gets none, or one it does not trust,
+hangs up right after the handshake; redis-py reports only a broken pipe for that, so the error says the likely cause.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.connection import SSLConnection
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -67,13 +70,17 @@ def connect(settings: Settings, resilience: Resilience) -> redis.Redis:
         url = urlunsplit(urlsplit(url)._replace(scheme="rediss"))
     tls.pop("ssl", None)  # the rediss:// scheme selects the TLS connection class
     auth = _auth(settings.redis_username, settings.secret("redis_password"))
-    return redis.Redis.from_url(url, **resilience.client_kwargs(), **auth, **tls)
+    return redis.Redis.from_url(url, **resilience.client_kwargs(), **auth, **tls, **_set_up_hook(tls))
 
 
 def sentinel(settings: Settings, resilience: Resilience = CLI) -> Sentinel:
     """The sentinels of HVBOT_REDIS_SENTINELS (their `.sentinels` are one client each, for checks)."""
     tls = tls_kwargs(settings)
+    tls |= _set_up_hook(tls)
+    # No retry of their own: Sentinel asks each sentinel in turn and the master's retry (`resilience`) asks them
+    # all again; redis-py's default (10 tries each) made a chat handler wait ~30 s for sentinels that refuse it.
     sentinel_kwargs = {"socket_connect_timeout": resilience.connect_timeout_s, "socket_timeout": 2.0, **tls,
+                       "retry": Retry(NoBackoff(), 0),
                        **_auth(settings.redis_sentinel_username, settings.secret("redis_sentinel_password"))}
     return Sentinel(settings.sentinel_addresses(), sentinel_kwargs=sentinel_kwargs, **tls)
 
@@ -102,6 +109,39 @@ def tls_kwargs(settings: Settings) -> dict[str, Any]:
         if path is not None:
             found[key] = str(path)
     return found
+
+
+class TlsRefused(redis.ConnectionError):
+    """A TLS server hung up before its first answer: most likely it refused the client's certificate, or the lack
+    of one. A ConnectionError, so every retry policy treats it as redis-py's own."""
+
+    def __repr__(self) -> str:
+        # redis-py's repr of its errors is only "network:ConnectionError", and Sentinel's "No master found" error
+        # is made of the reprs of each sentinel's error
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+def _set_up_hook(tls: dict[str, Any]) -> dict[str, Any]:
+    return {"redis_connect_func": _set_up} if tls else {}
+
+
+def _set_up(connection: SSLConnection) -> None:
+    """redis-py's own set-up of a new TLS connection (AUTH, CLIENT SETINFO, SELECT), saying why it failed when the
+    server hangs up before its first answer. TLS 1.3 completes the client's side of the handshake before the
+    server checks the client's certificate, so a missing or refused one shows only on the first command."""
+    try:
+        connection.on_connect()
+    except redis.AuthenticationError:
+        raise
+    except redis.ConnectionError as exc:
+        where = f"Redis at {connection.host}:{connection.port} closed the TLS connection before its first answer"
+        if connection.certfile is None:
+            why = ("it probably requires a client certificate (tls-auth-clients yes) and none is configured: set "
+                   "HVBOT_REDIS_TLS_CERT_FILE and HVBOT_REDIS_TLS_KEY_FILE")
+        else:
+            why = (f"it probably refused the client certificate {connection.certfile} (not signed by a CA in its "
+                   "tls-ca-cert-file, expired, or not made for client authentication)")
+        raise TlsRefused(f"{where}: {why} ({exc})") from exc
 
 
 def describe(settings: Settings) -> str:

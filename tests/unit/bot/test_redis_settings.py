@@ -41,6 +41,8 @@ def test_secrets_come_from_files_and_never_show(tmp_path: Path, monkeypatch: pyt
     assert pool.connection_kwargs["retry"]._retries == WORKER.retries
     sentinel_kwargs = pool.sentinel_manager.sentinel_kwargs
     assert sentinel_kwargs["password"] == "sentinel-secret-456"
+    # each sentinel is asked once per try of the master's own retry, not ten times more (redis-py's default)
+    assert sentinel_kwargs["retry"].get_retries() == 0
     text = describe(settings) + repr(settings)
     assert "redis-secret-123" not in text and "sentinel-secret-456" not in text and "s1:26379" in text
 
