@@ -14,6 +14,7 @@ import logging
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -35,10 +36,12 @@ from jobs.workers import PolledCommands
 
 log = logging.getLogger("hvbot.console")
 
-SHOWN = {"chat.postMessage", "chat.update", "chat.postEphemeral", "response_url", "files.completeUploadExternal"}
+SHOWN = {"chat.postMessage", "chat.update", "chat.postEphemeral", "response_url", "files.completeUploadExternal",
+         "views.publish"}
+HOME_TAB = "home-tab"  # where a button printed from a Home view lives: its click carries a view, not a channel
 CONSOLE_HELP = (
     "Type /hyperv commands (or just `ips 10.0.4.17`). `press N` clicks button N, `as U123` acts as another "
-    "user, `in C123` switches channel, `lab help` lists the commands that drive the lab (power cuts, hung "
+    "user, `in C123` switches channel, `home` opens your App Home tab, `lab help` lists the commands that drive the lab (power cuts, hung "
     "hosts), `wait-alert [TEXT]` waits for the monitor's alert after a lab command, `quit` leaves."
 )
 
@@ -129,6 +132,8 @@ class Console:
             self._print([f"(you are now in {self.channel})"])
         elif word == "press":
             self.press(rest.strip())
+        elif word == "home":
+            self.home()
         elif word == "lab":
             with self._shown:
                 self._mark = len(self.shown)
@@ -153,22 +158,40 @@ class Console:
                                                              self.channel, "", payload["response_url"]))
         self.settle()
 
+    def home(self) -> None:
+        """Open the App Home tab, as Slack's `app_home_opened` event does; the bot publishes the user's view."""
+        event = {"type": "app_home_opened", "user": self.user, "channel": f"D{self.user}", "tab": "home",
+                 "event_ts": f"{time.time():.6f}"}
+        body = {"token": "console", "team_id": "T0HVBOT", "api_app_id": "A0HVBOT", "type": "event_callback",
+                "event_id": f"Ev{next(self._urls)}", "event_time": int(time.time()), "event": event}
+        self.app.dispatch(BoltRequest(body=body, mode="socket_mode"))
+        self.settle()
+
     def press(self, number: str) -> None:
         button = self.buttons.get(int(number)) if number.isdigit() else None
         if button is None:
             self._print([f"(no button {number!r}; buttons are shown as [N])"])
             return
-        body = {
+        self.app.dispatch(BoltRequest(body=self._click(button), mode="socket_mode"))
+        self.settle()
+
+    def _click(self, button: Button) -> dict[str, Any]:
+        """The block_actions payload Slack sends for this button: from a message, or from the Home tab (a view
+        container, no channel and no response_url)."""
+        body: dict[str, Any] = {
             "type": "block_actions", "user": {"id": self.user, "username": self.user.lower()},
-            "team": {"id": "T0HVBOT"}, "api_app_id": "A0HVBOT", "channel": {"id": button.channel},
-            "container": {"type": "message", "channel_id": button.channel, "message_ts": button.message_ts,
-                          "is_ephemeral": not button.message_ts},
-            "response_url": button.response_url, "trigger_id": "console",
+            "team": {"id": "T0HVBOT"}, "api_app_id": "A0HVBOT", "trigger_id": "console",
             "actions": [{"action_id": button.action_id, "value": button.value, "type": "button",
                          "block_id": "console", "action_ts": "1"}],
         }
-        self.app.dispatch(BoltRequest(body=body, mode="socket_mode"))
-        self.settle()
+        if button.channel == HOME_TAB:
+            return body | {"container": {"type": "view", "view_id": "VCONSOLE"},
+                           "view": {"id": "VCONSOLE", "type": "home", "callback_id": ""}}
+        return body | {
+            "channel": {"id": button.channel}, "response_url": button.response_url,
+            "container": {"type": "message", "channel_id": button.channel, "message_ts": button.message_ts,
+                          "is_ephemeral": not button.message_ts},
+        }
 
     def wait_alert(self, text: str) -> Call | None:
         """Wait until an alert posted (or updated) since the last `lab` command, mentioning `text` if given, has
@@ -236,6 +259,12 @@ class Console:
 
     def _show(self, call: Call) -> None:
         args = call.args
+        if call.method == "views.publish":
+            view = args.get("view")
+            view = json.loads(view) if isinstance(view, str) else view or {}
+            self._print([f"hvbot (the Home tab of {args.get('user_id', '?')}):"]
+                        + self._render(view.get("blocks") or [], "", HOME_TAB, "", ""))
+            return
         if call.method == "files.completeUploadExternal":
             files = args.get("files")
             files = json.loads(files) if isinstance(files, str) else files or []

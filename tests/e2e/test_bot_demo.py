@@ -6,19 +6,27 @@ commands drive the lab and the demo's monitor posts the alert; `--tour` plays th
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 import redis
 
 from tests.support.fixtures_redis import TEST_QUEUE, test_redis_url
 
 
+def _exe() -> Path:
+    return Path(sys.executable).with_name("hvbot")
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "REDIS_URL": test_redis_url(), "HVBOT_QUEUE": f"{TEST_QUEUE}-demo"}
+
+
 def _demo(stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).with_name("hvbot")
-    env = {**os.environ, "REDIS_URL": test_redis_url(), "HVBOT_QUEUE": f"{TEST_QUEUE}-demo"}
-    return subprocess.run([str(exe), "demo", *args], input=stdin, capture_output=True, text=True, env=env,
+    return subprocess.run([str(_exe()), "demo", *args], input=stdin, capture_output=True, text=True, env=_env(),
                           timeout=600)
 
 
@@ -83,6 +91,39 @@ def test_a_drill_request_posts_its_approval_card_after_its_ack(redis_conn: redis
     ack, card = out.index("Drill of site-a-core requested"), out.index("requests a failover drill of site-a-core")
     assert ack < card and "] Approve" in out[card:]
     assert "internal error" not in out and "Traceback" not in result.stderr
+
+
+def test_home_shows_the_approvers_tab_and_its_approve_button_runs_the_failover(redis_conn: redis.Redis) -> None:
+    """`home` in the console opens the App Home tab (app_home_opened, views.publish); its Approve is the card's.
+    The session is driven line by line: the button's number is read from the tab before it is pressed."""
+    proc = subprocess.Popen([str(_exe()), "demo", "--wait", "120"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env())
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write("/hyperv failover web01\npress 1\nas U200\nhome\n")
+        proc.stdin.flush()
+        tab = _read_until(proc.stdout, "Last drill per plan").split("> home", 1)[1]
+        assert "hvbot (the Home tab of U200):" in tab and "your role: approver" in tab
+        assert "Hosts answering: 4 of 4" in tab and "@U100 requests: planned failover of web01" in tab
+        approve = re.search(r"\[(\d+)\] Approve", tab.split("planned failover of web01", 1)[1])
+        assert approve is not None, tab
+        after, errors = proc.communicate(input=f"press {approve.group(1)}\n", timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, after[-3000:] + errors[-2000:]
+    assert "approved by U200, running" in after and "Planned failover of web01: done" in after, after[-3000:]
+
+
+def _read_until(stream: IO[str], marker: str) -> str:
+    """Lines of a running demo up to the one holding ``marker`` (the test's timeout bounds a demo that never
+    prints it)."""
+    seen: list[str] = []
+    for line in stream:
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError("the demo ended before printing " + repr(marker) + ":\n" + "".join(seen)[-3000:])
 
 
 def test_a_line_that_never_answers_exits_1_naming_it(redis_conn: redis.Redis) -> None:
