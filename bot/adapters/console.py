@@ -41,8 +41,9 @@ SHOWN = {"chat.postMessage", "chat.update", "chat.postEphemeral", "response_url"
 HOME_TAB = "home-tab"  # where a button printed from a Home view lives: its click carries a view, not a channel
 CONSOLE_HELP = (
     "Type /hyperv commands (or just `ips 10.0.4.17`). `press N` clicks button N, `as U123` acts as another "
-    "user, `in C123` switches channel, `home` opens your App Home tab, `lab help` lists the commands that drive the lab (power cuts, hung "
-    "hosts), `wait-alert [TEXT]` waits for the monitor's alert after a lab command, `quit` leaves."
+    "user, `in C123` switches channel, `home` opens your App Home tab, `lab help` lists the commands that drive "
+    "the lab (power cuts, hung hosts), `wait-alert [TEXT]` waits for the monitor's alert after a lab command, "
+    "`quit` leaves."
 )
 
 
