@@ -7,6 +7,7 @@ card's state changes they cause (approved, rejected).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,8 @@ from bot.views.common import View
 from jobs.audit import AuditEntry, AuditLog
 from jobs.failover.approvals import ApprovalStore
 from jobs.keys import AUDIT_STREAM, FAILOVER_PREVIEW_KEY, FAILOVER_PROGRESS_KEY, RECOVERY_PREVIEW_KEY
+
+log = logging.getLogger("hvbot.cards")
 
 
 def approval_store(settings: Settings, connection: redis.Redis) -> ApprovalStore:
@@ -47,6 +50,16 @@ def stored_preview(connection: redis.Redis, approval_id: str) -> dict[str, Any]:
 def update_card(client: WebClient, channel: str, ts: str, view: View) -> None:
     if channel and ts:
         client.chat_update(channel=channel, ts=ts, text=view.text, blocks=[b.to_dict() for b in view.blocks])
+
+
+def announce_start(client: WebClient, channel: str, ts: str, view: View, what: str) -> None:
+    """The card says an approved run is starting; best effort, because the run must be queued even when Slack
+    cannot be told now (its worker redraws the card at its first step). Raising here would leave an approval
+    claimed for execution with no job behind it."""
+    try:
+        update_card(client, channel, ts, view)
+    except Exception:  # noqa: BLE001 - Slack refused or did not answer: the worker's updates follow
+        log.warning("could not show that %s is starting; queueing it anyway", what, exc_info=True)
 
 
 class CardReporter:

@@ -14,7 +14,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 
-from bot.delivery.cards import lazy_approval_store, stored_preview, update_card
+from bot.delivery.cards import announce_start, lazy_approval_store, stored_preview, update_card
 from bot.grammar import APPROVER, FAILOVER_KINDS, OPERATOR, VIEWER, Command
 from bot.listeners.verbs import Verbs
 from bot.middleware.authorization import Gate, Needs, Requester
@@ -129,8 +129,9 @@ def _start(runtime: Runtime, store: ApprovalStore, approval_id: str, user: str) 
     p = approval.params
     card = {"approval_id": approval_id, "channel": approval.channel, "ts": approval.message_ts,
             "kind": p["kind"], "vm": p["vm"], "requester": approval.requester, "approver": approval.decided_by}
-    update_card(runtime.client, approval.channel, approval.message_ts,
-            fv.progress(stored_preview(runtime.redis, approval_id), f"approved by {approval.decided_by}, running", []))
+    starting = fv.progress(stored_preview(runtime.redis, approval_id), f"approved by {approval.decided_by}, running", [])
+    announce_start(runtime.client, approval.channel, approval.message_ts, starting,
+                   f"the failover of approval {approval_id}")
     enqueue(runtime.queue, run_failover, {
         "approval_id": approval_id, "kind": p["kind"], "vm": p["vm"], "primary": p["primary"],
         "replica": p["replica"], "point": p.get("point"), "signature": p["signature"], "card": card,

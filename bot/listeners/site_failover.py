@@ -16,7 +16,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 
-from bot.delivery.cards import lazy_approval_store, update_card
+from bot.delivery.cards import announce_start, lazy_approval_store, update_card
 from bot.delivery.recovery_cards import stored_recovery_preview
 from bot.grammar import OPERATOR, VIEWER, Command, recovery_scope
 from bot.listeners import failover, recovery
@@ -118,7 +118,8 @@ def _start(runtime: Runtime, store: ApprovalStore, approval_id: str, user: str) 
     assert approval is not None
     data = stored_recovery_preview(runtime.redis, f"a:{approval_id}") or {}
     text = f"Approved by <@{approval.decided_by}>; checking the plan is unchanged, then running."
-    update_card(runtime.client, approval.channel, approval.message_ts, rv.decided(data, text))
+    announce_start(runtime.client, approval.channel, approval.message_ts, rv.decided(data, text),
+                   f"the recovery run of approval {approval_id}")
     run = {"approval_id": approval_id, "plan": approval.params["plan"], "kind": approval.params["kind"],
            "reply": data.get("reply") or ReplyTo(approval.channel, approval.requester, "recovery").to_dict(),
            "card": {"channel": approval.channel, "ts": approval.message_ts}}

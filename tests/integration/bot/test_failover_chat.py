@@ -174,3 +174,16 @@ def test_dead_run_reported_with_real_state_and_lock_freed(chat: dict[str, Any]) 
     assert VmLock(c["conn"], "fw01").holder() is None
     update = json.dumps(c["fake"].calls_to("chat.update")[-1].args)
     assert "FAILED" in update and "stopped unexpectedly" in update and pair.replica in update
+
+
+def test_an_approval_whose_card_slack_cannot_update_still_runs_its_failover(chat: dict[str, Any]) -> None:
+    """Slack refusing the "approved, running" card update must not leave the approval claimed with no job behind
+    it: the failover is queued and run, and its worker redraws the card."""
+    c = chat
+    value = _request(c, "failover fw01 test")
+    c["fake"].fail_next("chat.update", status=500)
+    _approve(c, value)
+    _work(c)
+    assert [e for e in c["lab"].command_log() if e.cmdlet == "Start-VMFailover"]  # the test failover ran
+    assert [x for x in c["fake"].calls_to("chat.update") if x.status == 500]  # the refused update happened
+    assert "done" in json.dumps(c["fake"].calls_to("chat.update")[-1].args)  # the worker's card

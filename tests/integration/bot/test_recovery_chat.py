@@ -251,3 +251,17 @@ def test_fifty_concurrent_approvals_execute_once(small_chat: dict[str, Any]) -> 
             assert str(lab.fleet.vm("hv-b1", vm).state) == "Running", f"trial {trial}: {vm}"
         assert len(c["queue"]) == 0
         _undo_failover(lab)
+
+
+def test_an_approval_whose_card_slack_cannot_update_still_queues_its_run(small_chat: dict[str, Any]) -> None:
+    """Slack refusing the "approved; checking the plan" card update must not leave the approval claimed with no
+    job behind it: the re-check is queued and enqueues the run."""
+    c, lab = small_chat, small_chat["lab"]
+    lab.control("hv-a1", "power_loss", {})
+    message, _ = _preview(c, "failover --site site-a unplanned")
+    approve = _request(c, _buttons(message, "hvbot_rc_request")[0])
+    c["fake"].fail_next("chat.update", status=500)
+    _approve(c, approve, user=APP2)
+    assert [x for x in c["fake"].calls_to("chat.update") if x.status == 500]
+    _work(c, max_jobs=1)  # the re-check
+    assert len(_runs(c)) == 1
