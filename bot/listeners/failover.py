@@ -129,7 +129,8 @@ def _start(runtime: Runtime, store: ApprovalStore, approval_id: str, user: str) 
     p = approval.params
     card = {"approval_id": approval_id, "channel": approval.channel, "ts": approval.message_ts,
             "kind": p["kind"], "vm": p["vm"], "requester": approval.requester, "approver": approval.decided_by}
-    starting = fv.progress(stored_preview(runtime.redis, approval_id), f"approved by {approval.decided_by}, running", [])
+    preview = stored_preview(runtime.redis, approval_id)
+    starting = fv.progress(preview, f"approved by {approval.decided_by}, running", [])
     announce_start(runtime.client, approval.channel, approval.message_ts, starting,
                    f"the failover of approval {approval_id}")
     enqueue(runtime.queue, run_failover, {
