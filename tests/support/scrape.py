@@ -53,6 +53,17 @@ def scrape(port: int) -> Scrape:
     return Scrape.parse(text)
 
 
+def job_counted(port: int, kind: str, outcome: str) -> Scrape | None:
+    """The worker's scrape once it has counted a `kind` job with `outcome`, count and duration both; None before.
+    They are two writes: a scrape between them sees the count without the duration."""
+    if get(port, "/healthz")[0] != 200:
+        return None  # the worker is still starting (it restarts itself in multiprocess mode first)
+    scraped = scrape(port)
+    seen = [scraped.value(name, kind=kind, outcome=outcome)
+            for name in ("hvbot_jobs_total", "hvbot_job_duration_seconds_count")]
+    return scraped if all(seen) else None
+
+
 def used_names() -> dict[str, set[str]]:
     """`hvbot_*` names in every expression of the alert rules and the Grafana dashboard, by where they occur."""
     used: dict[str, set[str]] = {}

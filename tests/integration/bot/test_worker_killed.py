@@ -29,12 +29,11 @@ from tests.support.fixtures_slack import (
     SIGNING_SECRET,
     HvbotProcess,
     free_port,
-    get,
     post,
     signed_headers,
     slash_body,
 )
-from tests.support.scrape import Scrape, scrape
+from tests.support.scrape import Scrape, job_counted
 
 
 def test_killed_worker_is_reported_within_60_s(clean_lab, lab_inventory_path: Path, fake_slack: FakeSlack,
@@ -42,7 +41,8 @@ def test_killed_worker_is_reported_within_60_s(clean_lab, lab_inventory_path: Pa
     clean_lab.control("hv-a1", "hung", {"on": True})  # the job waits on hv-a1 until we kill its worker
     port = free_port()
     env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake_slack.api_url,
-           "REDIS_URL": test_redis_url(), "HVBOT_INVENTORY": str(lab_inventory_path), "HVBOT_LOG_JSON": "false", "HVBOT_QUEUE": TEST_QUEUE,
+           "REDIS_URL": test_redis_url(), "HVBOT_INVENTORY": str(lab_inventory_path), "HVBOT_LOG_JSON": "false",
+           "HVBOT_QUEUE": TEST_QUEUE,
            "HVBOT_ABANDONED_CHECK_SECONDS": "0.5", "HVBOT_DEADLINE_S": "120",
            "HVBOT_CHANNEL_POST_INTERVAL_SECONDS": "0"}
     server = HvbotProcess(["serve", "--port", str(port), "--host", "127.0.0.1"], env, "listening on")
@@ -72,12 +72,6 @@ def test_killed_worker_is_reported_within_60_s(clean_lab, lab_inventory_path: Pa
         clean_lab.control("hv-a1", "hung", {"on": False})
 
 
-def _killed_counted(port: int) -> Scrape | None:
-    if get(port, "/healthz")[0] != 200:
-        return None  # the worker is still starting (it restarts itself in multiprocess mode first)
-    scraped = scrape(port)
-    return scraped if scraped.value("hvbot_jobs_total", kind="run_lookup", outcome="killed") else None
-
 
 def test_a_killed_work_horse_is_counted_by_its_worker(clean_lab, lab_inventory_path: Path, fake_slack: FakeSlack,
                                                      redis_conn: redis.Redis) -> None:
@@ -96,7 +90,8 @@ def test_a_killed_work_horse_is_counted_by_its_worker(clean_lab, lab_inventory_p
                       description="vms on a hung host (killed horse test)")
         horse = wait_until(lambda: job.get_meta(refresh=True).get("pid"), 60, "the work horse's pid")
         os.kill(int(horse), signal.SIGKILL)  # as the OOM killer would: the worker itself lives on
-        scraped = wait_until(lambda: _killed_counted(port), 60, "the killed job in the worker's /metrics")
+        scraped = wait_until(lambda: job_counted(port, "run_lookup", "killed"), 60,
+                             "the killed job in the worker's /metrics")
         assert isinstance(scraped, Scrape)
         assert scraped.value("hvbot_jobs_total", kind="run_lookup", outcome="killed") == 1
         assert scraped.value("hvbot_job_duration_seconds_count", kind="run_lookup", outcome="killed") == 1

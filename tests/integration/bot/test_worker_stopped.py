@@ -32,11 +32,10 @@ from tests.support.fixtures_slack import (
     SIGNING_SECRET,
     HvbotProcess,
     free_port,
-    get,
     signed_headers,
     slash_body,
 )
-from tests.support.scrape import Scrape, scrape
+from tests.support.scrape import Scrape, job_counted
 from tests.support.workers import BurstWorker
 
 
@@ -47,12 +46,6 @@ def _say(app: App, text: str) -> str:
     data = json.loads(response.body)
     return str(data["text"]) + "\n" + json.dumps(data.get("blocks", []))  # the job id is in a context block
 
-
-def _stopped_counted(port: int) -> Scrape | None:
-    if get(port, "/healthz")[0] != 200:
-        return None  # the worker is still starting (it restarts itself in multiprocess mode first)
-    scraped = scrape(port)
-    return scraped if scraped.value("hvbot_jobs_total", kind="run_lookup", outcome="stopped") else None
 
 
 def test_a_job_cancelled_while_it_runs_is_counted_stopped_by_its_worker(
@@ -74,7 +67,8 @@ def test_a_job_cancelled_while_it_runs_is_counted_stopped_by_its_worker(
         assert isinstance(job, Job)
         wait_until(lambda: job.get_meta(refresh=True).get("pid"), 60, "the work horse running the job")
         assert "asked the worker to stop it" in _say(app, f"cancel {job_id}")
-        scraped = wait_until(lambda: _stopped_counted(port), 60, "the stopped job in the worker's /metrics")
+        scraped = wait_until(lambda: job_counted(port, "run_lookup", "stopped"), 60,
+                             "the stopped job in the worker's /metrics")
         assert isinstance(scraped, Scrape)
         assert scraped.value("hvbot_jobs_total", kind="run_lookup", outcome="stopped") == 1
         assert scraped.value("hvbot_job_duration_seconds_count", kind="run_lookup", outcome="stopped") == 1
