@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from jobs.audit import AuditEntry, AuditLog
 from jobs.failover.tasks import sweep_dead_failovers
 from jobs.inventory.tasks import run_lookup
 from jobs.keys import DRILL_RUNS_KEY, FAILOVER_RUNS_KEY, RECOVERY_RUNS_KEY
+from jobs.periodic import Periodic
 from jobs.ports import ReplyTo
 from jobs.queue import enqueue, new_job_id
 from jobs.recovery.drill_tasks import sweep_dead_drills
@@ -161,38 +161,28 @@ def build_runtime(settings: Settings, connection: redis.Redis | None = None,
     return Runtime(settings, connection, client, reporter, authz, AuditLog(connection))
 
 
-class AbandonedJobWatcher:
+class AbandonedJobWatcher(Periodic):
     """Every `abandoned_check_seconds`, reports started jobs whose worker died (a daemon thread)."""
 
     def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="hvbot-abandoned-watcher", daemon=True)
+        self._runtime, self._period_s = runtime, runtime.settings.abandoned_check_seconds
+        self._failures = 0
+        super().__init__("hvbot-abandoned-watcher", self._period_s)
 
-    def start(self) -> AbandonedJobWatcher:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        period = self._runtime.settings.abandoned_check_seconds
-        failures = 0
-        while not self._stop.wait(backoff_s(failures, period, max(period, MAX_BACKOFF_S))):
-            try:
-                found = self._runtime.sweep_abandoned()
-            except Exception as exc:
-                failures += 1
-                if isinstance(exc, redis.RedisError):  # one line, no traceback: an outage is not a bug
-                    log.warning("abandoned-job sweep: Redis unreachable (%s), %d failed tries in a row",
-                                type(exc).__name__, failures)
-                else:
-                    log.exception("abandoned-job sweep failed")
-                continue
-            if failures:
-                log.warning("abandoned-job sweep: Redis answers again after %d failed tries", failures)
-            failures = 0
-            if found:
-                log.warning("reported %d abandoned job(s)", found)
+    def round(self) -> float:
+        try:
+            found = self._runtime.sweep_abandoned()
+        except Exception as exc:
+            self._failures += 1
+            if isinstance(exc, redis.RedisError):  # one line, no traceback: an outage is not a bug
+                log.warning("abandoned-job sweep: Redis unreachable (%s), %d failed tries in a row",
+                            type(exc).__name__, self._failures)
+            else:
+                log.exception("abandoned-job sweep failed")
+            return backoff_s(self._failures, self._period_s, max(self._period_s, MAX_BACKOFF_S))
+        if self._failures:
+            log.warning("abandoned-job sweep: Redis answers again after %d failed tries", self._failures)
+        self._failures = 0
+        if found:
+            log.warning("reported %d abandoned job(s)", found)
+        return self._period_s

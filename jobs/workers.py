@@ -26,6 +26,7 @@ from rq.utils import now
 from rq.worker import BaseWorker
 
 from jobs.backoff import backoff_s
+from jobs.periodic import Periodic
 from jobs.metrics import JobOutcome, observe_job
 
 log = logging.getLogger("hvbot.worker")
@@ -154,30 +155,20 @@ class HvbotSimpleWorker(Timed, ReRegistering, SimpleWorker):
     """RQ's in-process worker, re-registering after a Redis restart, timing its jobs."""
 
 
-class RegistrationKeeper:
+class RegistrationKeeper(Periodic):
     """Every `period_s`, a daemon thread checks that the worker is still registered and restores it if not."""
 
     def __init__(self, worker: ReRegistering, period_s: float) -> None:
-        self._worker = worker
-        self._period_s = period_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="hvbot-worker-registration", daemon=True)
+        self._worker, self._period_s = worker, period_s
+        self._failures = 0
+        super().__init__("hvbot-worker-registration", period_s)
 
-    def start(self) -> RegistrationKeeper:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        failures = 0
-        while not self._stop.wait(backoff_s(failures, self._period_s, max(self._period_s, 60.0))):
-            try:
-                self._worker.ensure_registered()
-            except redis.RedisError as exc:  # Redis still down: try again later, less often
-                failures += 1
-                log.debug("worker registration check failed: %s", exc)
-            else:
-                failures = 0
+    def round(self) -> float:
+        try:
+            self._worker.ensure_registered()
+        except redis.RedisError as exc:  # Redis still down: try again later, less often
+            self._failures += 1
+            log.debug("worker registration check failed: %s", exc)
+            return backoff_s(self._failures, self._period_s, max(self._period_s, 60.0))
+        self._failures = 0
+        return self._period_s

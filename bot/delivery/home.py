@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +30,7 @@ from jobs.failover.approvals import Approval, ApprovalStore
 from jobs.job_listing import recent_jobs
 from jobs.monitor.state import AlertEngine
 from jobs.monitor.sweep import load_last
+from jobs.periodic import Periodic
 
 log = logging.getLogger("hvbot.home")
 
@@ -165,35 +165,24 @@ class DirectReply:
         self._client.chat_postMessage(channel=channel, text=text, blocks=blocks)
 
 
-class HomeRefresher:
+class HomeRefresher(Periodic):
     """In the monitor process: every `tick_s`, republish recent Home views once a sweep stored new results."""
 
     def __init__(self, publisher: HomePublisher, tick_s: float = 5.0) -> None:
         self._publisher = publisher
         self._tick_s = max(tick_s, 1.0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="hvbot-home-refresh", daemon=True)
+        self._last_pass = 0.0
+        super().__init__("hvbot-home-refresh", self._tick_s, join_s=10)
 
-    def start(self) -> HomeRefresher:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        last_pass = 0.0
-        while not self._stop.wait(self._tick_s):
-            if time.monotonic() - last_pass < MIN_PASS_S:
-                continue
-            try:
-                if self._publisher.refresh_after_sweep():
-                    last_pass = time.monotonic()
-            except redis.RedisError as exc:
-                log.warning("App Home refresh skipped: Redis unreachable (%s)", type(exc).__name__)
-            except Exception:
-                log.exception("App Home refresh failed")
+    def round(self) -> float:
+        if time.monotonic() - self._last_pass < MIN_PASS_S:
+            return self._tick_s
+        try:
+            if self._publisher.refresh_after_sweep():
+                self._last_pass = time.monotonic()
+        except redis.RedisError as exc:  # other failures are logged with their traceback by Periodic
+            log.warning("App Home refresh skipped: Redis unreachable (%s)", type(exc).__name__)
+        return self._tick_s
 
 
 def _text(value: bytes | str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from jobs.hyperv import process_fleet
 from jobs.keys import ALIVE_KEY, RECOVERY_RUNS_KEY
 from jobs.liveness import OWN_DEATH_META, claim_final, clear_message, heartbeat
 from jobs.locks import release_owned_by
+from jobs.periodic import Periodic
 from jobs.recovery.execute import Recovery, run_plan
 from jobs.recovery.locks import RunLocks
 from jobs.recovery.model import Member, ResolvedPlan
@@ -80,14 +80,16 @@ def run_recovery(approval_id: str, plan: dict[str, Any], kind: str, reply: dict[
         conn.hdel(RECOVERY_RUNS_KEY, approval_id)
 
 
-class CardRefresher:
+class CardRefresher(Periodic):
     """One round at a time: redraw the card if the progress moved; while Redis or Slack fail, back off and log
-    the traceback once per outage, not every interval (jobs/backoff.py)."""
+    the traceback once per outage, not every interval (jobs/backoff.py). The first round draws at once: the card
+    turns into the table as soon as the run starts."""
 
     def __init__(self, progress: RunProgress, card: dict[str, Any], reporter: ports.RecoveryReporter,
                  interval_s: float) -> None:
         self.progress, self.card, self.reporter, self.interval_s = progress, card, reporter, interval_s
         self.shown, self.failures = 0, 0
+        super().__init__("hvbot-recovery-card", 0.0, join_s=interval_s + 30)
 
     def round(self) -> float:
         """Redraw if needed; returns how long to wait before the next round."""
@@ -113,19 +115,11 @@ class CardRefresher:
 def refreshing_card(progress: RunProgress, card: dict[str, Any], reporter: ports.RecoveryReporter,
                     interval_s: float) -> Iterator[None]:
     """Redraw the card when the progress moved, at most every ``interval_s`` (one writer: no write storms)."""
-    stop, refresher = threading.Event(), CardRefresher(progress, card, reporter, interval_s)
-
-    def loop() -> None:  # the first round draws at once: the card turns into the table as soon as the run starts
-        while not stop.wait(refresher.round()):
-            pass
-
-    thread = threading.Thread(target=loop, name="hvbot-recovery-card", daemon=True)
-    thread.start()
+    refresher = CardRefresher(progress, card, reporter, interval_s).start()
     try:
         yield
     finally:
-        stop.set()
-        thread.join(timeout=interval_s + 30)
+        refresher.stop()
 
 
 def sweep_dead_recoveries(connection: redis.Redis, now: datetime, grace_seconds: float = 10.0,
