@@ -30,6 +30,9 @@ def _pyplot() -> Any:
 
 
 def _png(fig: Any) -> bytes:
+    """The finished figure as PNG: dates slanted to fit, margins tightened."""
+    fig.autofmt_xdate()
+    fig.tight_layout()
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=DPI)
     return out.getvalue()
@@ -74,8 +77,6 @@ def vm_chart(vm: str, series: Mapping[str, Sequence[VmSample]], now: datetime) -
         health_ax.set_ylim(-0.5, len(hosts) - 0.5)
         health_ax.set_ylabel("health")
         _window(health_ax, now, VM_WINDOW_S, "%H:%M")
-        fig.autofmt_xdate()
-        fig.tight_layout()
         return _png(fig)
     finally:
         plt.close(fig)
@@ -105,8 +106,6 @@ def fleet_chart(title: str, samples: Sequence[HostSample], now: datetime) -> byt
         ax.grid(True, alpha=0.3)
         ax.set_title(f"{title}: replica health, last 7 days (UTC)")
         _window(ax, now, HOST_WINDOW_S, "%a %d %b")
-        fig.autofmt_xdate()
-        fig.tight_layout()
         return _png(fig)
     finally:
         plt.close(fig)
