@@ -37,6 +37,7 @@ from bot.settings import Settings
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OWNED_ENV = "HVBOT_METRICS_OWN_DIR"  # set by the restart below: this process created the directory
 ADDITIVE = ("counter", "histogram")  # what a dead process's file adds to the archive; its gauges are dropped
+HEADER_BYTES = 8  # prometheus-client's file header: the bytes used, then padding
 
 
 def exposition(registry: CollectorRegistry) -> Exposition:
@@ -77,7 +78,14 @@ class FoldingMultiProcessCollector(MultiProcessCollector):
     def collect(self):  # type: ignore[no-untyped-def]  # prometheus-client's own signature is untyped
         with self._lock:
             fold_exited(self._dir, self._alive)
-            return super().collect()
+            return self.merge(sized_files(self._dir), accumulate=True)
+
+
+def sized_files(path: str) -> list[str]:
+    """The process files past their header. A starting process opens its file before it sizes it, and the
+    library's reader fails on an empty file (a scrape in that moment answered 500); such a file holds nothing."""
+    return [name for name in sorted(glob.glob(os.path.join(path, "*.db")))
+            if os.path.getsize(name) >= HEADER_BYTES]
 
 
 def fold_exited(path: str, alive: Callable[[int], bool]) -> int:
@@ -87,7 +95,7 @@ def fold_exited(path: str, alive: Callable[[int], bool]) -> int:
         prefix, _, pid = os.path.basename(name)[:-3].rpartition("_")
         if not pid.isdigit() or int(pid) == os.getpid() or alive(int(pid)):
             continue  # the archive itself, this process, or one still running
-        if prefix in ADDITIVE:
+        if prefix in ADDITIVE and os.path.getsize(name) >= HEADER_BYTES:  # an empty one died before counting
             archive = MmapedDict(os.path.join(path, f"{prefix}_archive.db"))
             try:
                 for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(name):  # and its position

@@ -60,6 +60,19 @@ def test_own_files_and_the_archive_are_never_folded(tmp_path: Path) -> None:
     assert len(list(tmp_path.iterdir())) == 2
 
 
+def test_a_file_a_starting_horse_has_just_created_does_not_fail_the_scrape(tmp_path: Path) -> None:
+    """A horse's MmapedDict opens its file before it sizes it: a scrape in between once answered 500 in CI."""
+    key = _calls(CALLS)
+    _write(tmp_path / "counter_900001.db", {key: 2.0})
+    (tmp_path / "counter_900002.db").touch()  # the starting horse, still running
+    (tmp_path / "histogram_900003.db").touch()  # one killed before it sized its file
+    registry = CollectorRegistry()
+    FoldingMultiProcessCollector(registry, str(tmp_path), alive={900002}.__contains__)
+    body, _ = exposition(registry)(None)
+    assert Scrape.parse(body.decode()).value("hvbot_host_calls_total", host="hv-a1", outcome="ok") == 2.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_900002.db", "counter_archive.db"]
+
+
 def test_socket_mode_gauge_is_read_at_scrape_time() -> None:
     state = {"up": False}
     registry = CollectorRegistry()
