@@ -18,6 +18,7 @@ from lab.fleet import Lab
 from tests.support.fixtures_redis import TEST_QUEUE
 
 
+@pytest.mark.timeout(300)  # the tour waits out its 60 s answer timeout on purpose: 120 s is too close
 def test_tour_returns_1_naming_the_step_that_did_not_behave(make_lab: Callable[..., Lab], tmp_path: Path,
                                                             redis_conn: redis.Redis,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,8 +27,8 @@ def test_tour_returns_1_naming_the_step_that_did_not_behave(make_lab: Callable[.
     monkeypatch.setenv("HVBOT_INVENTORY", str(inventory))  # restored after the test; the session sets it too
     process_fleet._fleet_cache.clear()
     lab.control("hv-b1", "power_loss", {})  # web01's replica host: no failover can run there
-    settings = Settings(inventory=inventory, queue=f"{TEST_QUEUE}-tour", slack_signing_secret=None, slack_app_token=None,
-                        demo_answer_timeout_seconds=60)
+    settings = Settings(inventory=inventory, queue=f"{TEST_QUEUE}-tour", slack_signing_secret=None,
+                        slack_app_token=None, demo_answer_timeout_seconds=60)
     out = io.StringIO()
     try:
         with console_session(settings, out, redis_conn=redis_conn, monitor=True) as console:

@@ -132,6 +132,7 @@ def world(make_lab: Callable[..., Lab], sentinels: SentinelLab, tmp_path: Path) 
                 process.stop()
 
 
+@pytest.mark.timeout(360)  # about 72 s on a quiet machine; five Redis processes, three of hvbot: room to spare
 def test_an_approval_and_a_backup_window_survive_a_sentinel_failover_once_each(world: World) -> None:
     before = world.sentinels.master_port()
     world.start_window(seconds=15)
