@@ -14,6 +14,7 @@ from typing import Any
 import redis
 from slack_sdk import WebClient
 
+from bot.delivery.slack import ack_path_client
 from bot.settings import Settings, approval_secret
 from bot.views import common as views
 from bot.views import failover as fv
@@ -55,9 +56,10 @@ def update_card(client: WebClient, channel: str, ts: str, view: View) -> None:
 def announce_start(client: WebClient, channel: str, ts: str, view: View, what: str) -> None:
     """The card says an approved run is starting; best effort, because the run must be queued even when Slack
     cannot be told now (its worker redraws the card at its first step). Raising here would leave an approval
-    claimed for execution with no job behind it."""
+    claimed for execution with no job behind it. It runs before the click's ack and before the job is queued
+    (after it, a late update could hide the worker's newer card), so it never waits out a 429."""
     try:
-        update_card(client, channel, ts, view)
+        update_card(ack_path_client(client), channel, ts, view)
     except Exception:  # noqa: BLE001 - Slack refused or did not answer: the worker's updates follow
         log.warning("could not show that %s is starting; queueing it anyway", what, exc_info=True)
 

@@ -26,6 +26,7 @@ from jobs.ports import ReplyTo
 log = logging.getLogger("hvbot.slack")
 
 CSV_AUTO_PAGES = 5  # results longer than this many pages also get the CSV in the thread
+ACK_PATH_TIMEOUT_S = 2  # a Web API call made before a click's ack: Slack wants the ack within 3 s
 
 
 class CountedRateLimitRetryHandler(RateLimitErrorRetryHandler):
@@ -64,6 +65,13 @@ def _method_of(url: str) -> str:
 
 def retry_handlers() -> list[Any]:
     return [ConnectionErrorRetryHandler(max_retry_count=2), CountedRateLimitRetryHandler(max_retry_count=3)]
+
+
+def ack_path_client(client: WebClient) -> WebClient:
+    """The bot's client for one best-effort call made before a click's ack (Bolt answers when the listener
+    returns): a short timeout and no retries, so neither a 429's Retry-After nor a slow Slack holds the ack."""
+    return CountedWebClient(token=client.token, base_url=client.base_url, timeout=ACK_PATH_TIMEOUT_S,
+                            retry_handlers=[])
 
 
 def web_client(settings: Settings) -> WebClient:

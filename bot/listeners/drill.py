@@ -18,7 +18,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk.webhook import WebhookClient
 
-from bot.delivery.cards import approval_store, lazy_approval_store
+from bot.delivery.cards import approval_store, lazy_approval_store, update_card
 from bot.grammar import APPROVER, VIEWER, Command, parse_duration
 from bot.listeners import failover
 from bot.listeners.verbs import Verbs
@@ -139,8 +139,10 @@ def on_decision(runtime: Runtime, store: ApprovalStore, body: dict[str, Any], ac
         view = dv.decided(target, f"approved by <@{user}>; running (job {job_id}); the report goes to <#{where}>.")
     else:
         return
-    runtime.client.chat_update(channel=approval.channel, ts=approval.message_ts, text=view.text,
-                               blocks=view.block_dicts())
+    # After the ack (Bolt answers when this returns): a 429 waited out here would hold it past Slack's 3 s. The
+    # drill reports in a message of its own, so this card has no newer state to hide.
+    runtime.after_ack(lambda: update_card(runtime.client, approval.channel, approval.message_ts, view),
+                      f"the card of drill approval {approval_id}")
 
 
 def register(app: App, runtime: Runtime, gate: Gate) -> Verbs:

@@ -101,7 +101,9 @@ def on_decision(runtime: Runtime, store: ApprovalStore, who: Requester, action: 
     assert approval is not None
     data = stored_preview(runtime.redis, approval.id)
     if result.verdict == "rejected":
-        update_card(runtime.client, approval.channel, approval.message_ts, fv.decided(data, f"Rejected by <@{user}>."))
+        rejected = fv.decided(data, f"Rejected by <@{user}>.")
+        runtime.after_ack(lambda: update_card(runtime.client, approval.channel, approval.message_ts, rejected),
+                          f"the card of rejected approval {approval.id}")  # a 429 waited out here would hold the ack
         return result
     _start(runtime, store, approval.id, user)
     return result

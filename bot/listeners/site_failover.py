@@ -104,7 +104,9 @@ def on_decision(runtime: Runtime, store: ApprovalStore, who: Requester, action: 
     assert approval is not None
     data = stored_recovery_preview(runtime.redis, f"a:{approval.id}") or {}
     if result.verdict == "rejected":
-        update_card(runtime.client, approval.channel, approval.message_ts, rv.decided(data, f"Rejected by <@{user}>."))
+        rejected = rv.decided(data, f"Rejected by <@{user}>.")
+        runtime.after_ack(lambda: update_card(runtime.client, approval.channel, approval.message_ts, rejected),
+                          f"the card of rejected approval {approval.id}")  # a 429 waited out here would hold the ack
         return result
     _start(runtime, store, approval.id, user)
     return result

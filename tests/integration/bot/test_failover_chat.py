@@ -30,6 +30,7 @@ from jobs.locks import VmLock
 from lab.fleet import Lab
 from tests.support.fixtures_redis import TEST_QUEUE
 from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
+from tests.support.held_pool import HeldPool, drawn_after_the_ack
 from tests.support.workers import work_dry
 
 OP, APP1, APP2, VIEWER = "U0OP", "U0AP1", "U0AP2", "U0VIEW"
@@ -187,3 +188,31 @@ def test_an_approval_whose_card_slack_cannot_update_still_runs_its_failover(chat
     assert [e for e in c["lab"].command_log() if e.cmdlet == "Start-VMFailover"]  # the test failover ran
     assert [x for x in c["fake"].calls_to("chat.update") if x.status == 500]  # the refused update happened
     assert "done" in json.dumps(c["fake"].calls_to("chat.update")[-1].args)  # the worker's card
+
+
+def test_an_approve_click_is_acked_without_waiting_out_a_429_on_its_card(chat: dict[str, Any]) -> None:
+    """Bolt answers a click when its listener returns, and the "approved, running" update runs before the job is
+    queued: waiting out a 429's Retry-After there would hold the ack past Slack's 3 s. One try, then the run."""
+    c = chat
+    value = _request(c, "failover fw01 test")
+    before = len(c["fake"].calls_to("chat.update"))
+    c["fake"].fail_next("chat.update", status=429, retry_after=60)
+    _approve(c, value)
+    assert [x.status for x in c["fake"].calls_to("chat.update")[before:]] == [429]  # no retry before the ack
+    _work(c)
+    assert [e.cmdlet for e in c["lab"].command_log() if e.cmdlet == "Start-VMFailover"] == ["Start-VMFailover"]
+    assert "done" in json.dumps(c["fake"].calls_to("chat.update")[-1].args)  # the worker's card
+
+
+def test_a_reject_click_redraws_its_card_after_the_ack(chat: dict[str, Any]) -> None:
+    """The rejected card is drawn after the ack, so it may wait out a 429 (and does) without holding the ack."""
+    c, pool = chat, HeldPool()
+    value = _request(c, "failover fw01 test")
+    app = build_app(c["settings"], runtime=c["runtime"], listener_executor=pool)
+    updates = drawn_after_the_ack(c["fake"], pool, lambda: _dispatch(app, action_body(
+        "hvbot_fo_reject", value, user=APP1, channel="C0ONCALL", message_ts="9.9",
+        response_url=c["fake"].response_url("reject"))))
+    assert [x.status for x in updates] == [429, 200] and "Rejected by <@U0AP1>" in json.dumps(updates[-1].args)
+    _work(c)
+    assert [e for e in c["lab"].command_log() if e.cmdlet == "Start-VMFailover"] == []
+    pool.shutdown()

@@ -34,6 +34,7 @@ from lab.fleet import Lab
 from lab.fleet_file import fleet_from_dict
 from tests.support.fixtures_redis import TEST_QUEUE
 from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
+from tests.support.held_pool import HeldPool, drawn_after_the_ack
 from tests.support.workers import BurstWorker
 
 OP, APP1, APP2, VIEWER = "U0OP", "U0AP1", "U0AP2", "U0VIEW"
@@ -265,3 +266,36 @@ def test_an_approval_whose_card_slack_cannot_update_still_queues_its_run(small_c
     assert [x for x in c["fake"].calls_to("chat.update") if x.status == 500]
     _work(c, max_jobs=1)  # the re-check
     assert len(_runs(c)) == 1
+
+
+def _dark_site_a_approve_value(c: dict[str, Any]) -> str:
+    c["lab"].control("hv-a1", "power_loss", {})
+    message, _ = _preview(c, "failover --site site-a unplanned")
+    return _request(c, _buttons(message, "hvbot_rc_request")[0])
+
+
+def test_an_approve_click_is_acked_without_waiting_out_a_429_on_its_card(small_chat: dict[str, Any]) -> None:
+    """Bolt answers a click when its listener returns, and the "approved" card update runs before the re-check
+    is queued: one try, no Retry-After wait, so the ack is not held past Slack's 3 s."""
+    c = small_chat
+    approve = _dark_site_a_approve_value(c)
+    before = len(c["fake"].calls_to("chat.update"))
+    c["fake"].fail_next("chat.update", status=429, retry_after=60)
+    _approve(c, approve, user=APP2)
+    assert [x.status for x in c["fake"].calls_to("chat.update")[before:]] == [429]
+    _work(c, max_jobs=1)  # the re-check
+    assert len(_runs(c)) == 1
+
+
+def test_a_reject_click_redraws_its_card_after_the_ack(small_chat: dict[str, Any]) -> None:
+    """The rejected card is drawn after the ack, so it may wait out a 429 (and does) without holding the ack."""
+    c, pool = small_chat, HeldPool()
+    reject = _dark_site_a_approve_value(c)  # Approve and Reject carry the same value
+    app = build_app(c["settings"], runtime=c["runtime"], listener_executor=pool)
+    updates = drawn_after_the_ack(c["fake"], pool, lambda: _dispatch(app, action_body(
+        "hvbot_rc_reject", reject, user=APP1, channel="C0ONCALL", message_ts="9.9",
+        response_url=c["fake"].response_url("reject"))))
+    assert [x.status for x in updates] == [429, 200] and "Rejected by <@U0AP1>" in json.dumps(updates[-1].args)
+    _work(c)
+    assert _runs(c) == [] and len(c["queue"]) == 0
+    pool.shutdown()
