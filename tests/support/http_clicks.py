@@ -31,15 +31,18 @@ class Front:
         checks = RequestChecks(SIGNING_SECRET, ReplayCache(self.connection))
         self.server = BoltHTTPServer(app, "127.0.0.1", 0, checks=checks).start()
 
-    def send(self, body: str, age: int = 0) -> tuple[int, str]:
-        return post(self.server.port, body, signed_headers(body, timestamp=int(time.time()) - age))
+    def send(self, body: str, age: int = 0, timestamp: int | None = None) -> tuple[int, str]:
+        """`timestamp` signs at that time exactly: two sends of one body that must differ (or be the same bytes)
+        cannot then fall on either side of a second boundary."""
+        when = timestamp if timestamp is not None else int(time.time()) - age
+        return post(self.server.port, body, signed_headers(body, timestamp=when))
 
     def send_json(self, body: str) -> tuple[int, str]:
         """An Events API request: a JSON body, signed like every other request."""
         return post(self.server.port, body, {**signed_headers(body), "Content-Type": "application/json"})
 
-    def ack(self, body: str, age: int = 0) -> dict[str, Any]:
-        status, text = self.send(body, age)
+    def ack(self, body: str, age: int = 0, timestamp: int | None = None) -> dict[str, Any]:
+        status, text = self.send(body, age, timestamp)
         assert status == 200, (status, text)
         return dict(json.loads(text)) if text else {}
 

@@ -6,6 +6,7 @@ log counts what reached the hosts."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from rq import Queue, SimpleWorker
@@ -38,10 +39,13 @@ def _said(fake: Any, name: str, *phrases: str) -> None:
 
 
 def _press_three_times(f: Any, body: str) -> None:
-    """The click, the same click re-signed (a double click / replay with a fresh timestamp), and the same bytes."""
-    f.send(body)
-    f.send(body, age=1)
-    f.send(body, age=1)
+    """The click, the same click re-signed (a double click / replay with a fresh timestamp), and the same bytes.
+    One clock reading for all three: read per send, a second boundary between the first two made them the same
+    bytes, so the re-signed click was dropped as a replay and never answered (a CI failure)."""
+    now = int(time.time())
+    f.send(body, timestamp=now)
+    f.send(body, timestamp=now - 1)
+    f.send(body, timestamp=now - 1)
 
 
 def test_replayed_teaming_run_sets_the_adapter_once(chat: dict[str, Any]) -> None:
@@ -106,9 +110,10 @@ def test_failover_request_posts_one_approval_card_and_approve_runs_once(chat: di
         cards = [x for x in fake.calls_to("chat.postMessage") if _buttons(x, "hvbot_fo_approve")]
         assert len(cards) == 1  # one request, one approval card
         approve = _buttons(cards[0], "hvbot_fo_approve")[0]
+        now = int(time.time())
         for user, age in ((APP1, 0), (APP1, 1), (APP2, 2)):  # replayed, and a second approver a moment later
             f.send(action_body("hvbot_fo_approve", approve, user=user, channel="C0ONCALL", message_ts="9.9",
-                               response_url=fake.response_url(f"ap-{user}")), age=age)
+                               response_url=fake.response_url(f"ap-{user}")), timestamp=now - age)
         _work(c)
     assert len(_cmdlets(c["lab"], "Start-VMFailover")) == 1  # the decision record: exactly one run
     assert any("already decided" in a for a in answers(fake, f"ap-{APP2}"))
@@ -116,10 +121,11 @@ def test_failover_request_posts_one_approval_card_and_approve_runs_once(chat: di
 
 def test_backup_window_run_and_cancel_act_once(chat: dict[str, Any]) -> None:
     c, fake = chat, chat["fake"]
+    now = int(time.time())
     with front(c["app"]) as f:
         for name in ("one", "two"):
             # Two separate commands (signed at different times): an identical signed body would be a replay.
-            ack = f.ack(slash_body("checkpoint web01", user=OP), age=0 if name == "one" else 1)
+            ack = f.ack(slash_body("checkpoint web01", user=OP), timestamp=now if name == "one" else now - 2)
             request_id = next(e["value"] for b in ack["blocks"] if b.get("type") == "actions" for e in b["elements"]
                               if e["action_id"] == "hvbot_bk_run")
             action = "hvbot_bk_run" if name == "one" else "hvbot_bk_dismiss"
