@@ -16,6 +16,7 @@ from bot.delivery.cards import approval_store
 from bot.runtime import build_runtime
 from bot.settings import Settings
 from jobs.recovery.drill_store import DrillStore
+from tests.integration.bot.test_failover_chat import _buttons
 from tests.integration.bot.test_monitor_sweep import World, r, slack, world  # noqa: F401  # fixtures
 from tests.support.fixtures_redis import wait_until
 from tests.support.fixtures_slack import BOT_TOKEN, SIGNING_SECRET, action_body, signed_headers, slash_body
@@ -32,11 +33,14 @@ def _app(w: World, pool: HeldPool | None = None, **extra: object) -> App:
     return build_app(settings, runtime=build_runtime(settings, connection=w.r), listener_executor=pool)
 
 
-def _say(app: App, text: str, user: str = OP) -> str:
-    body = slash_body(text, user=user)
+def _dispatch(app: App, body: str) -> str:
     response = app.dispatch(BoltRequest(body=body, headers={k.lower(): [v] for k, v in signed_headers(body).items()}))
     assert response.status == 200
-    return str(json.loads(response.body)["text"])
+    return str(response.body)
+
+
+def _say(app: App, text: str, user: str = OP) -> str:
+    return str(json.loads(_dispatch(app, slash_body(text, user=user)))["text"])
 
 
 def test_drill_schedules_from_chat(world):
@@ -90,8 +94,7 @@ def test_a_drill_card_slack_refuses_is_told_to_the_requester(world):
     app = _app(w)
     w.slack.fail_next("chat.postMessage", status=500)
     body = slash_body("drill dr-plan", user=OP, response_url=w.slack.response_url("drill-request"))
-    response = app.dispatch(BoltRequest(body=body, headers={k.lower(): [v] for k, v in signed_headers(body).items()}))
-    assert "Drill of dr-plan requested" in json.loads(response.body)["text"]
+    assert "Drill of dr-plan requested" in json.loads(_dispatch(app, body))["text"]
     told = w.slack.wait_for(lambda calls: [c for c in calls if c.path.endswith("/drill-request")], 10)[0]
     assert "could not be posted" in told.args["text"] and "nothing was started" in told.args["text"]
     assert not [c for c in w.slack.calls_to("chat.postMessage") if c.status == 200]
@@ -107,15 +110,10 @@ def test_a_drill_approval_is_queued_before_the_ack_and_its_card_redrawn_after(wo
     wait_until(lambda: store.get(approval_id).message_ts, 10, "the card posted after the ack and its ts stored")
     card = w.slack.wait_for(lambda calls: [c for c in calls if c.method == "chat.postMessage"
                                            and "hvbot_drill_approve" in json.dumps(c.args)], 10)[0]
-    blocks = card.args["blocks"]
-    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
-    [value] = [e["value"] for b in blocks if b.get("type") == "actions" for e in b["elements"]
-               if e["action_id"] == "hvbot_drill_approve"]
+    [value] = _buttons(card, "hvbot_drill_approve")
     pool.hold()
-    click = action_body("hvbot_drill_approve", value, user=APPROVER, channel=card.args["channel"],
-                        message_ts=card.response["ts"], response_url=w.slack.response_url("approve"))
-    response = app.dispatch(BoltRequest(body=click, headers={k.lower(): [v] for k, v in signed_headers(click).items()}))
-    assert response.status == 200
+    _dispatch(app, action_body("hvbot_drill_approve", value, user=APPROVER, channel=card.args["channel"],
+                               message_ts=card.response["ts"], response_url=w.slack.response_url("approve")))
     [job] = Queue(QUEUE, connection=w.r, serializer=JSONSerializer).jobs
     assert job.func_name.endswith("run_drill")
     assert w.slack.calls_to("chat.update") == [] and pool.held() == 1
